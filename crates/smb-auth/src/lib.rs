@@ -1,0 +1,2 @@
+//! smb-auth
+#![forbid(unsafe_code)]

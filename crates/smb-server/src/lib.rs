@@ -1,0 +1,1 @@
+//! smb-server: the runtime.

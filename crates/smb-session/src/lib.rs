@@ -1,0 +1,2 @@
+//! smb-session
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! smb-wire
+#![forbid(unsafe_code)]

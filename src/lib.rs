@@ -1,0 +1,10 @@
+//! smbcore: an SMB2/SMB3 session core.
+//!
+//! This root crate re-exports the workspace crates so that an embedding server
+//! can depend on one name. See `README.md` for the layout.
+#![forbid(unsafe_code)]
+
+pub use smb_auth as auth;
+pub use smb_server as server;
+pub use smb_session as session;
+pub use smb_wire as wire;

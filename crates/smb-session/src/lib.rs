@@ -1,2 +1,9 @@
-//! smb-session
+//! smb-session: the sans-IO session core of smbcore.
+//!
+//! No I/O and no clock reads: every input carries `now`.
 #![forbid(unsafe_code)]
+
+pub mod autodisconnect;
+pub mod ids;
+pub mod table;
+pub mod wheel;

@@ -1,2 +1,46 @@
-//! smb-auth
+//! smb-auth: authentication and message integrity for SMB2/SMB3.
+//!
+//! - [`ntlm`]: NTLMSSP (MS-NLMP) messages, acceptor, initiator, credentials.
+//! - [`spnego`]: SPNEGO (RFC 4178, MS-SPNG) tokens and the
+//!   [`SpnegoAcceptor`] / [`SpnegoInitiator`] that wrap NTLMSSP.
+//! - [`kdf`], [`signing`], [`preauth`]: SMB2/3 key derivation, signing and the
+//!   3.1.1 preauth integrity hash (MS-SMB2 3.1.4).
+//!
+//! Protocol logic reads no clock and draws no random numbers: callers pass
+//! challenges, timestamps and keys in ([`random_bytes`] is a convenience).
 #![forbid(unsafe_code)]
+
+pub mod der;
+pub mod error;
+pub mod kdf;
+pub mod ntlm;
+pub mod preauth;
+pub mod signing;
+pub mod spnego;
+
+pub use error::AuthError;
+pub use ntlm::{
+    AcceptorConfig, AuthOutcome, Credential, CredentialStore, Identity, StaticCredentials,
+};
+pub use spnego::{SpnegoAcceptor, SpnegoInitiator, Step};
+
+/// Fills an array from the operating system's RNG (for callers: server
+/// challenges, client challenges, session keys).
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], AuthError> {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).map_err(|_| AuthError::NotSupported("no OS random source"))?;
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod random_tests {
+    #[test]
+    fn random_bytes_differ_between_calls() {
+        let a = super::random_bytes::<16>().unwrap();
+        let b = super::random_bytes::<16>().unwrap();
+        assert_ne!(a, b);
+    }
+}

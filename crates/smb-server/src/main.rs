@@ -1,1 +1,171 @@
-fn main() {}
+//! The `smbcore` binary: `serve`, `ctl` and `dump`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use smb_server::config::Source;
+use smb_server::ctl::{self, CtlCommand};
+use smb_server::{default_admin_socket, ServeOptions, Server, DEFAULT_LISTEN};
+
+/// smbcore: an SMB2/SMB3 session server with exact, live autodisconnect.
+#[derive(Parser, Debug)]
+#[command(name = "smbcore", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (listens on 127.0.0.1:4450 by default; port 445 needs privileges).
+    Serve(ServeArgs),
+    /// Administer a running server over its admin socket.
+    Ctl(CtlArgs),
+    /// Decode captured SMB byte streams (NBSS frames), one line per message.
+    Dump {
+        /// Files holding raw direct-TCP SMB streams.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// TOML config file (keys as in `ctl config show`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Shards (threads); default one per core.
+    #[arg(long)]
+    threads: Option<String>,
+    /// Idle time before a session is reaped: minutes (-1 = never) or 250ms, 30s, 5m, 2h.
+    #[arg(long, allow_hyphen_values = true)]
+    autodisconnect: Option<String>,
+    /// Time a new connection has to authenticate (e.g. 30s).
+    #[arg(long)]
+    pre_auth_timeout: Option<String>,
+    /// Users file (TOML: [[user]] name, password or nt_hash, admin).
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// Admin socket path.
+    #[arg(long)]
+    admin_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this address.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Connections accepted at once.
+    #[arg(long)]
+    max_connections: Option<String>,
+    /// Lowest dialect (2.0.2, 2.1, 3.0, 3.0.2, 3.1.1).
+    #[arg(long)]
+    min_dialect: Option<String>,
+    /// Highest dialect.
+    #[arg(long)]
+    max_dialect: Option<String>,
+    /// Require every session to sign.
+    #[arg(long)]
+    require_signing: bool,
+    /// Map unknown users to guest.
+    #[arg(long)]
+    allow_guest: bool,
+}
+
+#[derive(Args, Debug)]
+struct CtlArgs {
+    /// Admin socket of the server.
+    #[arg(long)]
+    admin_socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: CtlCommand,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Ctl(args) => {
+            let path = args
+                .admin_socket
+                .unwrap_or_else(|| default_admin_socket(DEFAULT_LISTEN.parse().ok()));
+            ctl::run(&path, args.command)
+        }
+        Command::Dump { files } => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            match smb_server::dump::dump_files(&files, &mut out) {
+                Ok(summary) if summary.errors == 0 => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("smbcore dump: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    smb_server::init_logging();
+    let mut opts = ServeOptions::new(args.listen);
+    let cli_values = [
+        ("threads", args.threads),
+        ("autodisconnect", args.autodisconnect),
+        ("pre-auth-timeout", args.pre_auth_timeout),
+        ("max-connections", args.max_connections),
+        ("min-dialect", args.min_dialect),
+        ("max-dialect", args.max_dialect),
+        (
+            "require-signing",
+            args.require_signing.then(|| "true".into()),
+        ),
+        ("allow-guest", args.allow_guest.then(|| "true".into())),
+    ];
+    if let Some(path) = &args.config {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return fail(format!("cannot read config file {}: {e}", path.display())),
+        };
+        if let Err(e) = opts.settings.load_toml(&text) {
+            return fail(format!("config file {}: {e}", path.display()));
+        }
+    }
+    for (key, value) in cli_values {
+        if let Some(v) = value {
+            if let Err(e) = opts.settings.set(Source::CommandLine, key, &v) {
+                return fail(format!("--{key}: {e}"));
+            }
+        }
+    }
+    if let Some(path) = &args.users {
+        match smb_server::users::UserFile::load(path) {
+            Ok(u) => opts.users = u,
+            Err(e) => return fail(e),
+        }
+    }
+    opts.admin_socket = Some(
+        args.admin_socket
+            .unwrap_or_else(|| default_admin_socket(Some(args.listen))),
+    );
+    opts.metrics = args.metrics;
+    let server = match Server::start(opts) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    tracing::info!(
+        listen = %server.local_addr(),
+        admin_socket = %server.admin_socket().map(|p| p.display().to_string()).unwrap_or_default(),
+        "smbcore serving"
+    );
+    server.wait_for_signal();
+    server.shutdown();
+    ExitCode::SUCCESS
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("smbcore: {msg}");
+    ExitCode::from(2)
+}

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod autodisconnect;
+pub mod engine;
 pub mod ids;
 pub mod table;
 pub mod wheel;

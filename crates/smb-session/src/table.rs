@@ -1,1 +1,1232 @@
-//! table
+//! One shard's table of connections, sessions and tree connects, with its
+//! autodisconnect timers.
+//!
+//! MS-SMB2 3.3.1.7 (Connection), 3.3.1.8 (Session), 3.3.1.10 (TreeConnect),
+//! 3.3.5.5 (session setup: Session.State InProgress -> Valid), 3.3.5.6
+//! (LOGOFF), 3.3.5.7 (TREE_CONNECT), 3.3.5.8 (TREE_DISCONNECT); autodisconnect
+//! as Windows does it (KB 138365, KB 102967) and as `../shared/design.md` says.
+//!
+//! No I/O, no clock: every call that can change timing takes `now`. Times are
+//! kept as `u64` nanoseconds since the `epoch` given at construction; the timer
+//! wheel runs in ticks of [`TableConfig::tick`] (1 ms by default). A deadline
+//! `d` is filed at tick `ceil(d / tick)` and checked against the exact `now`
+//! when it fires, so nothing is ever reaped early, and a reap is late by at
+//! most one tick plus the caller's wake-up delay.
+//!
+//! **Lazy re-arm.** [`SessionTable::touch`] only stores `last_activity`. When a
+//! session's timer fires the table compares `now` with `last_activity +
+//! autodisconnect`: it either reaps the session or files the timer again at
+//! the true deadline. An active session therefore costs one timer operation per
+//! timeout period, not one per request; an idle one costs nothing until due.
+//!
+//! **What is reaped.** An authenticated session idle for at least the
+//! autodisconnect value, unless it holds open handles (an open IPC$ pipe is a
+//! handle). A session still authenticating ([`SessionState::InProgress`]) is
+//! reaped `pre_auth_timeout` after it was created, however active. A
+//! connection on which no session ever authenticated produces
+//! [`TableEvent::PreAuthExpired`] `pre_auth_timeout` after it was accepted.
+//! When the last session of a connection is reaped the table asks the runtime
+//! to close the connection ([`TableEvent::CloseConnection`]); a connection
+//! whose last session logged off itself is closed once it has been idle for
+//! the autodisconnect value.
+//!
+//! The runtime closes the socket for `PreAuthExpired` and `CloseConnection`
+//! and then calls [`SessionTable::remove_connection`].
+
+mod admin;
+
+pub use admin::{
+    DisconnectOutcome, Selector, SessionFilter, SessionSnapshot, TableStats, TreeSnapshot,
+};
+
+use crate::autodisconnect::AutoDisconnect;
+use crate::ids::{ConnId, SessionId, TreeId, MAX_SESSION_INDEX};
+use crate::wheel::{TimerKey, TimerWheel};
+use hdrhistogram::Histogram;
+use slab::Slab;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const NIL: u32 = u32::MAX;
+
+/// Most tree connects one session may hold.
+pub const MAX_TREES_PER_SESSION: u16 = 1024;
+/// Longest share name, in bytes (MS-SRVS `NNLEN` is 80 characters).
+pub const MAX_SHARE_NAME: usize = 80 * 4;
+/// Longest user or computer name, in bytes.
+pub const MAX_NAME: usize = 1024;
+
+/// Settings of one table; see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    /// Idle time after which an authenticated session is reaped.
+    pub autodisconnect: AutoDisconnect,
+    /// Time a connection or session may take to authenticate.
+    pub pre_auth_timeout: Duration,
+    /// Timer resolution (a zero tick means 1 ms).
+    pub tick: Duration,
+    /// Most sessions one connection may hold (clamped to 1..=65535).
+    pub max_sessions_per_connection: usize,
+}
+
+impl Default for TableConfig {
+    /// 15 minutes autodisconnect, 30 s to authenticate, 1 ms tick, 64 sessions
+    /// per connection.
+    fn default() -> Self {
+        TableConfig {
+            autodisconnect: AutoDisconnect::DEFAULT,
+            pre_auth_timeout: Duration::from_secs(30),
+            tick: Duration::from_millis(1),
+            max_sessions_per_connection: 64,
+        }
+    }
+}
+
+/// The errors of table operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TableError {
+    /// No such connection (or a stale [`ConnId`]).
+    UnknownConnection,
+    /// No such session (or a stale [`SessionId`]): STATUS_USER_SESSION_DELETED.
+    UnknownSession,
+    /// No such tree connect in that session: STATUS_NETWORK_NAME_DELETED.
+    UnknownTree,
+    /// The session has not finished authenticating.
+    NotAuthenticated,
+    /// The connection already holds `max_sessions_per_connection` sessions.
+    TooManySessions,
+    /// The shard holds as many sessions as a [`SessionId`] can name.
+    TableFull,
+    /// The session holds [`MAX_TREES_PER_SESSION`] tree connects.
+    TooManyTrees,
+    /// An empty or over-long share, user or computer name.
+    InvalidName,
+    /// `close_handle` on a session with no open handle.
+    NoOpenHandles,
+    /// An administrative operation matched nothing.
+    NotFound,
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TableError::UnknownConnection => "no such connection",
+            TableError::UnknownSession => "no such session",
+            TableError::UnknownTree => "no such tree connect",
+            TableError::NotAuthenticated => "session not authenticated",
+            TableError::TooManySessions => "too many sessions on this connection",
+            TableError::TableFull => "session table full",
+            TableError::TooManyTrees => "too many tree connects in this session",
+            TableError::InvalidName => "empty or too long name",
+            TableError::NoOpenHandles => "session has no open handle",
+            TableError::NotFound => "no matching session",
+        })
+    }
+}
+
+impl std::error::Error for TableError {}
+
+/// Who a session belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum UserName {
+    /// A null session (anonymous logon).
+    Anonymous,
+    /// A guest logon.
+    Guest,
+    /// An authenticated user (as the acceptor reports it, e.g. `DOMAIN\user`).
+    User(Arc<str>),
+}
+
+impl UserName {
+    /// Whether this names `name`, ASCII case-insensitively. `Guest` answers to
+    /// "guest"; `Anonymous` to nothing.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            UserName::Anonymous => false,
+            UserName::Guest => name.eq_ignore_ascii_case("guest"),
+            UserName::User(u) => u.eq_ignore_ascii_case(name),
+        }
+    }
+}
+
+impl fmt::Display for UserName {
+    /// Anonymous prints as the empty string (as `NetSessionEnum` shows it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserName::Anonymous => Ok(()),
+            UserName::Guest => f.write_str("guest"),
+            UserName::User(u) => f.write_str(u),
+        }
+    }
+}
+
+/// What session setup learned about the client (MS-SMB2 3.3.5.5.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The user.
+    pub user: UserName,
+    /// Whether the user is an administrator of this server.
+    pub admin: bool,
+    /// The NTLMSSP workstation name, if the client sent one (MS-NLMP 2.2.1.3).
+    pub computer_name: Option<String>,
+    /// The negotiated dialect (e.g. 0x0311).
+    pub dialect: u16,
+    /// Whether the session signs its messages.
+    pub signed: bool,
+}
+
+/// MS-SMB2 3.3.1.8 Session.State (Expired is not kept: reaped sessions go).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    /// Session setup has started and not finished.
+    InProgress,
+    /// Authenticated.
+    Valid,
+}
+
+/// What [`SessionTable::poll_timeouts`] asks the runtime to know or do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableEvent {
+    /// The session was idle past its deadline (or did not authenticate in
+    /// time) and has been logged off: its trees are gone.
+    SessionExpired {
+        /// The session that went.
+        session: SessionId,
+        /// Its connection.
+        conn: ConnId,
+        /// How long after its deadline it was reaped.
+        lateness: Duration,
+    },
+    /// No session on this connection authenticated in time: close it.
+    PreAuthExpired {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The connection has no session left after a reap (or has idled since
+    /// its last logoff): close it.
+    CloseConnection {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// A user name stored compactly: the name lives once in the table's interner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UserRef {
+    Anonymous,
+    Guest,
+    User(Sym),
+}
+
+/// What a wheel entry points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Session(u32),
+    Conn(u32),
+}
+
+const F_VALID: u8 = 1;
+const F_ADMIN: u8 = 2;
+const F_SIGNED: u8 = 4;
+
+/// A session (MS-SMB2 3.3.1.8) as the table keeps it.
+#[derive(Debug)]
+pub struct Session<X = ()> {
+    id: SessionId,
+    last_activity: u64,
+    created: u64,
+    timer: Option<TimerKey>,
+    user: UserRef,
+    conn: ConnId,
+    conn_prev: u32,
+    conn_next: u32,
+    trees: u32,
+    next_tree_id: u16,
+    open_handles: u32,
+    tree_count: u16,
+    dialect: u16,
+    flags: u8,
+    /// The engine's per-session protocol state.
+    pub ext: X,
+}
+
+impl<X> Session<X> {
+    /// The session's id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The connection the session was set up on.
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    /// Whether session setup has completed.
+    pub fn state(&self) -> SessionState {
+        if self.flags & F_VALID != 0 {
+            SessionState::Valid
+        } else {
+            SessionState::InProgress
+        }
+    }
+
+    /// Whether session setup has completed.
+    pub fn is_authenticated(&self) -> bool {
+        self.flags & F_VALID != 0
+    }
+
+    /// Whether the user is an administrator.
+    pub fn is_admin(&self) -> bool {
+        self.flags & F_ADMIN != 0
+    }
+
+    /// Whether the session signs.
+    pub fn is_signed(&self) -> bool {
+        self.flags & F_SIGNED != 0
+    }
+
+    /// The negotiated dialect (0 until authenticated).
+    pub fn dialect(&self) -> u16 {
+        self.dialect
+    }
+
+    /// Number of open handles (files and pipes).
+    pub fn open_handles(&self) -> u32 {
+        self.open_handles
+    }
+
+    /// Number of tree connects.
+    pub fn tree_count(&self) -> u16 {
+        self.tree_count
+    }
+
+    /// Whether the user is a null session.
+    pub fn is_anonymous(&self) -> bool {
+        self.user == UserRef::Anonymous
+    }
+
+    /// Whether the user is a guest.
+    pub fn is_guest(&self) -> bool {
+        self.user == UserRef::Guest
+    }
+}
+
+/// A client connection (MS-SMB2 3.3.1.7) as the table keeps it.
+#[derive(Debug)]
+pub struct Connection<C = ()> {
+    peer: SocketAddr,
+    created: u64,
+    timer: Option<TimerKey>,
+    computer: Option<Sym>,
+    sessions: u32,
+    session_count: u16,
+    generation: u32,
+    authenticated: bool,
+    /// The engine's per-connection state.
+    pub ext: C,
+}
+
+impl<C> Connection<C> {
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether a session on this connection has ever authenticated.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// Number of sessions on this connection.
+    pub fn session_count(&self) -> u16 {
+        self.session_count
+    }
+}
+
+#[derive(Debug)]
+struct Tree {
+    session: u32,
+    next: u32,
+    id: TreeId,
+    share: Sym,
+    /// Seconds since the epoch when connected.
+    created_s: u32,
+    is_ipc: bool,
+}
+
+/// A borrowed view of one tree connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeRef<'a> {
+    /// Its id.
+    pub id: TreeId,
+    /// The share name.
+    pub share: &'a str,
+    /// Whether it is IPC$.
+    pub is_ipc: bool,
+}
+
+/// An interned name: its interner slot plus one (so `Option<Sym>` is 4 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sym(std::num::NonZeroU32);
+
+impl Sym {
+    fn slot(self) -> usize {
+        self.0.get() as usize - 1
+    }
+}
+
+/// Reference-counted string interning: share, user and computer names live
+/// once per table however many sessions use them.
+#[derive(Debug, Default)]
+struct Interner {
+    map: HashMap<Arc<str>, Sym>,
+    slots: Slab<(Arc<str>, u32)>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> Sym {
+        if let Some(&i) = self.map.get(s) {
+            self.slots[i.slot()].1 += 1;
+            return i;
+        }
+        let a: Arc<str> = Arc::from(s);
+        let slot = self.slots.insert((a.clone(), 1));
+        // Names are bounded in length and each is held by a session, tree or
+        // connection, so fewer than 2^32 are ever live.
+        let sym = u32::try_from(slot + 1)
+            .ok()
+            .and_then(std::num::NonZeroU32::new)
+            .map(Sym)
+            .expect("fewer than 2^32 interned names");
+        self.map.insert(a, sym);
+        sym
+    }
+
+    fn release(&mut self, i: Sym) {
+        let e = &mut self.slots[i.slot()];
+        e.1 -= 1;
+        if e.1 == 0 {
+            let (a, _) = self.slots.remove(i.slot());
+            self.map.remove(&a);
+        }
+    }
+
+    fn get(&self, i: Sym) -> &Arc<str> {
+        &self.slots[i.slot()].0
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<SlabSlot<(Arc<str>, u32)>>()
+            + self.map.capacity() * std::mem::size_of::<(Arc<str>, Sym)>()
+            + self
+                .slots
+                .iter()
+                .map(|(_, (a, _))| a.len() + 16)
+                .sum::<usize>()
+    }
+}
+
+/// Counters kept by the table.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    timed_out: u64,
+    admin_disconnected: u64,
+    pre_auth_timeouts: u64,
+    trees: usize,
+}
+
+/// One shard's connections, sessions and tree connects; see the module
+/// documentation.
+///
+/// `X` is the engine's per-session state and `C` its per-connection state,
+/// both stored inline.
+pub struct SessionTable<X = (), C = ()> {
+    shard: u16,
+    epoch: Instant,
+    tick_ns: u64,
+    cfg: TableConfig,
+    conns: Slab<Connection<C>>,
+    sessions: Slab<Session<X>>,
+    trees: Slab<Tree>,
+    wheel: TimerWheel<Target>,
+    names: Interner,
+    generation: u32,
+    conn_generation: u32,
+    counters: Counters,
+    lateness: Histogram<u64>,
+}
+
+impl<X, C> fmt::Debug for SessionTable<X, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionTable")
+            .field("shard", &self.shard)
+            .field("cfg", &self.cfg)
+            .field("connections", &self.conns.len())
+            .field("sessions", &self.sessions.len())
+            .field("trees", &self.trees.len())
+            .field("wheel", &self.wheel)
+            .finish()
+    }
+}
+
+fn check_name(s: &str, max: usize) -> Result<(), TableError> {
+    if s.is_empty() || s.len() > max {
+        Err(TableError::InvalidName)
+    } else {
+        Ok(())
+    }
+}
+
+impl<X, C> SessionTable<X, C> {
+    /// An empty table for `shard`; `epoch` is the instant that times are
+    /// measured from (any instant at or before the first `now`).
+    pub fn new(shard: u16, epoch: Instant, cfg: TableConfig) -> Self {
+        let tick_ns = u64::try_from(cfg.tick.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(if cfg.tick.is_zero() { 1_000_000 } else { 1 });
+        // 1 µs .. 1 day at 3 significant digits: a valid, constant configuration.
+        let lateness = Histogram::new_with_bounds(1, 86_400_000_000, 3)
+            .expect("constant histogram bounds are valid");
+        SessionTable {
+            shard,
+            epoch,
+            tick_ns,
+            cfg,
+            conns: Slab::new(),
+            sessions: Slab::new(),
+            trees: Slab::new(),
+            wheel: TimerWheel::new(),
+            names: Interner::default(),
+            generation: 0,
+            conn_generation: 0,
+            counters: Counters::default(),
+            lateness,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The shard this table serves.
+    pub fn shard(&self) -> u16 {
+        self.shard
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> &TableConfig {
+        &self.cfg
+    }
+
+    /// Changes the per-connection session limit (existing sessions stay).
+    pub fn set_max_sessions_per_connection(&mut self, n: usize) {
+        self.cfg.max_sessions_per_connection = n;
+    }
+
+    /// The epoch times are measured from.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// Number of connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Number of sessions (authenticated or not).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Number of tree connects.
+    pub fn tree_count(&self) -> usize {
+        self.counters.trees
+    }
+
+    /// Number of armed timers (for tests and metrics).
+    pub fn timer_count(&self) -> usize {
+        self.wheel.len()
+    }
+
+    /// A connection by handle; `None` when stale.
+    pub fn connection(&self, conn: ConnId) -> Option<&Connection<C>> {
+        self.conns
+            .get(conn.index() as usize)
+            .filter(|c| c.generation == conn.generation())
+    }
+
+    /// A connection by handle, mutably.
+    pub fn connection_mut(&mut self, conn: ConnId) -> Option<&mut Connection<C>> {
+        self.conns
+            .get_mut(conn.index() as usize)
+            .filter(|c| c.generation == conn.generation())
+    }
+
+    /// The client computer name of a connection: the NTLMSSP workstation if a
+    /// session reported one, else `None`.
+    pub fn computer_name(&self, conn: ConnId) -> Option<&Arc<str>> {
+        let c = self.connection(conn)?;
+        c.computer.map(|i| self.names.get(i))
+    }
+
+    /// A session by id; `None` for an unknown, stale or foreign-shard id.
+    pub fn session(&self, id: SessionId) -> Option<&Session<X>> {
+        if id.shard() != self.shard {
+            return None;
+        }
+        self.sessions
+            .get(id.index() as usize)
+            .filter(|s| s.id == id)
+    }
+
+    /// A session by id, mutably.
+    pub fn session_mut(&mut self, id: SessionId) -> Option<&mut Session<X>> {
+        if id.shard() != self.shard {
+            return None;
+        }
+        self.sessions
+            .get_mut(id.index() as usize)
+            .filter(|s| s.id == id)
+    }
+
+    /// The connection a session belongs to.
+    pub fn session_conn(&self, id: SessionId) -> Option<ConnId> {
+        let s = self.session(id)?;
+        Some(s.conn)
+    }
+
+    /// The user of a session.
+    pub fn user(&self, id: SessionId) -> Option<UserName> {
+        self.session(id).map(|s| self.user_name(s.user))
+    }
+
+    fn user_name(&self, u: UserRef) -> UserName {
+        match u {
+            UserRef::Anonymous => UserName::Anonymous,
+            UserRef::Guest => UserName::Guest,
+            UserRef::User(i) => UserName::User(self.names.get(i).clone()),
+        }
+    }
+
+    /// How long a session has been idle at `now`.
+    pub fn idle_time(&self, id: SessionId, now: Instant) -> Option<Duration> {
+        let s = self.session(id)?;
+        Some(Duration::from_nanos(
+            self.ns(now).saturating_sub(s.last_activity),
+        ))
+    }
+
+    /// A tree connect of a session.
+    pub fn tree(&self, session: SessionId, tree: TreeId) -> Option<TreeRef<'_>> {
+        let s = self.session(session)?;
+        let t = self.find_tree(s, tree)?;
+        let t = &self.trees[t as usize];
+        Some(TreeRef {
+            id: t.id,
+            share: self.names.get(t.share),
+            is_ipc: t.is_ipc,
+        })
+    }
+
+    /// The tree connects of a session, oldest last.
+    pub fn session_trees(&self, session: SessionId) -> impl Iterator<Item = TreeRef<'_>> + '_ {
+        let head = self.session(session).map_or(NIL, |s| s.trees);
+        self.tree_chain(head).map(|t| TreeRef {
+            id: t.id,
+            share: self.names.get(t.share),
+            is_ipc: t.is_ipc,
+        })
+    }
+
+    fn tree_chain(&self, head: u32) -> impl Iterator<Item = &Tree> + '_ {
+        let mut i = head;
+        std::iter::from_fn(move || {
+            if i == NIL {
+                return None;
+            }
+            let t = &self.trees[i as usize];
+            i = t.next;
+            Some(t)
+        })
+    }
+
+    fn find_tree(&self, s: &Session<X>, tree: TreeId) -> Option<u32> {
+        let mut i = s.trees;
+        while i != NIL {
+            let t = &self.trees[i as usize];
+            if t.id == tree {
+                return Some(i);
+            }
+            i = t.next;
+        }
+        None
+    }
+
+    // ----- time -----
+
+    fn ns(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The tick at which a deadline (ns) is due: rounded up, so never early.
+    fn deadline_tick(&self, ns: u64) -> u64 {
+        ns.div_ceil(self.tick_ns)
+    }
+
+    fn now_tick(&self, now_ns: u64) -> u64 {
+        now_ns / self.tick_ns
+    }
+
+    /// When the runtime must next call [`poll_timeouts`](Self::poll_timeouts):
+    /// never later than the earliest deadline (it may be earlier, when a
+    /// far timer must move to a finer wheel level). `None`: nothing armed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let tick = self.wheel.next_deadline()?;
+        let ns = tick.saturating_mul(self.tick_ns);
+        self.epoch.checked_add(Duration::from_nanos(ns))
+    }
+
+    // ----- connections -----
+
+    /// Accepts a connection from `peer`, arming its pre-authentication deadline.
+    pub fn add_connection(&mut self, peer: SocketAddr, now: Instant) -> ConnId
+    where
+        C: Default,
+    {
+        self.add_connection_with(peer, C::default(), now)
+    }
+
+    /// [`add_connection`](Self::add_connection) with the engine's state.
+    pub fn add_connection_with(&mut self, peer: SocketAddr, ext: C, now: Instant) -> ConnId {
+        let created = self.ns(now);
+        self.conn_generation = self.conn_generation.wrapping_add(1);
+        let generation = self.conn_generation;
+        let index = self.conns.insert(Connection {
+            peer,
+            created,
+            timer: None,
+            computer: None,
+            sessions: NIL,
+            session_count: 0,
+            generation,
+            authenticated: false,
+            ext,
+        }) as u32;
+        let tick = self.deadline_tick(created.saturating_add(self.pre_auth_ns()));
+        self.conns[index as usize].timer = Some(self.wheel.insert(tick, Target::Conn(index)));
+        ConnId::new(index, generation)
+    }
+
+    fn pre_auth_ns(&self) -> u64 {
+        u64::try_from(self.cfg.pre_auth_timeout.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn autodisconnect_ns(&self) -> Option<u64> {
+        match self.cfg.autodisconnect {
+            AutoDisconnect::Never => None,
+            AutoDisconnect::AfterMillis(ms) => Some(ms.saturating_mul(1_000_000)),
+        }
+    }
+
+    /// Forgets a connection the runtime has closed, with all its sessions and
+    /// trees. Returns how many sessions went.
+    pub fn remove_connection(&mut self, conn: ConnId, _now: Instant) -> Result<usize, TableError> {
+        self.connection(conn).ok_or(TableError::UnknownConnection)?;
+        let mut n = 0;
+        while self.conns[conn.index() as usize].sessions != NIL {
+            let s = self.conns[conn.index() as usize].sessions;
+            self.remove_session(s);
+            n += 1;
+        }
+        let c = self.conns.remove(conn.index() as usize);
+        if let Some(k) = c.timer {
+            self.wheel.cancel(k);
+        }
+        if let Some(name) = c.computer {
+            self.names.release(name);
+        }
+        Ok(n)
+    }
+
+    // ----- sessions -----
+
+    /// Starts a session on `conn` (first SESSION_SETUP, MS-SMB2 3.3.5.5.1): it
+    /// must authenticate within `pre_auth_timeout`.
+    pub fn create_session(&mut self, conn: ConnId, now: Instant) -> Result<SessionId, TableError>
+    where
+        X: Default,
+    {
+        self.create_session_with(conn, X::default(), now)
+    }
+
+    /// [`create_session`](Self::create_session) with the engine's state.
+    pub fn create_session_with(
+        &mut self,
+        conn: ConnId,
+        ext: X,
+        now: Instant,
+    ) -> Result<SessionId, TableError> {
+        let c = self.connection(conn).ok_or(TableError::UnknownConnection)?;
+        let limit = self
+            .cfg
+            .max_sessions_per_connection
+            .clamp(1, usize::from(u16::MAX));
+        if usize::from(c.session_count) >= limit {
+            return Err(TableError::TooManySessions);
+        }
+        let index = self.sessions.vacant_key();
+        if index >= MAX_SESSION_INDEX as usize {
+            return Err(TableError::TableFull);
+        }
+        let index = index as u32;
+        self.generation = SessionId::next_generation(self.generation);
+        let id = SessionId::new(self.shard, index, self.generation).ok_or(TableError::TableFull)?;
+        let created = self.ns(now);
+        let ci = conn.index();
+        let head = self.conns[ci as usize].sessions;
+        let tick = self.deadline_tick(created.saturating_add(self.pre_auth_ns()));
+        let timer = Some(self.wheel.insert(tick, Target::Session(index)));
+        let got = self.sessions.insert(Session {
+            id,
+            last_activity: created,
+            created,
+            timer,
+            user: UserRef::Anonymous,
+            conn,
+            conn_prev: NIL,
+            conn_next: head,
+            trees: NIL,
+            next_tree_id: 1,
+            open_handles: 0,
+            tree_count: 0,
+            dialect: 0,
+            flags: 0,
+            ext,
+        });
+        debug_assert_eq!(got, index as usize);
+        if head != NIL {
+            self.sessions[head as usize].conn_prev = index;
+        }
+        let c = &mut self.conns[ci as usize];
+        c.sessions = index;
+        c.session_count += 1;
+        // A session on an idle (post-logoff) connection stops its idle timer.
+        if c.authenticated {
+            if let Some(k) = c.timer.take() {
+                self.wheel.cancel(k);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Completes session setup (MS-SMB2 3.3.5.5.3): records who the client is,
+    /// stops the connection's pre-authentication deadline and arms
+    /// autodisconnect. Also used for re-authentication of a valid session.
+    pub fn authenticate_session(
+        &mut self,
+        id: SessionId,
+        info: SessionInfo,
+        now: Instant,
+    ) -> Result<(), TableError> {
+        self.session(id).ok_or(TableError::UnknownSession)?;
+        if let UserName::User(u) = &info.user {
+            check_name(u, MAX_NAME)?;
+        }
+        if let Some(c) = &info.computer_name {
+            check_name(c.trim_start_matches('\\'), MAX_NAME)?;
+        }
+        let now_ns = self.ns(now);
+        let user = match &info.user {
+            UserName::Anonymous => UserRef::Anonymous,
+            UserName::Guest => UserRef::Guest,
+            UserName::User(u) => UserRef::User(self.names.intern(u)),
+        };
+        let index = id.index();
+        let s = &mut self.sessions[index as usize];
+        let old_user = std::mem::replace(&mut s.user, user);
+        s.flags =
+            F_VALID | if info.admin { F_ADMIN } else { 0 } | if info.signed { F_SIGNED } else { 0 };
+        s.dialect = info.dialect;
+        s.last_activity = now_ns;
+        let ci = s.conn.index() as usize;
+        if let UserRef::User(i) = old_user {
+            self.names.release(i);
+        }
+        if let Some(name) = &info.computer_name {
+            let sym = self.names.intern(name.trim_start_matches('\\'));
+            if let Some(old) = self.conns[ci].computer.replace(sym) {
+                self.names.release(old);
+            }
+        }
+        let c = &mut self.conns[ci];
+        if !c.authenticated {
+            c.authenticated = true;
+            if let Some(k) = c.timer.take() {
+                self.wheel.cancel(k);
+            }
+        }
+        self.arm_session(index);
+        Ok(())
+    }
+
+    /// Records activity on a session: one store, no timer work (lazy re-arm).
+    /// Returns `false` for an unknown id. The engine calls it for each request
+    /// carrying the SessionId except ECHO.
+    #[inline]
+    pub fn touch(&mut self, id: SessionId, now: Instant) -> bool {
+        let now_ns = self.ns(now);
+        match self.session_mut(id) {
+            Some(s) => {
+                s.last_activity = now_ns;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Logs a session off at the client's request (MS-SMB2 3.3.5.6): its trees
+    /// go. A connection left without sessions is closed once it has idled for
+    /// the autodisconnect value.
+    pub fn logoff(&mut self, id: SessionId, now: Instant) -> Result<(), TableError> {
+        self.session(id).ok_or(TableError::UnknownSession)?;
+        let ci = self.remove_session(id.index());
+        let c = &self.conns[ci as usize];
+        if c.session_count == 0 && c.timer.is_none() {
+            if let Some(t) = self.autodisconnect_ns() {
+                let tick = self.deadline_tick(self.ns(now).saturating_add(t));
+                self.conns[ci as usize].timer = Some(self.wheel.insert(tick, Target::Conn(ci)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a session with its trees; returns its connection's index.
+    fn remove_session(&mut self, index: u32) -> u32 {
+        let s = self.sessions.remove(index as usize);
+        if let Some(k) = s.timer {
+            self.wheel.cancel(k);
+        }
+        if let UserRef::User(i) = s.user {
+            self.names.release(i);
+        }
+        let mut t = s.trees;
+        while t != NIL {
+            let tree = self.trees.remove(t as usize);
+            self.names.release(tree.share);
+            self.counters.trees -= 1;
+            t = tree.next;
+        }
+        if s.conn_prev != NIL {
+            self.sessions[s.conn_prev as usize].conn_next = s.conn_next;
+        } else {
+            self.conns[s.conn.index() as usize].sessions = s.conn_next;
+        }
+        if s.conn_next != NIL {
+            self.sessions[s.conn_next as usize].conn_prev = s.conn_prev;
+        }
+        self.conns[s.conn.index() as usize].session_count -= 1;
+        s.conn.index()
+    }
+
+    /// Files, moves or drops a session's timer to match its current deadline.
+    fn arm_session(&mut self, index: u32) {
+        let s = &self.sessions[index as usize];
+        let deadline = if s.flags & F_VALID == 0 {
+            Some(s.created.saturating_add(self.pre_auth_ns()))
+        } else if s.open_handles > 0 {
+            None
+        } else {
+            self.autodisconnect_ns()
+                .map(|t| s.last_activity.saturating_add(t))
+        };
+        let timer = s.timer;
+        let new = match (timer, deadline) {
+            (Some(k), Some(d)) => {
+                let moved = self.wheel.reschedule(k, self.deadline_tick(d));
+                debug_assert!(moved, "session timer key went stale");
+                Some(k)
+            }
+            (None, Some(d)) => Some(
+                self.wheel
+                    .insert(self.deadline_tick(d), Target::Session(index)),
+            ),
+            (Some(k), None) => {
+                self.wheel.cancel(k);
+                None
+            }
+            (None, None) => None,
+        };
+        self.sessions[index as usize].timer = new;
+    }
+
+    // ----- trees -----
+
+    /// Connects a session to a share (MS-SMB2 3.3.5.7). IPC$ counts like any
+    /// other tree.
+    pub fn connect_tree(
+        &mut self,
+        session: SessionId,
+        share: &str,
+        is_ipc: bool,
+        now: Instant,
+    ) -> Result<TreeId, TableError> {
+        let s = self.session(session).ok_or(TableError::UnknownSession)?;
+        if !s.is_authenticated() {
+            return Err(TableError::NotAuthenticated);
+        }
+        if s.tree_count >= MAX_TREES_PER_SESSION {
+            return Err(TableError::TooManyTrees);
+        }
+        check_name(share, MAX_SHARE_NAME)?;
+        // Pick the next id not in use in this session.
+        let mut id = TreeId::new(u32::from(s.next_tree_id).max(1)).unwrap_or(TreeId::FIRST);
+        while self.find_tree(s, id).is_some() {
+            id = id.next();
+        }
+        let created_s = u32::try_from(self.ns(now) / 1_000_000_000).unwrap_or(u32::MAX);
+        let head = s.trees;
+        let share = self.names.intern(share);
+        let index = session.index();
+        let t = self.trees.insert(Tree {
+            session: index,
+            next: head,
+            id,
+            share,
+            created_s,
+            is_ipc,
+        }) as u32;
+        let s = &mut self.sessions[index as usize];
+        s.trees = t;
+        s.tree_count += 1;
+        // Ids cycle through 1..=65535; `find_tree` above skips those in use.
+        s.next_tree_id = u16::try_from(id.next().as_u32()).unwrap_or(1);
+        self.counters.trees += 1;
+        Ok(id)
+    }
+
+    /// Disconnects one tree connect (MS-SMB2 3.3.5.8).
+    pub fn disconnect_tree(&mut self, session: SessionId, tree: TreeId) -> Result<(), TableError> {
+        let s = self.session(session).ok_or(TableError::UnknownSession)?;
+        let mut prev = NIL;
+        let mut i = s.trees;
+        while i != NIL {
+            let t = &self.trees[i as usize];
+            if t.id == tree {
+                let next = t.next;
+                if prev == NIL {
+                    self.sessions[session.index() as usize].trees = next;
+                } else {
+                    self.trees[prev as usize].next = next;
+                }
+                let t = self.trees.remove(i as usize);
+                debug_assert_eq!(t.session, session.index());
+                self.names.release(t.share);
+                self.sessions[session.index() as usize].tree_count -= 1;
+                self.counters.trees -= 1;
+                return Ok(());
+            }
+            prev = i;
+            i = t.next;
+        }
+        Err(TableError::UnknownTree)
+    }
+
+    // ----- handles -----
+
+    /// Counts an opened file or pipe; a session with open handles is never
+    /// reaped. Returns the new count.
+    pub fn open_handle(&mut self, session: SessionId) -> Result<u32, TableError> {
+        let s = self
+            .session_mut(session)
+            .ok_or(TableError::UnknownSession)?;
+        s.open_handles = s.open_handles.saturating_add(1);
+        Ok(s.open_handles)
+    }
+
+    /// Counts a closed handle. When the last one closes the session's idle
+    /// deadline (from its last activity) is armed again. Returns the new count.
+    pub fn close_handle(&mut self, session: SessionId) -> Result<u32, TableError> {
+        let s = self
+            .session_mut(session)
+            .ok_or(TableError::UnknownSession)?;
+        if s.open_handles == 0 {
+            return Err(TableError::NoOpenHandles);
+        }
+        s.open_handles -= 1;
+        let n = s.open_handles;
+        if n == 0 && s.timer.is_none() {
+            self.arm_session(session.index());
+        }
+        Ok(n)
+    }
+
+    // ----- timers -----
+
+    /// Changes autodisconnect for every existing session at once: a shorter
+    /// value reaps the already-idle at the next poll, a longer one defers them,
+    /// `-1` disarms them.
+    pub fn set_autodisconnect(&mut self, value: AutoDisconnect, now: Instant) {
+        self.cfg.autodisconnect = value;
+        let _ = now;
+        let keys: Vec<u32> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_authenticated())
+            .map(|(i, _)| i as u32)
+            .collect();
+        for i in keys {
+            self.arm_session(i);
+        }
+        // Connections idling after their last logoff.
+        let idle: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.authenticated && c.session_count == 0)
+            .map(|(i, _)| i as u32)
+            .collect();
+        for ci in idle {
+            let t = self.autodisconnect_ns();
+            let c = &mut self.conns[ci as usize];
+            let old = c.timer.take();
+            // The idle period of a session-less connection counts from when
+            // its timer was armed; we re-arm from `now` (its exact start is
+            // not kept, to keep the connection small).
+            let start = now;
+            if let Some(k) = old {
+                self.wheel.cancel(k);
+            }
+            if let Some(t) = t {
+                let tick = self.deadline_tick(self.ns(start).saturating_add(t));
+                self.conns[ci as usize].timer = Some(self.wheel.insert(tick, Target::Conn(ci)));
+            }
+        }
+    }
+
+    /// Changes the pre-authentication timeout for every connection and
+    /// session still authenticating.
+    pub fn set_pre_auth_timeout(&mut self, value: Duration, _now: Instant) {
+        self.cfg.pre_auth_timeout = value;
+        let pre = self.pre_auth_ns();
+        let conns: Vec<(u32, TimerKey, u64)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.authenticated)
+            .filter_map(|(i, c)| c.timer.map(|k| (i as u32, k, c.created)))
+            .collect();
+        for (_, k, created) in conns {
+            let tick = self.deadline_tick(created.saturating_add(pre));
+            self.wheel.reschedule(k, tick);
+        }
+        let sessions: Vec<u32> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.is_authenticated())
+            .map(|(i, _)| i as u32)
+            .collect();
+        for i in sessions {
+            self.arm_session(i);
+        }
+    }
+
+    /// Fires every timer due at `now`: reaps idle sessions (lazily re-arming
+    /// the ones that were active since), and appends what the runtime must know
+    /// or do to `out`.
+    pub fn poll_timeouts(&mut self, now: Instant, out: &mut Vec<TableEvent>) {
+        let now_ns = self.ns(now);
+        let now_tick = self.now_tick(now_ns);
+        while let Some(e) = self.wheel.poll_one(now_tick) {
+            match e.value {
+                Target::Session(i) => self.session_timer(i, now_ns, out),
+                Target::Conn(ci) => {
+                    let c = &mut self.conns[ci as usize];
+                    debug_assert_eq!(c.timer, Some(e.key));
+                    c.timer = None;
+                    let conn = ConnId::new(ci, c.generation);
+                    if !c.authenticated {
+                        self.counters.pre_auth_timeouts += 1;
+                        out.push(TableEvent::PreAuthExpired { conn });
+                    } else if c.session_count == 0 {
+                        out.push(TableEvent::CloseConnection { conn });
+                    }
+                }
+            }
+        }
+    }
+
+    fn session_timer(&mut self, i: u32, now_ns: u64, out: &mut Vec<TableEvent>) {
+        let (pre, auto) = (self.pre_auth_ns(), self.autodisconnect_ns());
+        let s = &mut self.sessions[i as usize];
+        s.timer = None;
+        let deadline = if !s.is_authenticated() {
+            s.created.saturating_add(pre)
+        } else if s.open_handles > 0 {
+            // Kept while handles are open; close_handle re-arms.
+            return;
+        } else {
+            match auto {
+                Some(t) => s.last_activity.saturating_add(t),
+                None => return,
+            }
+        };
+        if now_ns < deadline {
+            // Active since it was filed: file it again at its true deadline.
+            self.arm_session(i);
+            return;
+        }
+        let lateness = now_ns - deadline;
+        let (id, pre_auth) = (s.id, !s.is_authenticated());
+        let ci = self.remove_session(i);
+        if pre_auth {
+            self.counters.pre_auth_timeouts += 1;
+        } else {
+            self.counters.timed_out += 1;
+        }
+        self.lateness.saturating_record(lateness / 1_000);
+        let c = &self.conns[ci as usize];
+        let conn = ConnId::new(ci, c.generation);
+        out.push(TableEvent::SessionExpired {
+            session: id,
+            conn,
+            lateness: Duration::from_nanos(lateness),
+        });
+        if c.session_count == 0 && c.authenticated {
+            out.push(TableEvent::CloseConnection { conn });
+        }
+    }
+
+    // ----- memory -----
+
+    /// Bytes of heap held by the table's own structures (slab capacities,
+    /// wheel, interned names), excluding what `X`/`C` own on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.conns.capacity() * size_of::<SlabSlot<Connection<C>>>()
+            + self.sessions.capacity() * size_of::<SlabSlot<Session<X>>>()
+            + self.trees.capacity() * size_of::<SlabSlot<Tree>>()
+            + self.wheel.heap_bytes()
+            + self.names.heap_bytes()
+    }
+}
+
+/// Mirrors the layout of a `slab` slot, for memory accounting only.
+#[allow(dead_code)]
+enum SlabSlot<T> {
+    Vacant(usize),
+    Occupied(T),
+}
+
+/// Sizes of the per-session and per-connection records, for reports.
+pub fn record_sizes() -> [(&'static str, usize); 4] {
+    use std::mem::size_of;
+    [
+        ("session slot", size_of::<SlabSlot<Session<()>>>()),
+        ("tree slot", size_of::<SlabSlot<Tree>>()),
+        ("connection slot", size_of::<SlabSlot<Connection<()>>>()),
+        ("timer slot", crate::wheel::slot_size::<Target>()),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

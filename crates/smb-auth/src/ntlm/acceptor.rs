@@ -1,0 +1,249 @@
+//! The NTLMSSP acceptor (server side), MS-NLMP 3.2.5.1 (CHALLENGE) and
+//! 3.3.2 / 3.2.5.1.2 (verifying an NTLMv2 AUTHENTICATE, session key, MIC).
+//!
+//! No clock and no RNG: the server challenge and the MsvAvTimestamp are
+//! passed in.
+
+use subtle::ConstantTimeEq;
+
+use super::crypto;
+use super::msg::{
+    av_id, decode_string, utf16le, AuthenticateMessage, AvPairs, AvPairsWriter, ChallengeRepr,
+    NegotiateFlags as F, NegotiateMessage, Version, AV_FLAG_MIC_PRESENT,
+};
+use super::users::CredentialStore;
+use crate::error::AuthError;
+
+/// Names and policy of the accepting server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptorConfig {
+    /// NetBIOS computer name (MsvAvNbComputerName, the CHALLENGE TargetName).
+    pub netbios_computer: String,
+    /// NetBIOS domain or workgroup name (MsvAvNbDomainName).
+    pub netbios_domain: String,
+    /// DNS computer name (MsvAvDnsComputerName; left out when empty).
+    pub dns_computer: String,
+    /// DNS domain name (MsvAvDnsDomainName; left out when empty).
+    pub dns_domain: String,
+    /// Accept null sessions (MS-NLMP 3.2.5.1.2 anonymous).
+    pub allow_anonymous: bool,
+    /// Log unknown users on as guest instead of failing.
+    pub allow_guest: bool,
+}
+
+/// Who logged on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A null session.
+    Anonymous,
+    /// An unknown user mapped to guest.
+    Guest,
+    /// A verified user.
+    User {
+        /// The user name as the client sent it.
+        name: String,
+        /// The domain the client sent.
+        domain: String,
+        /// Whether the credential store marks the user as administrator.
+        admin: bool,
+    },
+}
+
+/// Result of a successful authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthOutcome {
+    /// Who logged on.
+    pub identity: Identity,
+    /// The client's workstation name.
+    pub workstation: String,
+    /// The domain the client sent.
+    pub domain: String,
+    /// The ExportedSessionKey (the SMB2 session key); `None` for anonymous and guest.
+    pub session_key: Option<[u8; 16]>,
+    /// The negotiated flags (AUTHENTICATE flags limited to those offered).
+    pub negotiated_flags: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Initial,
+    ChallengeSent,
+    Done,
+}
+
+/// Flags this acceptor honours when the client asks for them.
+const OPTIONAL_FLAGS: u32 = F::SIGN
+    | F::SEAL
+    | F::ALWAYS_SIGN
+    | F::EXTENDED_SESSIONSECURITY
+    | F::N128
+    | F::KEY_EXCH
+    | F::N56
+    | F::REQUEST_TARGET;
+
+/// Server side of one NTLMSSP exchange.
+#[derive(Debug, Clone)]
+pub struct NtlmAcceptor {
+    cfg: AcceptorConfig,
+    server_challenge: [u8; 8],
+    timestamp: u64,
+    state: State,
+    negotiate: Vec<u8>,
+    challenge: Vec<u8>,
+    challenge_flags: u32,
+}
+
+impl NtlmAcceptor {
+    /// A new acceptor; `server_challenge` must be fresh random bytes and
+    /// `timestamp` the current FILETIME (100 ns since 1601).
+    pub fn new(cfg: &AcceptorConfig, server_challenge: [u8; 8], timestamp: u64) -> Self {
+        NtlmAcceptor {
+            cfg: cfg.clone(),
+            server_challenge,
+            timestamp,
+            state: State::Initial,
+            negotiate: Vec::new(),
+            challenge: Vec::new(),
+            challenge_flags: 0,
+        }
+    }
+
+    /// The flags sent in the CHALLENGE (0 before it).
+    pub fn challenge_flags(&self) -> u32 {
+        self.challenge_flags
+    }
+
+    /// Handles the NEGOTIATE_MESSAGE and returns the CHALLENGE_MESSAGE with
+    /// target info (MS-NLMP 3.2.5.1.1).
+    pub fn challenge(&mut self, negotiate_msg: &[u8]) -> Result<Vec<u8>, AuthError> {
+        if self.state != State::Initial {
+            return Err(AuthError::UnexpectedMessage("NEGOTIATE after CHALLENGE"));
+        }
+        let neg = NegotiateMessage::parse(negotiate_msg)?;
+        let c = neg.flags();
+        let mut flags = F::UNICODE | F::NTLM | F::TARGET_INFO | F::VERSION | (c & OPTIONAL_FLAGS);
+        if c & F::REQUEST_TARGET != 0 {
+            flags |= F::TARGET_TYPE_SERVER;
+        }
+        let mut info = AvPairsWriter::new();
+        info.push_str(av_id::NB_DOMAIN_NAME, &self.cfg.netbios_domain)
+            .push_str(av_id::NB_COMPUTER_NAME, &self.cfg.netbios_computer);
+        if !self.cfg.dns_domain.is_empty() {
+            info.push_str(av_id::DNS_DOMAIN_NAME, &self.cfg.dns_domain);
+        }
+        if !self.cfg.dns_computer.is_empty() {
+            info.push_str(av_id::DNS_COMPUTER_NAME, &self.cfg.dns_computer);
+        }
+        info.push(av_id::TIMESTAMP, &self.timestamp.to_le_bytes());
+        let out = ChallengeRepr {
+            flags,
+            target_name: utf16le(&self.cfg.netbios_computer),
+            server_challenge: self.server_challenge,
+            target_info: info.finish(),
+            version: Some(Version::DEFAULT),
+        }
+        .emit();
+        self.negotiate = negotiate_msg.to_vec();
+        self.challenge = out.clone();
+        self.challenge_flags = flags;
+        self.state = State::ChallengeSent;
+        Ok(out)
+    }
+
+    /// Verifies the AUTHENTICATE_MESSAGE (MS-NLMP 3.2.5.1.2) against `store`.
+    ///
+    /// Anonymous logons (empty user, LM empty or Z(1), NT empty) succeed only
+    /// with `allow_anonymous`; unknown users become guest with `allow_guest`;
+    /// everything else must carry a valid NTLMv2 response and, when the client
+    /// says so in MsvAvFlags, a valid MIC.
+    pub fn authenticate(
+        &mut self,
+        auth_msg: &[u8],
+        store: &dyn CredentialStore,
+    ) -> Result<AuthOutcome, AuthError> {
+        if self.state != State::ChallengeSent {
+            return Err(AuthError::UnexpectedMessage(
+                "AUTHENTICATE without CHALLENGE",
+            ));
+        }
+        self.state = State::Done;
+        let auth = AuthenticateMessage::parse(auth_msg)?;
+        let flags = (auth.flags() & self.challenge_flags) | (auth.flags() & F::ANONYMOUS);
+        let user = decode_string(auth.user_name(), flags)?;
+        let domain = decode_string(auth.domain_name(), flags)?;
+        let workstation = decode_string(auth.workstation(), flags)?;
+        let outcome = |identity, session_key| AuthOutcome {
+            identity,
+            workstation: workstation.clone(),
+            domain: domain.clone(),
+            session_key,
+            negotiated_flags: flags,
+        };
+
+        let lm = auth.lm_response();
+        let nt = auth.nt_response();
+        if user.is_empty() && nt.is_empty() && (lm.is_empty() || lm == [0]) {
+            return if self.cfg.allow_anonymous {
+                Ok(outcome(Identity::Anonymous, None))
+            } else {
+                Err(AuthError::LogonFailure)
+            };
+        }
+        if user.is_empty() {
+            return Err(AuthError::LogonFailure);
+        }
+        let Some(cred) = store.lookup(&user, &domain) else {
+            return if self.cfg.allow_guest {
+                Ok(outcome(Identity::Guest, None))
+            } else {
+                Err(AuthError::LogonFailure)
+            };
+        };
+
+        // NTLMv2_RESPONSE: NTProofStr(16) || NTLMv2_CLIENT_CHALLENGE(>= 28).
+        if nt.len() < 16 + 28 || nt[16] != 1 || nt[17] != 1 {
+            return Err(AuthError::LogonFailure);
+        }
+        let (proof, temp) = nt.split_at(16);
+        let upper = domain.to_uppercase();
+        let mut verified = None;
+        for dom in [domain.as_str(), upper.as_str(), ""] {
+            let key = crypto::ntowfv2(&cred.nt_hash, &user, dom);
+            let expect = crypto::nt_proof_str(&key, &self.server_challenge, temp);
+            if bool::from(expect.ct_eq(proof)) {
+                verified = Some(crypto::session_base_key(&key, &expect));
+                break;
+            }
+        }
+        let base = verified.ok_or(AuthError::LogonFailure)?;
+        let av = AvPairs::parse(&temp[28..])?;
+
+        let exported = if flags & F::KEY_EXCH != 0 {
+            let enc: &[u8; 16] = auth
+                .encrypted_session_key()
+                .try_into()
+                .map_err(|_| AuthError::Malformed("EncryptedRandomSessionKey length"))?;
+            crypto::rc4_16(&base, enc)
+        } else {
+            base
+        };
+
+        if av.flags().unwrap_or(0) & AV_FLAG_MIC_PRESENT != 0 {
+            let mic = auth.mic().ok_or(AuthError::MicMismatch)?;
+            let expect = crypto::mic_zeroed(&exported, &self.negotiate, &self.challenge, auth_msg)
+                .ok_or(AuthError::MicMismatch)?;
+            if !bool::from(expect.ct_eq(mic)) {
+                return Err(AuthError::MicMismatch);
+            }
+        }
+
+        Ok(outcome(
+            Identity::User {
+                name: user.clone(),
+                domain: domain.clone(),
+                admin: cred.admin,
+            },
+            Some(exported),
+        ))
+    }
+}

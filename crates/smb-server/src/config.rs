@@ -1,0 +1,583 @@
+//! Layered server settings.
+//!
+//! Every key has a built-in *automatic* value, tuned from the machine where
+//! that makes sense (threads from the core count, connection limit from the
+//! open-file limit). A config file, the command line and `smbcore ctl config
+//! set` each lay an *explicit* value over it, in that order. Changing one key
+//! changes only that key: the automatic values of all others keep being
+//! computed (the failure of `NET CONFIG SERVER` described in Q153070, where
+//! setting AUTODISCONNECT froze every self-tuned parameter, cannot happen
+//! here). `config reset KEY` drops every explicit layer of that key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use smb_session::autodisconnect::AutoDisconnect;
+
+/// Where the value in force for a key came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Built in, tuned by the server itself.
+    Automatic,
+    /// Read from the config file.
+    ConfigFile,
+    /// Given on the command line.
+    CommandLine,
+    /// Set at run time with `smbcore ctl config set`.
+    Runtime,
+}
+
+impl Source {
+    /// Whether a person chose this value.
+    pub fn is_explicit(self) -> bool {
+        self != Source::Automatic
+    }
+}
+
+/// Error for a bad key or value; the message names the accepted forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One settable key: its name, accepted forms, and whether it applies live.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// Name as used in the config file and `ctl config`.
+    pub name: &'static str,
+    /// Human description of the accepted values.
+    pub accepts: &'static str,
+    /// Whether `ctl config set` can change it without a restart.
+    pub live: bool,
+}
+
+/// All keys, in display order.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "autodisconnect",
+        accepts: "minutes (0..=65535, -1 = never) or a duration with a unit: 250ms, 30s, 5m, 2h",
+        live: true,
+    },
+    KeySpec {
+        name: "pre-auth-timeout",
+        accepts: "a duration with a unit: 500ms, 30s, 2m",
+        live: true,
+    },
+    KeySpec {
+        name: "max-connections",
+        accepts: "a positive integer",
+        live: true,
+    },
+    KeySpec {
+        name: "max-sessions-per-connection",
+        accepts: "a positive integer",
+        live: true,
+    },
+    KeySpec {
+        name: "credit-cap",
+        accepts: "an integer 16..=65535 (credits one connection may hold)",
+        live: true,
+    },
+    KeySpec {
+        name: "require-signing",
+        accepts: "true or false",
+        live: true,
+    },
+    KeySpec {
+        name: "allow-anonymous",
+        accepts: "true or false",
+        live: true,
+    },
+    KeySpec {
+        name: "allow-guest",
+        accepts: "true or false",
+        live: true,
+    },
+    KeySpec {
+        name: "min-dialect",
+        accepts: "2.0.2, 2.1, 3.0, 3.0.2 or 3.1.1",
+        live: true,
+    },
+    KeySpec {
+        name: "max-dialect",
+        accepts: "2.0.2, 2.1, 3.0, 3.0.2 or 3.1.1",
+        live: true,
+    },
+    KeySpec {
+        name: "server-comment",
+        accepts: "any text",
+        live: true,
+    },
+    KeySpec {
+        name: "threads",
+        accepts: "a positive integer (shards; needs a restart)",
+        live: false,
+    },
+];
+
+/// Look a key up by name.
+pub fn key_spec(name: &str) -> Result<&'static KeySpec, ConfigError> {
+    KEYS.iter().find(|k| k.name == name).ok_or_else(|| {
+        let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        ConfigError(format!(
+            "unknown config key '{name}'; known keys: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// Facts about the machine the automatic values are computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineFacts {
+    /// Logical CPUs available to the process.
+    pub cpus: usize,
+    /// The soft open-file limit.
+    pub open_files: u64,
+}
+
+impl MachineFacts {
+    /// Read the facts of this machine (core count, `/proc/self/limits`).
+    pub fn detect() -> Self {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let open_files = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|s| parse_open_files_limit(&s))
+            .unwrap_or(1024);
+        MachineFacts { cpus, open_files }
+    }
+}
+
+fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let rest = line.trim_start_matches("Max open files").split_whitespace();
+    rest.into_iter().next()?.parse().ok()
+}
+
+/// Parse a dialect name ("3.1.1", "SMB3_11", "0x0311").
+pub fn parse_dialect(s: &str) -> Result<u16, ConfigError> {
+    let t = s.trim().to_ascii_uppercase();
+    let d = match t.as_str() {
+        "2.0.2" | "2.02" | "SMB2_02" | "0X0202" | "202" => 0x0202,
+        "2.1" | "2.1.0" | "SMB2_10" | "0X0210" | "210" => 0x0210,
+        "3.0" | "3.0.0" | "SMB3_00" | "0X0300" | "300" => 0x0300,
+        "3.0.2" | "SMB3_02" | "0X0302" | "302" => 0x0302,
+        "3.1.1" | "SMB3_11" | "0X0311" | "311" => 0x0311,
+        _ => {
+            return Err(ConfigError(format!(
+                "bad dialect '{s}'; accepted: 2.0.2, 2.1, 3.0, 3.0.2, 3.1.1 (or SMB2_02, SMB2_10, SMB3_00, SMB3_02, SMB3_11)"
+            )))
+        }
+    };
+    Ok(d)
+}
+
+/// Format a dialect as "3.1.1".
+pub fn dialect_name(d: u16) -> &'static str {
+    match d {
+        0x0202 => "2.0.2",
+        0x0210 => "2.1",
+        0x0300 => "3.0",
+        0x0302 => "3.0.2",
+        0x0311 => "3.1.1",
+        0x02FF => "2.???",
+        _ => "unknown",
+    }
+}
+
+/// Parse a duration with a unit: `250ms`, `30s`, `5m`, `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
+    let t = s.trim();
+    let err = || {
+        ConfigError(format!(
+            "bad duration '{s}'; accepted: a number with a unit, e.g. 500ms, 30s, 5m, 2h"
+        ))
+    };
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
+        _ => return Err(err()),
+    };
+    Ok(d)
+}
+
+/// Format a duration the way `parse_duration` reads it.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 3_600_000 == 0 && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// The values in force, all keys resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    /// Idle time after which a session is reaped.
+    pub autodisconnect: AutoDisconnect,
+    /// Time a connection has to finish NEGOTIATE + SESSION_SETUP.
+    pub pre_auth_timeout: Duration,
+    /// Connections accepted at once, all shards together.
+    pub max_connections: u64,
+    /// Sessions one connection may hold.
+    pub max_sessions_per_connection: u64,
+    /// Credits one connection may hold.
+    pub credit_cap: u16,
+    /// Whether every session must sign.
+    pub require_signing: bool,
+    /// Whether null sessions are accepted.
+    pub allow_anonymous: bool,
+    /// Whether unknown users are mapped to guest.
+    pub allow_guest: bool,
+    /// Lowest dialect offered.
+    pub min_dialect: u16,
+    /// Highest dialect offered.
+    pub max_dialect: u16,
+    /// Server comment (srvsvc).
+    pub server_comment: String,
+    /// Number of shards.
+    pub threads: usize,
+}
+
+/// Layered settings: automatic values plus explicit layers per key.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    machine: MachineFacts,
+    layers: BTreeMap<&'static str, BTreeMap<Source, String>>,
+}
+
+impl Settings {
+    /// All keys automatic, tuned from `machine`.
+    pub fn new(machine: MachineFacts) -> Self {
+        Settings {
+            machine,
+            layers: BTreeMap::new(),
+        }
+    }
+
+    /// The automatic value of a key, as text.
+    pub fn automatic(&self, key: &str) -> String {
+        let m = self.machine;
+        match key {
+            "autodisconnect" => "15".to_string(),
+            "pre-auth-timeout" => "30s".to_string(),
+            // Leave headroom for listeners, pollers, the admin socket, logs.
+            "max-connections" => m.open_files.saturating_sub(100).max(16).to_string(),
+            "max-sessions-per-connection" => "1024".to_string(),
+            "credit-cap" => "8192".to_string(),
+            "require-signing" => "false".to_string(),
+            "allow-anonymous" => "true".to_string(),
+            "allow-guest" => "false".to_string(),
+            "min-dialect" => "2.0.2".to_string(),
+            "max-dialect" => "3.1.1".to_string(),
+            "server-comment" => "smbcore".to_string(),
+            "threads" => m.cpus.max(1).to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// Validate `value` for `key`, returning it normalised.
+    pub fn validate(key: &str, value: &str) -> Result<String, ConfigError> {
+        let spec = key_spec(key)?;
+        let bad = || {
+            ConfigError(format!(
+                "bad value '{value}' for {key}; accepted: {}",
+                spec.accepts
+            ))
+        };
+        let v = value.trim();
+        let norm = match key {
+            "autodisconnect" => v.parse::<AutoDisconnect>().map_err(|_| bad())?.to_string(),
+            "pre-auth-timeout" => {
+                let d = parse_duration(v).map_err(|_| bad())?;
+                if d.is_zero() {
+                    return Err(bad());
+                }
+                format_duration(d)
+            }
+            "max-connections" | "max-sessions-per-connection" | "threads" => {
+                let n: u64 = v.parse().map_err(|_| bad())?;
+                if n == 0 {
+                    return Err(bad());
+                }
+                n.to_string()
+            }
+            "credit-cap" => {
+                let n: u16 = v.parse().map_err(|_| bad())?;
+                if n < 16 {
+                    return Err(bad());
+                }
+                n.to_string()
+            }
+            "require-signing" | "allow-anonymous" | "allow-guest" => match v {
+                "true" | "yes" | "on" | "1" => "true".to_string(),
+                "false" | "no" | "off" | "0" => "false".to_string(),
+                _ => return Err(bad()),
+            },
+            "min-dialect" | "max-dialect" => {
+                dialect_name(parse_dialect(v).map_err(|_| bad())?).to_string()
+            }
+            _ => v.to_string(),
+        };
+        Ok(norm)
+    }
+
+    /// Set `key` at layer `source`. Only that key changes.
+    pub fn set(&mut self, source: Source, key: &str, value: &str) -> Result<(), ConfigError> {
+        let spec = key_spec(key)?;
+        if source == Source::Runtime && !spec.live {
+            return Err(ConfigError(format!(
+                "{key} cannot change at run time; set it in the config file or on the command line and restart"
+            )));
+        }
+        let norm = Self::validate(key, value)?;
+        if source == Source::Automatic {
+            return Err(ConfigError("automatic values are computed, not set".into()));
+        }
+        let mut trial = self.clone();
+        trial
+            .layers
+            .entry(spec.name)
+            .or_default()
+            .insert(source, norm);
+        trial.effective()?;
+        *self = trial;
+        Ok(())
+    }
+
+    /// Drop every explicit layer of `key`, returning it to automatic.
+    pub fn reset(&mut self, key: &str) -> Result<(), ConfigError> {
+        let spec = key_spec(key)?;
+        if !spec.live {
+            return Err(ConfigError(format!(
+                "{key} cannot change at run time; it takes effect at the next start"
+            )));
+        }
+        let mut trial = self.clone();
+        trial.layers.remove(spec.name);
+        trial.effective()?;
+        *self = trial;
+        Ok(())
+    }
+
+    /// The value in force for `key` and where it came from.
+    pub fn get(&self, key: &str) -> (String, Source) {
+        match self.layers.get(key).and_then(|l| l.iter().next_back()) {
+            Some((src, v)) => (v.clone(), *src),
+            None => (self.automatic(key), Source::Automatic),
+        }
+    }
+
+    /// Every key with its value and source, in display order.
+    pub fn show(&self) -> Vec<ShownKey> {
+        KEYS.iter()
+            .map(|k| {
+                let (value, source) = self.get(k.name);
+                ShownKey {
+                    key: k.name,
+                    value,
+                    source,
+                    explicit: source.is_explicit(),
+                    automatic_value: self.automatic(k.name),
+                    live: k.live,
+                }
+            })
+            .collect()
+    }
+
+    /// Read a TOML config file's keys into the `ConfigFile` layer.
+    pub fn load_toml(&mut self, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| ConfigError(format!("config file is not valid TOML: {e}")))?;
+        for (k, v) in table {
+            let s = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(ConfigError(format!(
+                        "config key {k}: unsupported value {other}"
+                    )))
+                }
+            };
+            // Startup-only keys are accepted in the file.
+            let spec = key_spec(&k)?;
+            let norm = Self::validate(spec.name, &s)?;
+            self.layers
+                .entry(spec.name)
+                .or_default()
+                .insert(Source::ConfigFile, norm);
+        }
+        self.effective()?;
+        Ok(())
+    }
+
+    /// Resolve every key.
+    pub fn effective(&self) -> Result<Effective, ConfigError> {
+        let v = |k: &str| self.get(k).0;
+        let bad = |k: &str| ConfigError(format!("bad stored value for {k}"));
+        let e = Effective {
+            autodisconnect: v("autodisconnect")
+                .parse()
+                .map_err(|_| bad("autodisconnect"))?,
+            pre_auth_timeout: parse_duration(&v("pre-auth-timeout"))?,
+            max_connections: v("max-connections")
+                .parse()
+                .map_err(|_| bad("max-connections"))?,
+            max_sessions_per_connection: v("max-sessions-per-connection")
+                .parse()
+                .map_err(|_| bad("max-sessions-per-connection"))?,
+            credit_cap: v("credit-cap").parse().map_err(|_| bad("credit-cap"))?,
+            require_signing: v("require-signing") == "true",
+            allow_anonymous: v("allow-anonymous") == "true",
+            allow_guest: v("allow-guest") == "true",
+            min_dialect: parse_dialect(&v("min-dialect"))?,
+            max_dialect: parse_dialect(&v("max-dialect"))?,
+            server_comment: v("server-comment"),
+            threads: v("threads").parse().map_err(|_| bad("threads"))?,
+        };
+        if e.min_dialect > e.max_dialect {
+            return Err(ConfigError(format!(
+                "min-dialect {} is above max-dialect {}",
+                dialect_name(e.min_dialect),
+                dialect_name(e.max_dialect)
+            )));
+        }
+        Ok(e)
+    }
+}
+
+/// One row of `config show`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShownKey {
+    /// Key name.
+    pub key: &'static str,
+    /// Value in force.
+    pub value: String,
+    /// Where it came from.
+    pub source: Source,
+    /// Whether a person chose it.
+    pub explicit: bool,
+    /// What the server would use on its own.
+    pub automatic_value: String,
+    /// Whether `set` applies it without a restart.
+    pub live: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(cpus: usize, open_files: u64) -> Settings {
+        Settings::new(MachineFacts { cpus, open_files })
+    }
+
+    #[test]
+    fn automatic_values_follow_the_machine() {
+        let s = machine(4, 20_000);
+        let e = s.effective().unwrap();
+        assert_eq!(e.threads, 4);
+        assert_eq!(e.max_connections, 19_900);
+        assert_eq!(e.autodisconnect.to_string(), "15");
+        assert!(s.show().iter().all(|k| !k.explicit));
+    }
+
+    #[test]
+    fn setting_one_key_leaves_every_other_key_automatic() {
+        // Q153070: setting AUTODISCONNECT froze every self-tuned value. Here
+        // the other keys stay automatic and keep following the machine.
+        let mut s = machine(4, 20_000);
+        s.set(Source::Runtime, "autodisconnect", "250ms").unwrap();
+        let shown = s.show();
+        for k in &shown {
+            assert_eq!(k.explicit, k.key == "autodisconnect", "{k:?}");
+        }
+        // The machine changes (more cores, more files): automatic keys follow.
+        s.machine = MachineFacts {
+            cpus: 8,
+            open_files: 50_000,
+        };
+        let e = s.effective().unwrap();
+        assert_eq!(e.threads, 8);
+        assert_eq!(e.max_connections, 49_900);
+        assert_eq!(e.autodisconnect.to_string(), "250ms");
+    }
+
+    #[test]
+    fn layers_order_and_reset() {
+        let mut s = machine(2, 1024);
+        s.load_toml("autodisconnect = 5\nallow-guest = true\n")
+            .unwrap();
+        assert_eq!(s.get("autodisconnect"), ("5".into(), Source::ConfigFile));
+        s.set(Source::CommandLine, "autodisconnect", "30s").unwrap();
+        assert_eq!(s.get("autodisconnect"), ("30s".into(), Source::CommandLine));
+        s.set(Source::Runtime, "autodisconnect", "-1").unwrap();
+        assert_eq!(s.get("autodisconnect"), ("-1".into(), Source::Runtime));
+        s.reset("autodisconnect").unwrap();
+        assert_eq!(s.get("autodisconnect"), ("15".into(), Source::Automatic));
+        // Reset of one key leaves the other explicit key alone.
+        assert_eq!(s.get("allow-guest"), ("true".into(), Source::ConfigFile));
+    }
+
+    #[test]
+    fn bad_keys_and_values_name_the_accepted_forms() {
+        let mut s = machine(2, 1024);
+        let e = s.set(Source::Runtime, "autodisconect", "5").unwrap_err();
+        assert!(e.0.contains("known keys"), "{e}");
+        let e = s
+            .set(Source::Runtime, "autodisconnect", "soon")
+            .unwrap_err();
+        assert!(e.0.contains("250ms"), "{e}");
+        let e = s.set(Source::Runtime, "threads", "4").unwrap_err();
+        assert!(e.0.contains("restart"), "{e}");
+        let e = s.set(Source::Runtime, "min-dialect", "9.9").unwrap_err();
+        assert!(e.0.contains("3.1.1"), "{e}");
+        // A value that contradicts another key is refused, nothing changes.
+        s.set(Source::Runtime, "max-dialect", "2.1").unwrap();
+        assert!(s.set(Source::Runtime, "min-dialect", "3.0").is_err());
+        assert_eq!(s.get("min-dialect").1, Source::Automatic);
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        for (text, ms) in [
+            ("250ms", 250),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+        ] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(d.as_millis(), ms);
+            assert_eq!(format_duration(d), text);
+        }
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn open_files_limit_is_read_from_proc_format() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            20000                20000                files\n";
+        assert_eq!(parse_open_files_limit(text), Some(20000));
+    }
+}

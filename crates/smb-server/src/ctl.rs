@@ -1,0 +1,390 @@
+//! `smbcore ctl`: the administrator's client for the admin socket.
+//!
+//! One JSON request per connection, one JSON reply (see [`crate::admin`]).
+//! Listings print a table, or the server's JSON with `--json`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+/// `smbcore ctl` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum CtlCommand {
+    /// List sessions (IPC$ ones included).
+    Sessions {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only sessions of this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only sessions from this client computer name.
+        #[arg(long)]
+        computer: Option<String>,
+        /// Only sessions from this client address.
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// List tree connects.
+    Trees {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disconnect every session that matches (exits 1 when none did).
+    Disconnect {
+        /// Session id (hex 0x... or decimal).
+        #[arg(long, group = "sel")]
+        session: Option<String>,
+        /// User name.
+        #[arg(long, group = "sel")]
+        user: Option<String>,
+        /// Client computer name.
+        #[arg(long, group = "sel")]
+        computer: Option<String>,
+        /// Client address.
+        #[arg(long, group = "sel")]
+        client: Option<String>,
+    },
+    /// Show, set or reset configuration keys.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Counters and the reaping-lateness histogram.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `smbcore ctl config ...`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ConfigAction {
+    /// Every key, its value, and whether it is explicit or automatic.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set one key, live.
+    Set {
+        /// Key name.
+        key: String,
+        /// New value.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Return a key to its automatic value.
+    Reset {
+        /// Key name.
+        key: String,
+    },
+}
+
+/// Send one request to the admin socket and return the reply's `data`.
+pub fn request(path: &Path, req: &Value) -> Result<Value, String> {
+    let mut stream = UnixStream::connect(path).map_err(|e| {
+        format!(
+            "no smbcore server answers on admin socket {} ({e}); is `smbcore serve` running, and with this --admin-socket?",
+            path.display()
+        )
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| format!("admin socket write: {e}"))?;
+    let mut reply = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut reply)
+        .map_err(|e| format!("admin socket read: {e}"))?;
+    let v: Value =
+        serde_json::from_str(&reply).map_err(|e| format!("bad reply from server: {e}"))?;
+    if v["ok"] == Value::Bool(true) {
+        Ok(v["data"].clone())
+    } else {
+        Err(v["error"].as_str().unwrap_or("unknown error").to_string())
+    }
+}
+
+/// Run one ctl command; prints results and returns the exit code.
+pub fn run(path: &Path, cmd: CtlCommand) -> ExitCode {
+    match run_inner(path, cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("smbcore ctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_inner(path: &Path, cmd: CtlCommand) -> Result<ExitCode, String> {
+    match cmd {
+        CtlCommand::Sessions {
+            json,
+            user,
+            computer,
+            client,
+        } => {
+            let data = request(
+                path,
+                &json!({"op": "sessions", "user": user, "computer": computer, "client": client}),
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&data).unwrap_or_default()
+                );
+            } else {
+                print!("{}", format_sessions(&data));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Trees { json } => {
+            let data = request(path, &json!({"op": "trees"}))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&data).unwrap_or_default()
+                );
+            } else {
+                print!("{}", format_trees(&data));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Disconnect {
+            session,
+            user,
+            computer,
+            client,
+        } => {
+            let req =
+                match (session, user, computer, client) {
+                    (Some(s), None, None, None) => json!({"op": "disconnect", "session": s}),
+                    (None, Some(u), None, None) => json!({"op": "disconnect", "user": u}),
+                    (None, None, Some(c), None) => json!({"op": "disconnect", "computer": c}),
+                    (None, None, None, Some(a)) => json!({"op": "disconnect", "client": a}),
+                    _ => return Err(
+                        "disconnect needs exactly one of --session, --user, --computer, --client"
+                            .into(),
+                    ),
+                };
+            let data = request(path, &req)?;
+            let n = data["sessions"].as_u64().unwrap_or(0);
+            if n == 0 {
+                println!("no session matched; nothing disconnected");
+                Ok(ExitCode::from(1))
+            } else {
+                println!("disconnected {n} session{}", if n == 1 { "" } else { "s" });
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        CtlCommand::Config { action } => match action {
+            ConfigAction::Show { json } => {
+                let data = request(path, &json!({"op": "config-show"}))?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&data).unwrap_or_default()
+                    );
+                } else {
+                    print!("{}", format_config(&data));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ConfigAction::Set { key, value } => {
+                request(
+                    path,
+                    &json!({"op": "config-set", "key": key, "value": value}),
+                )?;
+                println!("{key} set to {value}");
+                Ok(ExitCode::SUCCESS)
+            }
+            ConfigAction::Reset { key } => {
+                let data = request(path, &json!({"op": "config-reset", "key": key}))?;
+                println!(
+                    "{key} reset to automatic ({})",
+                    data["value"].as_str().unwrap_or("")
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        CtlCommand::Stats { json } => {
+            let data = request(path, &json!({"op": "stats"}))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&data).unwrap_or_default()
+                );
+            } else {
+                print!("{}", format_stats(&data));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(header.iter().map(|h| h.to_string()).collect(), &mut out);
+    for r in rows {
+        line(r, &mut out);
+    }
+    out
+}
+
+fn secs(v: &Value) -> String {
+    let ms = v.as_u64().unwrap_or(0);
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// Render `sessions` data as a table.
+pub fn format_sessions(data: &Value) -> String {
+    let rows = data
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let trees: Vec<String> = r["trees"]
+                        .as_array()
+                        .map(|t| t.iter().map(s).collect())
+                        .unwrap_or_default();
+                    vec![
+                        s(&r["id"]),
+                        s(&r["client"]),
+                        s(&r["computer"]),
+                        s(&r["user"]),
+                        s(&r["dialect"]),
+                        if r["signed"] == Value::Bool(true) {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .into(),
+                        trees.join(","),
+                        s(&r["open_handles"]),
+                        secs(&r["connected_ms"]),
+                        secs(&r["idle_ms"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &[
+            "SESSION",
+            "CLIENT",
+            "COMPUTER",
+            "USER",
+            "DIALECT",
+            "SIGNED",
+            "TREES",
+            "OPENS",
+            "CONNECTED",
+            "IDLE",
+        ],
+        rows,
+    )
+}
+
+/// Render `trees` data as a table.
+pub fn format_trees(data: &Value) -> String {
+    let rows = data
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    vec![
+                        s(&r["session"]),
+                        s(&r["tree"]),
+                        s(&r["share"]),
+                        s(&r["user"]),
+                        s(&r["computer"]),
+                        secs(&r["connected_ms"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &["SESSION", "TREE", "SHARE", "USER", "COMPUTER", "CONNECTED"],
+        rows,
+    )
+}
+
+/// Render `config-show` data as a table.
+pub fn format_config(data: &Value) -> String {
+    let rows = data
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    vec![
+                        s(&r["key"]),
+                        s(&r["value"]),
+                        if r["explicit"] == Value::Bool(true) {
+                            "explicit"
+                        } else {
+                            "automatic"
+                        }
+                        .into(),
+                        s(&r["source"]),
+                        s(&r["automatic_value"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&["KEY", "VALUE", "KIND", "SOURCE", "AUTOMATIC"], rows)
+}
+
+/// Render `stats` data.
+pub fn format_stats(data: &Value) -> String {
+    let mut out = String::new();
+    if let Some(obj) = data.as_object() {
+        for (k, v) in obj {
+            if k == "lateness_us" {
+                continue;
+            }
+            out.push_str(&format!("{k:<28} {}\n", s(v)));
+        }
+        if let Some(l) = data["lateness_us"].as_object() {
+            out.push_str("reaping lateness (microseconds):\n");
+            for key in ["count", "p50", "p90", "p99", "p99_9", "max"] {
+                out.push_str(&format!("  {key:<8} {}\n", s(&l[key])));
+            }
+        }
+    }
+    out
+}

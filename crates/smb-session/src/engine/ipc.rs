@@ -1,0 +1,703 @@
+//! IPC$: named pipes carrying DCE/RPC, and the srvsvc backend.
+//!
+//! CREATE / CLOSE of `srvsvc` on an IPC$ tree (MS-SMB2 3.3.5.9, 3.3.5.10),
+//! WRITE / READ on the pipe (3.3.5.13, 3.3.5.12), FSCTL_PIPE_TRANSCEIVE and
+//! FSCTL_VALIDATE_NEGOTIATE_INFO (3.3.5.15), QUERY_INFO of the pipe's
+//! standard information (3.3.5.20). Other pipe names get
+//! STATUS_OBJECT_NAME_NOT_FOUND. An open pipe is an open handle: its session
+//! is not reaped while it is open (Windows semantics).
+//!
+//! srvsvc calls that enumerate or delete sessions need every shard when the
+//! server runs several: the engine first runs the call against a copy of the
+//! pipe with a recording backend to learn what it needs, defers the SMB2
+//! response, asks the runtime ([`EngineEvent::Admin`]) and replays the call
+//! when [`Engine::complete_admin`] brings the answer.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use smb_rpc::pipe::{Interface, ReadOutcome, RpcPipe};
+use smb_rpc::srvsvc::{
+    CallerInfo, ServerInfo, ShareInfo, SrvConnectionInfo, SrvSessionInfo, SrvsvcBackend,
+};
+use smb_wire::frame::FrameMark;
+use smb_wire::header::{flags, Command, Header, HeaderId, HeaderRepr, HEADER_LEN};
+use smb_wire::msg::close::{CloseRequest, CloseResponseRepr};
+use smb_wire::msg::create::{CreateRequest, CreateResponseRepr};
+use smb_wire::msg::ioctl::{
+    IoctlRequest, IoctlResponseRepr, FSCTL_DFS_GET_REFERRALS, FSCTL_DFS_GET_REFERRALS_EX,
+    FSCTL_PIPE_TRANSCEIVE, FSCTL_VALIDATE_NEGOTIATE_INFO,
+};
+use smb_wire::msg::query_info::{QueryInfoRequest, QueryInfoResponseRepr};
+use smb_wire::msg::read::{ReadRequest, ReadResponseRepr};
+use smb_wire::msg::write::{WriteRequest, WriteResponseRepr};
+use smb_wire::msg::{EmitBody, FileId};
+use smb_wire::NtStatus;
+
+use super::admin::{AdminOp, AdminOpResult, AdminSelector, AdminToken, ToSrvs};
+use super::{Answer, ChainState, Engine, EngineEvent, Req};
+use crate::ids::{ConnId, SessionId, TreeId};
+use crate::table::UserName;
+
+/// FILE_ATTRIBUTE_NORMAL.
+const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
+/// CreateAction FILE_OPENED.
+const FILE_OPENED: u32 = 1;
+/// SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB.
+const CLOSE_POSTQUERY: u16 = 0x0001;
+/// InfoType SMB2_0_INFO_FILE, class FileStandardInformation.
+const INFO_FILE: u8 = 1;
+const FILE_STANDARD_INFORMATION: u8 = 5;
+/// STATUS_FS_DRIVER_REQUIRED: what Windows answers DFS referral requests
+/// on a server without DFS.
+const STATUS_FS_DRIVER_REQUIRED: NtStatus = NtStatus(0xC000_019C);
+/// Largest pipe message returned at once.
+const MAX_PIPE_OUT: usize = 1024 * 1024;
+
+/// A deferred pipe call (a srvsvc call that needs every shard).
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    token: AdminToken,
+    command: Command,
+    message_id: u64,
+    credit_charge: u16,
+    credit_request: u16,
+    process_id: u32,
+    tree_id: u32,
+    session: SessionId,
+    input: Vec<u8>,
+    max_out: u32,
+}
+
+/// One open pipe.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    id: FileId,
+    session: SessionId,
+    tree: u32,
+    rpc: RpcPipe,
+    deferred: Option<Box<Deferred>>,
+}
+
+/// The open pipes of a connection (a handful at most; a Vec scan is fine
+/// and costs nothing when empty).
+#[derive(Debug, Default)]
+pub(crate) struct Pipes {
+    open: Vec<Pipe>,
+    next_persistent: u64,
+}
+
+impl Pipes {
+    fn find(&mut self, id: FileId, session: SessionId) -> Option<&mut Pipe> {
+        self.open
+            .iter_mut()
+            .find(|p| p.id == id && p.session == session)
+    }
+}
+
+/// The srvsvc backend for one call: this shard's view, or the whole
+/// cluster's once gathered.
+struct Backend<'a> {
+    engine_caller: CallerInfo,
+    server: ServerInfo,
+    shares: Vec<ShareInfo>,
+    /// Sessions and connections (already gathered or local).
+    sessions: &'a [SrvSessionInfo],
+    connections: &'a [SrvConnectionInfo],
+    /// Sessions deleted (already done cluster-wide), or a local deleter.
+    deleted: Option<u32>,
+    /// What the call asked for (recording mode).
+    wanted: Cell<Option<AdminOp>>,
+    recording: bool,
+}
+
+impl SrvsvcBackend for Backend<'_> {
+    fn caller(&self) -> CallerInfo {
+        self.engine_caller.clone()
+    }
+
+    fn server_info(&self) -> ServerInfo {
+        self.server.clone()
+    }
+
+    fn shares(&self) -> Vec<ShareInfo> {
+        self.shares.clone()
+    }
+
+    fn sessions(&self) -> Vec<SrvSessionInfo> {
+        if self.recording {
+            self.wanted.set(Some(AdminOp::Sessions));
+        }
+        self.sessions.to_vec()
+    }
+
+    fn delete_sessions(&mut self, client: Option<&str>, user: Option<&str>) -> u32 {
+        if self.recording {
+            self.wanted.set(Some(delete_op(client, user)));
+            return 0;
+        }
+        self.deleted.unwrap_or(0)
+    }
+
+    fn connections(&self, qualifier: &str) -> Vec<SrvConnectionInfo> {
+        if self.recording {
+            self.wanted.set(Some(AdminOp::Trees));
+        }
+        let q = qualifier.trim_start_matches('\\');
+        self.connections
+            .iter()
+            .filter(|c| {
+                q.is_empty() || c.netname.eq_ignore_ascii_case(q) || c.user.eq_ignore_ascii_case(q)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// NetrSessionDel's arguments as an admin operation: a client name of
+/// `\\name` or an address, and/or a user (MS-SRVS 3.1.4.6).
+fn delete_op(client: Option<&str>, user: Option<&str>) -> AdminOp {
+    let client = client
+        .map(|c| c.trim_start_matches('\\').to_string())
+        .filter(|c| !c.is_empty());
+    let user = user.map(str::to_string).filter(|u| !u.is_empty());
+    let mut sels = Vec::new();
+    match (client, user) {
+        (Some(c), Some(u)) => sels.push(AdminSelector::ComputerAndUser(c, u)),
+        (Some(c), None) => sels.push(AdminSelector::Computer(c)),
+        (None, Some(u)) => sels.push(AdminSelector::User(u)),
+        (None, None) => {}
+    }
+    AdminOp::DeleteMany(sels)
+}
+
+impl Engine {
+    fn caller_info(&self, sid: SessionId) -> CallerInfo {
+        let Some(s) = self.table.session(sid) else {
+            return CallerInfo::default();
+        };
+        CallerInfo {
+            user: self
+                .table
+                .user(sid)
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            is_admin: s.is_admin(),
+            authenticated: !matches!(self.table.user(sid), Some(UserName::Anonymous) | None),
+        }
+    }
+
+    fn server_info(&self) -> ServerInfo {
+        let mut s = ServerInfo::windows_like(&self.cfg.netbios_name);
+        s.comment = self.cfg.server_comment.clone();
+        s.autodisconnect_minutes = self.cfg.autodisconnect.as_srvs_minutes();
+        s
+    }
+
+    fn share_infos(&self) -> Vec<ShareInfo> {
+        let mut v = vec![ShareInfo::ipc()];
+        for s in self.cfg.shares.shares() {
+            let mut i = ShareInfo::ipc();
+            i.name = s.name;
+            i.comment = s.comment;
+            i.share_type = smb_rpc::srvsvc::stype::DISKTREE;
+            v.push(i);
+        }
+        v
+    }
+
+    /// Close every pipe a session holds (logoff, tree disconnect, admin).
+    pub(crate) fn close_session_pipes(&mut self, conn: ConnId, sid: SessionId) {
+        let Some(c) = self.table.connection_mut(conn) else {
+            return;
+        };
+        let before = c.ext.pipes.open.len();
+        c.ext.pipes.open.retain(|p| p.session != sid);
+        let closed = before - c.ext.pipes.open.len();
+        for _ in 0..closed {
+            let _ = self.table.close_handle(sid);
+        }
+    }
+
+    /// Close the pipes opened on one tree.
+    pub(crate) fn close_tree_pipes(&mut self, conn: ConnId, sid: SessionId, tree: u32) {
+        let Some(c) = self.table.connection_mut(conn) else {
+            return;
+        };
+        let before = c.ext.pipes.open.len();
+        c.ext
+            .pipes
+            .open
+            .retain(|p| !(p.session == sid && p.tree == tree));
+        let closed = before - c.ext.pipes.open.len();
+        for _ in 0..closed {
+            let _ = self.table.close_handle(sid);
+        }
+    }
+
+    pub(crate) fn handle_ipc(
+        &mut self,
+        req: &Req<'_>,
+        sid: SessionId,
+        chain: &mut ChainState,
+        out: &mut Vec<u8>,
+    ) -> Answer {
+        let is_ipc = TreeId::new(req.tree_id)
+            .and_then(|t| self.table.tree(sid, t))
+            .is_some_and(|t| t.is_ipc);
+        let start = out.len() - HEADER_LEN;
+        match req.command {
+            Command::Create => {
+                let Ok(c) = CreateRequest::parse(req.msg) else {
+                    return Answer::Fail(NtStatus::INVALID_PARAMETER);
+                };
+                if !is_ipc {
+                    // Files are the embedding application's business.
+                    return Answer::Fail(NtStatus::NOT_SUPPORTED);
+                }
+                let name = c.name();
+                let is_srvsvc =
+                    c.name_is("srvsvc") || c.name_is("\\srvsvc") || c.name_is("\\pipe\\srvsvc");
+                let _ = name;
+                if !is_srvsvc {
+                    return Answer::Fail(NtStatus::OBJECT_NAME_NOT_FOUND);
+                }
+                let volatile: [u8; 8] = self.random_array();
+                let Some(cs) = self.table.connection_mut(req.conn) else {
+                    return Answer::Drop;
+                };
+                let pipes = &mut cs.ext.pipes;
+                if pipes.open.len() >= 64 {
+                    return Answer::Fail(NtStatus::INSUFFICIENT_RESOURCES);
+                }
+                pipes.next_persistent += 1;
+                let id = FileId {
+                    persistent: pipes.next_persistent,
+                    volatile: u64::from_le_bytes(volatile),
+                };
+                pipes.open.push(Pipe {
+                    id,
+                    session: sid,
+                    tree: req.tree_id,
+                    rpc: RpcPipe::new(Interface::Srvsvc),
+                    deferred: None,
+                });
+                let _ = self.table.open_handle(sid);
+                chain.prev_file = Some(id);
+                CreateResponseRepr {
+                    oplock_level: 0,
+                    flags: 0,
+                    create_action: FILE_OPENED,
+                    times: [0; 4],
+                    allocation_size: 4096,
+                    end_of_file: 0,
+                    file_attributes: FILE_ATTRIBUTE_NORMAL,
+                    file_id: id,
+                    contexts: &[],
+                }
+                .emit_body(start, out);
+                Answer::Done(NtStatus::SUCCESS)
+            }
+            Command::Close => {
+                let Ok(c) = CloseRequest::parse(req.msg) else {
+                    return Answer::Fail(NtStatus::INVALID_PARAMETER);
+                };
+                let id = resolve(c.file_id(), chain);
+                let Some(cs) = self.table.connection_mut(req.conn) else {
+                    return Answer::Drop;
+                };
+                let before = cs.ext.pipes.open.len();
+                cs.ext
+                    .pipes
+                    .open
+                    .retain(|p| !(p.id == id && p.session == sid));
+                if cs.ext.pipes.open.len() == before {
+                    return Answer::Fail(NtStatus::FILE_CLOSED);
+                }
+                let _ = self.table.close_handle(sid);
+                let post = c.flags() & CLOSE_POSTQUERY != 0;
+                CloseResponseRepr {
+                    flags: if post { CLOSE_POSTQUERY } else { 0 },
+                    allocation_size: if post { 4096 } else { 0 },
+                    file_attributes: if post { FILE_ATTRIBUTE_NORMAL } else { 0 },
+                    ..Default::default()
+                }
+                .emit_body(start, out);
+                Answer::Done(NtStatus::SUCCESS)
+            }
+            Command::Write => {
+                let Ok(w) = WriteRequest::parse(req.msg) else {
+                    return Answer::Fail(NtStatus::INVALID_PARAMETER);
+                };
+                let id = resolve(w.file_id(), chain);
+                self.pipe_call(req, sid, id, Command::Write, w.data(), 0, out)
+            }
+            Command::Read => {
+                let Ok(r) = ReadRequest::parse(req.msg) else {
+                    return Answer::Fail(NtStatus::INVALID_PARAMETER);
+                };
+                let id = resolve(r.file_id(), chain);
+                let max = (r.length() as usize).min(MAX_PIPE_OUT);
+                let Some(cs) = self.table.connection_mut(req.conn) else {
+                    return Answer::Drop;
+                };
+                let Some(p) = cs.ext.pipes.find(id, sid) else {
+                    return Answer::Fail(NtStatus::FILE_CLOSED);
+                };
+                let mut data = Vec::new();
+                match p.rpc.read(max, &mut data) {
+                    ReadOutcome::Empty => Answer::Fail(NtStatus::PIPE_EMPTY),
+                    ReadOutcome::Data { more } => {
+                        ReadResponseRepr {
+                            data_remaining: 0,
+                            flags: 0,
+                            data: &data,
+                        }
+                        .emit_body(start, out);
+                        Answer::Done(if more {
+                            NtStatus::BUFFER_OVERFLOW
+                        } else {
+                            NtStatus::SUCCESS
+                        })
+                    }
+                }
+            }
+            Command::Ioctl => {
+                let Ok(io) = IoctlRequest::parse(req.msg) else {
+                    return Answer::Fail(NtStatus::INVALID_PARAMETER);
+                };
+                match io.ctl_code() {
+                    FSCTL_PIPE_TRANSCEIVE => {
+                        let id = resolve(io.file_id(), chain);
+                        self.pipe_call(
+                            req,
+                            sid,
+                            id,
+                            Command::Ioctl,
+                            io.input(),
+                            io.max_output_response(),
+                            out,
+                        )
+                    }
+                    FSCTL_VALIDATE_NEGOTIATE_INFO => {
+                        let mut body = Vec::with_capacity(24);
+                        if let Err(a) = self.validate_negotiate(req.conn, io.input(), &mut body) {
+                            return a;
+                        }
+                        IoctlResponseRepr {
+                            ctl_code: FSCTL_VALIDATE_NEGOTIATE_INFO,
+                            file_id: io.file_id(),
+                            input: &[],
+                            output: &body,
+                            flags: 0,
+                        }
+                        .emit_body(start, out);
+                        Answer::Done(NtStatus::SUCCESS)
+                    }
+                    FSCTL_DFS_GET_REFERRALS | FSCTL_DFS_GET_REFERRALS_EX => {
+                        Answer::Fail(STATUS_FS_DRIVER_REQUIRED)
+                    }
+                    _ => Answer::Fail(NtStatus::NOT_SUPPORTED),
+                }
+            }
+            Command::QueryInfo => {
+                let Ok(q) = QueryInfoRequest::parse(req.msg) else {
+                    return Answer::Fail(NtStatus::INVALID_PARAMETER);
+                };
+                let id = resolve(q.file_id(), chain);
+                let Some(cs) = self.table.connection_mut(req.conn) else {
+                    return Answer::Drop;
+                };
+                if cs.ext.pipes.find(id, sid).is_none() {
+                    return Answer::Fail(NtStatus::FILE_CLOSED);
+                }
+                if q.info_type() != INFO_FILE || q.file_info_class() != FILE_STANDARD_INFORMATION {
+                    return Answer::Fail(NtStatus::NOT_SUPPORTED);
+                }
+                // FILE_STANDARD_INFORMATION (MS-FSCC 2.4.41) of a pipe.
+                let mut info = [0u8; 24];
+                info[0..8].copy_from_slice(&4096u64.to_le_bytes());
+                info[16..20].copy_from_slice(&1u32.to_le_bytes());
+                info[20] = 1; // DeletePending, as Windows reports for pipes
+                if (q.output_buffer_length() as usize) < info.len() {
+                    return Answer::Fail(NtStatus::INFO_LENGTH_MISMATCH);
+                }
+                QueryInfoResponseRepr { output: &info }.emit_body(start, out);
+                Answer::Done(NtStatus::SUCCESS)
+            }
+            _ => Answer::Fail(NtStatus::NOT_SUPPORTED),
+        }
+    }
+
+    /// WRITE or FSCTL_PIPE_TRANSCEIVE on a pipe.
+    #[allow(clippy::too_many_arguments)]
+    fn pipe_call(
+        &mut self,
+        req: &Req<'_>,
+        sid: SessionId,
+        id: FileId,
+        command: Command,
+        input: &[u8],
+        max_out: u32,
+        out: &mut Vec<u8>,
+    ) -> Answer {
+        let caller = self.caller_info(sid);
+        let clustered = self.cfg.clustered;
+        let (local_sessions, local_trees) = if clustered {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                self.local_srvs_sessions(req.now),
+                self.admin_trees(req.now)
+                    .iter()
+                    .map(|t| t.to_srvs())
+                    .collect(),
+            )
+        };
+        let mut backend = Backend {
+            engine_caller: caller.clone(),
+            server: self.server_info(),
+            shares: self.share_infos(),
+            sessions: &local_sessions,
+            connections: &local_trees,
+            deleted: None,
+            wanted: Cell::new(None),
+            recording: true,
+        };
+        let Some(cs) = self.table.connection_mut(req.conn) else {
+            return Answer::Drop;
+        };
+        let Some(p) = cs.ext.pipes.find(id, sid) else {
+            return Answer::Fail(NtStatus::FILE_CLOSED);
+        };
+        if p.deferred.is_some() {
+            return Answer::Fail(NtStatus::PIPE_BUSY);
+        }
+        if caller.is_admin {
+            // Learn what the call needs by running it against a copy of the
+            // pipe: session deletion always goes through the runtime (it may
+            // have to close connections), enumeration only when clustered.
+            let mut probe = p.rpc.clone();
+            let mut sink = Vec::new();
+            let _ = probe.transceive(input, MAX_PIPE_OUT, &mut backend, &mut sink);
+            let wanted = backend.wanted.take();
+            if let Some(op) = wanted {
+                if clustered || matches!(op, AdminOp::DeleteMany(_)) {
+                    let token = self.admin_token();
+                    let hdr = Header::new_unchecked(&req.msg[..HEADER_LEN]);
+                    let Some(cs) = self.table.connection_mut(req.conn) else {
+                        return Answer::Drop;
+                    };
+                    let Some(p) = cs.ext.pipes.find(id, sid) else {
+                        return Answer::Fail(NtStatus::FILE_CLOSED);
+                    };
+                    p.deferred = Some(Box::new(Deferred {
+                        token,
+                        command,
+                        message_id: req.message_id,
+                        credit_charge: hdr.credit_charge(),
+                        credit_request: hdr.credit(),
+                        process_id: hdr.process_id().unwrap_or(0),
+                        tree_id: req.tree_id,
+                        session: sid,
+                        input: input.to_vec(),
+                        max_out,
+                    }));
+                    self.events.push_back(EngineEvent::Admin {
+                        conn: req.conn,
+                        token,
+                        op,
+                    });
+                    return Answer::Deferred;
+                }
+            }
+        }
+        backend.recording = false;
+        let Some(cs) = self.table.connection_mut(req.conn) else {
+            return Answer::Drop;
+        };
+        let Some(p) = cs.ext.pipes.find(id, sid) else {
+            return Answer::Fail(NtStatus::FILE_CLOSED);
+        };
+        let start = out.len() - HEADER_LEN;
+        write_pipe_answer(p, command, id, input, max_out, &mut backend, start, out)
+    }
+
+    /// This shard's sessions as srvsvc shows them.
+    pub(crate) fn local_srvs_sessions(&self, now: Instant) -> Vec<SrvSessionInfo> {
+        self.admin_sessions(&Default::default(), now)
+            .into_iter()
+            .map(|r| r.to_srvs())
+            .collect()
+    }
+
+    /// The cluster-wide answer to a deferred srvsvc call has arrived: replay
+    /// the call and write its SMB2 response (framed) to `out`.
+    pub fn complete_admin(
+        &mut self,
+        conn: ConnId,
+        token: AdminToken,
+        result: AdminOpResult,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) {
+        let _ = now;
+        let Some(cs) = self.table.connection_mut(conn) else {
+            return;
+        };
+        let Some(p) = cs
+            .ext
+            .pipes
+            .open
+            .iter_mut()
+            .find(|p| p.deferred.as_ref().is_some_and(|d| d.token == token))
+        else {
+            return;
+        };
+        let Some(d) = p.deferred.take() else {
+            return;
+        };
+        let pipe_id = p.id;
+        let (sessions, connections, deleted) = match result {
+            AdminOpResult::Sessions(rows) => (
+                rows.iter().map(|r| r.to_srvs()).collect::<Vec<_>>(),
+                Vec::new(),
+                None,
+            ),
+            AdminOpResult::Trees(trees) => (
+                Vec::new(),
+                trees.iter().map(|t| t.to_srvs()).collect(),
+                None,
+            ),
+            AdminOpResult::Deleted(n) => (Vec::new(), Vec::new(), Some(n as u32)),
+        };
+        let caller = self.caller_info(d.session);
+        let server = self.server_info();
+        let shares = self.share_infos();
+        let granted = match self.table.connection_mut(conn) {
+            Some(c) => c.ext.credits.grant(d.credit_request, self.cfg.credit_cap),
+            None => return,
+        };
+        let mark = FrameMark::begin(out);
+        let start = out.len();
+        HeaderRepr {
+            credit_charge: d.credit_charge,
+            status: NtStatus::SUCCESS,
+            command: d.command,
+            credit: granted,
+            flags: flags::SERVER_TO_REDIR,
+            next_command: 0,
+            message_id: d.message_id,
+            id: HeaderId::Sync {
+                process_id: d.process_id,
+                tree_id: d.tree_id,
+            },
+            session_id: d.session.as_u64(),
+            signature: [0; 16],
+        }
+        .emit(out);
+        let mut backend = Backend {
+            engine_caller: caller,
+            server,
+            shares,
+            sessions: &sessions,
+            connections: &connections,
+            deleted,
+            wanted: Cell::new(None),
+            recording: false,
+        };
+        let Some(cs) = self.table.connection_mut(conn) else {
+            out.truncate(start - 4);
+            return;
+        };
+        let Some(p) = cs.ext.pipes.open.iter_mut().find(|p| p.id == pipe_id) else {
+            out.truncate(start - 4);
+            return;
+        };
+        let answer = write_pipe_answer(
+            p,
+            d.command,
+            pipe_id,
+            &d.input,
+            d.max_out,
+            &mut backend,
+            start,
+            out,
+        );
+        let status = match answer {
+            Answer::Done(s) => s,
+            Answer::Fail(s) => {
+                out.truncate(start + HEADER_LEN);
+                smb_wire::msg::error::ErrorResponseRepr::EMPTY.emit_body(start, out);
+                s
+            }
+            _ => NtStatus::INTERNAL_ERROR,
+        };
+        Header::new_unchecked(&mut out[start..start + HEADER_LEN]).set_status(status);
+        let end = out.len();
+        self.sign_response(conn, &mut out[start..end]);
+        let _ = mark.finish(out);
+    }
+}
+
+/// Resolve the all-ones FileId of a related compound request.
+fn resolve(id: FileId, chain: &ChainState) -> FileId {
+    if id == FileId::RELATED {
+        chain.prev_file.unwrap_or(id)
+    } else {
+        id
+    }
+}
+
+/// Run WRITE / TRANSCEIVE on the pipe and write the SMB2 response body.
+#[allow(clippy::too_many_arguments)]
+fn write_pipe_answer(
+    p: &mut Pipe,
+    command: Command,
+    id: FileId,
+    input: &[u8],
+    max_out: u32,
+    backend: &mut dyn SrvsvcBackend,
+    start: usize,
+    out: &mut Vec<u8>,
+) -> Answer {
+    match command {
+        Command::Write => match p.rpc.write(input, backend) {
+            Ok(()) => {
+                WriteResponseRepr {
+                    count: input.len() as u32,
+                    remaining: 0,
+                }
+                .emit_body(start, out);
+                Answer::Done(NtStatus::SUCCESS)
+            }
+            Err(e) => Answer::Fail(NtStatus(e.ntstatus())),
+        },
+        _ => {
+            let mut data = Vec::new();
+            match p.rpc.transceive(
+                input,
+                (max_out as usize).min(MAX_PIPE_OUT),
+                backend,
+                &mut data,
+            ) {
+                Ok(more) => {
+                    IoctlResponseRepr {
+                        ctl_code: FSCTL_PIPE_TRANSCEIVE,
+                        file_id: id,
+                        input: &[],
+                        output: &data,
+                        flags: 0,
+                    }
+                    .emit_body(start, out);
+                    Answer::Done(if more {
+                        NtStatus::BUFFER_OVERFLOW
+                    } else {
+                        NtStatus::SUCCESS
+                    })
+                }
+                Err(e) => Answer::Fail(NtStatus(e.ntstatus())),
+            }
+        }
+    }
+}

@@ -1,0 +1,751 @@
+//! The sans-IO connection engine: SMB2 request bytes in, response bytes out.
+//!
+//! One [`Engine`] serves one shard: its connections, sessions, trees and open
+//! pipes, with the shard's [`SessionTable`] and timer wheel underneath. It does
+//! no I/O and reads no clock (like quinn-proto's `Connection`); the runtime
+//! feeds it:
+//!
+//! 1. [`Engine::accept`] when a TCP connection arrives,
+//! 2. [`Engine::handle_frame`] for each NBSS frame payload (responses are
+//!    appended, framed, to the caller's output buffer),
+//! 3. [`Engine::handle_timeout`] whenever [`Engine::next_deadline`] passes,
+//! 4. [`Engine::connection_closed`] when the socket goes away,
+//!
+//! and then drains [`Engine::poll_event`] for work only the runtime can do
+//! (closing a socket, cluster-wide srvsvc queries).
+//!
+//! Message processing follows MS-SMB2 3.3.5: framing and protocol id
+//! (3.3.5.2), the compound chain (3.3.5.2.7), credits and the MessageId
+//! window (3.3.5.2.3), signature verification (3.3.5.2.4), session lookup
+//! (3.3.5.2.9), tree lookup (3.3.5.2.11), then the command.
+
+mod admin;
+mod conn;
+pub mod credits;
+mod ipc;
+mod negotiate;
+mod setup;
+mod tree;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use smb_auth::ntlm::CredentialStore;
+use smb_wire::frame::FrameMark;
+use smb_wire::header::{flags, Command, Header, HeaderId, HeaderRepr, HEADER_LEN};
+use smb_wire::msg::error::ErrorResponseRepr;
+use smb_wire::msg::EmitBody;
+use smb_wire::protocol_id::{classify, ProtocolId};
+use smb_wire::{compound::Compound, NtStatus};
+
+use crate::autodisconnect::AutoDisconnect;
+use crate::ids::{ConnId, SessionId};
+use crate::table::{SessionTable, TableConfig, TableEvent};
+
+pub use admin::{
+    AdminFilter, AdminOp, AdminOpResult, AdminSelector, AdminToken, EngineStats, SessionRow,
+    TreeRow,
+};
+pub use conn::ConnState;
+pub use setup::SessionExt;
+
+/// A share an embedding application serves besides IPC$.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareDef {
+    /// Share name (matched case-insensitively).
+    pub name: String,
+    /// Comment shown by NetrShareEnum.
+    pub comment: String,
+}
+
+/// Shares registered by the embedding application (the bundled server
+/// registers none: it serves IPC$ only).
+pub trait ShareRegistry: Send + Sync + fmt::Debug {
+    /// Every registered share.
+    fn shares(&self) -> Vec<ShareDef>;
+}
+
+/// The empty registry.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoShares;
+
+impl ShareRegistry for NoShares {
+    fn shares(&self) -> Vec<ShareDef> {
+        Vec::new()
+    }
+}
+
+/// The empty credential store: only anonymous (and guest) logins.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoUsers;
+
+impl CredentialStore for NoUsers {
+    fn lookup(&self, _user: &str, _domain: &str) -> Option<smb_auth::ntlm::Credential> {
+        None
+    }
+}
+
+/// Everything the engine is configured with; swapped whole at run time.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// ServerGuid (MS-SMB2 2.2.4).
+    pub server_guid: [u8; 16],
+    /// NetBIOS computer name (upper case, at most 15 characters).
+    pub netbios_name: String,
+    /// NetBIOS domain (workgroup) name.
+    pub netbios_domain: String,
+    /// DNS computer name.
+    pub dns_name: String,
+    /// DNS domain name.
+    pub dns_domain: String,
+    /// Server comment (srvsvc).
+    pub server_comment: String,
+    /// Lowest dialect accepted.
+    pub min_dialect: u16,
+    /// Highest dialect accepted.
+    pub max_dialect: u16,
+    /// Whether every session must sign (RequireMessageSigning).
+    pub require_signing: bool,
+    /// Whether null sessions are accepted.
+    pub allow_anonymous: bool,
+    /// Whether unknown users become guests.
+    pub allow_guest: bool,
+    /// Credits one connection may hold (Samba's default is 8192).
+    pub credit_cap: u16,
+    /// Sessions one connection may hold.
+    pub max_sessions_per_connection: usize,
+    /// Idle time before a session is reaped.
+    pub autodisconnect: AutoDisconnect,
+    /// Time a connection has to authenticate.
+    pub pre_auth_timeout: Duration,
+    /// MaxTransactSize / MaxReadSize / MaxWriteSize advertised (2.1+).
+    pub max_io: u32,
+    /// Whether srvsvc session calls must gather from other shards (the
+    /// runtime sets this when it runs more than one shard).
+    pub clustered: bool,
+    /// Known users.
+    pub users: Arc<dyn CredentialStore + Send + Sync>,
+    /// Registered shares.
+    pub shares: Arc<dyn ShareRegistry>,
+}
+
+impl fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("netbios_name", &self.netbios_name)
+            .field("min_dialect", &format_args!("{:#06x}", self.min_dialect))
+            .field("max_dialect", &format_args!("{:#06x}", self.max_dialect))
+            .field("require_signing", &self.require_signing)
+            .field("allow_anonymous", &self.allow_anonymous)
+            .field("allow_guest", &self.allow_guest)
+            .field("credit_cap", &self.credit_cap)
+            .field("autodisconnect", &self.autodisconnect)
+            .field("pre_auth_timeout", &self.pre_auth_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineConfig {
+    /// Defaults: every dialect, anonymous allowed, no users, no shares,
+    /// autodisconnect 15 minutes, pre-auth timeout 30 s.
+    pub fn new(server_guid: [u8; 16]) -> Self {
+        EngineConfig {
+            server_guid,
+            netbios_name: "SMBCORE".into(),
+            netbios_domain: "WORKGROUP".into(),
+            dns_name: "smbcore".into(),
+            dns_domain: String::new(),
+            server_comment: "smbcore".into(),
+            min_dialect: 0x0202,
+            max_dialect: 0x0311,
+            require_signing: false,
+            allow_anonymous: true,
+            allow_guest: false,
+            credit_cap: 8192,
+            max_sessions_per_connection: 1024,
+            autodisconnect: AutoDisconnect::default(),
+            pre_auth_timeout: Duration::from_secs(30),
+            max_io: 1024 * 1024,
+            clustered: false,
+            users: Arc::new(NoUsers),
+            shares: Arc::new(NoShares),
+        }
+    }
+
+    fn table_config(&self) -> TableConfig {
+        TableConfig {
+            autodisconnect: self.autodisconnect,
+            pre_auth_timeout: self.pre_auth_timeout,
+            tick: Duration::from_millis(1),
+            max_sessions_per_connection: self.max_sessions_per_connection,
+        }
+    }
+}
+
+/// What the runtime must do after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameOutcome {
+    /// Keep the connection.
+    Continue,
+    /// Drop the connection now (protocol violation; MS-SMB2 says disconnect).
+    Close,
+}
+
+/// Work for the runtime.
+#[derive(Debug)]
+pub enum EngineEvent {
+    /// Close this connection (idle reap of its last session, pre-auth
+    /// timeout, or a protocol violation discovered outside a frame).
+    CloseConnection(ConnId),
+    /// A srvsvc call needs every shard's sessions: gather, then call
+    /// [`Engine::complete_admin`].
+    Admin {
+        /// Connection waiting for the answer.
+        conn: ConnId,
+        /// Which call.
+        token: AdminToken,
+        /// What to gather or do.
+        op: AdminOp,
+    },
+}
+
+/// Counters kept by the engine itself (the table keeps the session ones).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub protocol_errors: u64,
+    pub auth_failures: u64,
+    pub logged_off: u64,
+}
+
+/// Source of random bytes (server challenges, salts, file ids).
+pub type RandomSource = Box<dyn FnMut(&mut [u8]) + Send>;
+
+/// The engine of one shard.
+pub struct Engine {
+    shard: u16,
+    cfg: Arc<EngineConfig>,
+    table: SessionTable<SessionExt, ConnState>,
+    epoch: Instant,
+    wall_at_epoch: SystemTime,
+    random: RandomSource,
+    events: VecDeque<EngineEvent>,
+    table_events: Vec<TableEvent>,
+    counters: Counters,
+    next_admin_token: u64,
+    spnego_hint: Arc<[u8]>,
+    /// A LOGOFF answered in this frame: the session goes once its response
+    /// is signed.
+    pending_logoff: Option<SessionId>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("shard", &self.shard)
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request being answered, as the handlers see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Req<'a> {
+    pub conn: ConnId,
+    pub now: Instant,
+    /// The whole message (header + body).
+    pub msg: &'a [u8],
+    pub command: Command,
+    pub message_id: u64,
+    pub session_id: u64,
+    pub tree_id: u32,
+    pub flags: u32,
+}
+
+/// A handler's answer: a status plus a body already written to `out`, or an
+/// error status (the caller writes the error body).
+pub(crate) enum Answer {
+    /// Body written; header status as given.
+    Done(NtStatus),
+    /// No body written; answer with an ERROR response of this status.
+    Fail(NtStatus),
+    /// No response at all (CANCEL).
+    Silent,
+    /// The response comes later ([`Engine::complete_admin`]).
+    Deferred,
+    /// Drop the connection.
+    Drop,
+}
+
+/// Per-message context collected while a compound chain is answered.
+pub(crate) struct ChainState {
+    prev_session: u64,
+    prev_tree: u32,
+    prev_file: Option<smb_wire::msg::FileId>,
+    prev_status: NtStatus,
+}
+
+impl Engine {
+    /// A new engine for shard `shard`. `epoch` and `wall_at_epoch` anchor
+    /// wall-clock times (FILETIME fields) to the `Instant`s passed in later.
+    pub fn new(
+        shard: u16,
+        cfg: Arc<EngineConfig>,
+        epoch: Instant,
+        wall_at_epoch: SystemTime,
+        random: RandomSource,
+    ) -> Self {
+        let table = SessionTable::new(shard, epoch, cfg.table_config());
+        Engine {
+            shard,
+            cfg,
+            table,
+            epoch,
+            wall_at_epoch,
+            random,
+            events: VecDeque::new(),
+            table_events: Vec::new(),
+            counters: Counters::default(),
+            next_admin_token: 1,
+            spnego_hint: smb_auth::spnego::neg_token_init_hint().into(),
+            pending_logoff: None,
+        }
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Arc<EngineConfig> {
+        &self.cfg
+    }
+
+    /// The session table (read-only; for inspection and tests).
+    pub fn table(&self) -> &SessionTable<SessionExt, ConnState> {
+        &self.table
+    }
+
+    /// When [`Engine::handle_timeout`] must next be called.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.table.next_deadline()
+    }
+
+    /// FILETIME (100 ns since 1601) for `now`.
+    pub(crate) fn filetime(&self, now: Instant) -> u64 {
+        const UNIX_TO_1601_SECS: u64 = 11_644_473_600;
+        let wall = self.wall_at_epoch + now.saturating_duration_since(self.epoch);
+        let d = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        (d.as_secs() + UNIX_TO_1601_SECS) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
+    }
+
+    pub(crate) fn random_array<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        (self.random)(&mut b);
+        b
+    }
+
+    // ----- inputs --------------------------------------------------------
+
+    /// A new TCP connection from `peer`; its pre-authentication deadline
+    /// starts now.
+    pub fn accept(&mut self, peer: SocketAddr, now: Instant) -> ConnId {
+        self.table.add_connection_with(peer, ConnState::new(), now)
+    }
+
+    /// The socket of `conn` is gone: log its sessions off and forget it.
+    pub fn connection_closed(&mut self, conn: ConnId, now: Instant) {
+        let _ = self.table.remove_connection(conn, now);
+    }
+
+    /// Apply a new configuration (live): autodisconnect and the pre-auth
+    /// timeout re-deadline existing sessions at once.
+    pub fn reconfigure(&mut self, cfg: Arc<EngineConfig>, now: Instant) {
+        if cfg.autodisconnect != self.cfg.autodisconnect {
+            self.table.set_autodisconnect(cfg.autodisconnect, now);
+        }
+        if cfg.pre_auth_timeout != self.cfg.pre_auth_timeout {
+            self.table.set_pre_auth_timeout(cfg.pre_auth_timeout, now);
+        }
+        self.cfg = cfg;
+    }
+
+    /// Reap what is due: idle sessions, connections that did not
+    /// authenticate in time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.table_events.clear();
+        self.table.poll_timeouts(now, &mut self.table_events);
+        for ev in self.table_events.drain(..) {
+            match ev {
+                TableEvent::SessionExpired { session, .. } => {
+                    tracing::debug!(shard = self.shard, %session, "session reaped by autodisconnect");
+                }
+                TableEvent::PreAuthExpired { conn } => {
+                    tracing::debug!(
+                        shard = self.shard,
+                        ?conn,
+                        "pre-authentication deadline passed"
+                    );
+                    self.events.push_back(EngineEvent::CloseConnection(conn));
+                }
+                TableEvent::CloseConnection { conn } => {
+                    self.events.push_back(EngineEvent::CloseConnection(conn));
+                }
+            }
+        }
+    }
+
+    /// Next piece of work for the runtime.
+    pub fn poll_event(&mut self) -> Option<EngineEvent> {
+        self.events.pop_front()
+    }
+
+    /// Answer one NBSS frame payload from `conn`. Responses are appended to
+    /// `out` with their NBSS header.
+    pub fn handle_frame(
+        &mut self,
+        conn: ConnId,
+        payload: &[u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> FrameOutcome {
+        if self.table.connection(conn).is_none() {
+            return FrameOutcome::Close;
+        }
+        let outcome = match classify(payload) {
+            ProtocolId::Smb2 => self.handle_smb2(conn, payload, now, out),
+            ProtocolId::Smb1 => self.handle_smb1_negotiate(conn, payload, now, out),
+            // We negotiate neither encryption nor compression: a TRANSFORM
+            // or compressed frame is a protocol violation (3.3.5.2.1).
+            _ => FrameOutcome::Close,
+        };
+        if outcome == FrameOutcome::Close {
+            self.counters.protocol_errors += 1;
+        }
+        outcome
+    }
+
+    fn handle_smb2(
+        &mut self,
+        conn: ConnId,
+        payload: &[u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> FrameOutcome {
+        let frame_start = out.len();
+        let mark = FrameMark::begin(out);
+        // Start of each response message in `out` and whether to sign it.
+        let mut written: smallvec_like::Ranges = smallvec_like::Ranges::default();
+        let mut chain = ChainState {
+            prev_session: 0,
+            prev_tree: 0,
+            prev_file: None,
+            prev_status: NtStatus::SUCCESS,
+        };
+        for (index, item) in Compound::new(payload).enumerate() {
+            let msg = match item {
+                Ok(m) => m,
+                Err(_) => {
+                    out.truncate(frame_start);
+                    return FrameOutcome::Close;
+                }
+            };
+            let Ok(hdr) = Header::new_checked(msg) else {
+                out.truncate(frame_start);
+                return FrameOutcome::Close;
+            };
+            if hdr.is_response() || hdr.is_async() && hdr.command() != Command::Cancel {
+                out.truncate(frame_start);
+                return FrameOutcome::Close;
+            }
+            let related = index > 0 && hdr.is_related();
+            let mut req = Req {
+                conn,
+                now,
+                msg,
+                command: hdr.command(),
+                message_id: hdr.message_id(),
+                session_id: hdr.session_id(),
+                tree_id: hdr.tree_id().unwrap_or(0),
+                flags: hdr.flags(),
+            };
+            if related {
+                // MS-SMB2 3.3.5.2.7.2: related requests inherit the ids.
+                req.session_id = chain.prev_session;
+                req.tree_id = chain.prev_tree;
+            }
+            // Credits (3.3.5.2.3). CANCEL carries no credit.
+            if req.command != Command::Cancel {
+                let Some(c) = self.table.connection_mut(conn) else {
+                    return FrameOutcome::Close;
+                };
+                if c.ext
+                    .credits
+                    .consume(req.message_id, hdr.credit_charge())
+                    .is_err()
+                {
+                    out.truncate(frame_start);
+                    return FrameOutcome::Close;
+                }
+            }
+            let pad_from = out.len();
+            if index > 0 {
+                pad8(out, written.last_start());
+            }
+            let start = out.len();
+            let resp_hdr = HeaderRepr {
+                credit_charge: hdr.credit_charge(),
+                status: NtStatus::SUCCESS,
+                command: req.command,
+                credit: 0,
+                flags: flags::SERVER_TO_REDIR | (req.flags & flags::RELATED_OPERATIONS),
+                next_command: 0,
+                message_id: req.message_id,
+                id: HeaderId::Sync {
+                    process_id: hdr.process_id().unwrap_or(0),
+                    tree_id: req.tree_id,
+                },
+                session_id: req.session_id,
+                signature: [0; 16],
+            };
+            resp_hdr.emit(out);
+            let answer = if related && chain.prev_status.is_error() {
+                Answer::Fail(chain.prev_status)
+            } else {
+                self.dispatch(&req, &hdr, &mut chain, out)
+            };
+            let status = match answer {
+                Answer::Done(s) => s,
+                Answer::Fail(s) => {
+                    out.truncate(start + HEADER_LEN);
+                    ErrorResponseRepr::default().emit_body(start, out);
+                    s
+                }
+                Answer::Silent | Answer::Deferred => {
+                    out.truncate(pad_from);
+                    chain.prev_status = NtStatus::SUCCESS;
+                    continue;
+                }
+                Answer::Drop => {
+                    out.truncate(frame_start);
+                    return FrameOutcome::Close;
+                }
+            };
+            chain.prev_status = status;
+            chain.prev_session = req.session_id;
+            chain.prev_tree = req.tree_id;
+            let granted = match self.table.connection_mut(conn) {
+                Some(c) => c.ext.credits.grant(hdr.credit(), self.cfg.credit_cap),
+                None => 0,
+            };
+            let mut h = Header::new_unchecked(&mut out[start..start + HEADER_LEN]);
+            h.set_status(status);
+            h.set_credit(granted);
+            // SESSION_SETUP may have set a new session id; keep it.
+            chain.prev_session =
+                Header::new_unchecked(&out[start..start + HEADER_LEN]).session_id();
+            if matches!(req.command, Command::Negotiate | Command::SessionSetup) {
+                let end = out.len();
+                self.after_response(conn, &out[start..end]);
+            }
+            written.push(start);
+        }
+        if written.is_empty() {
+            out.truncate(frame_start);
+            return FrameOutcome::Continue;
+        }
+        // Link the chain (NextCommand), then sign each message.
+        let n = written.len();
+        for i in 0..n {
+            let start = written.get(i);
+            let end = if i + 1 < n {
+                written.get(i + 1)
+            } else {
+                out.len()
+            };
+            if i + 1 < n {
+                let mut h = Header::new_unchecked(&mut out[start..start + HEADER_LEN]);
+                h.set_next_command((end - start) as u32);
+            }
+            self.sign_response(conn, &mut out[start..end]);
+        }
+        let _ = mark.finish(out);
+        if let Some(sid) = self.pending_logoff.take() {
+            let _ = self.table.logoff(sid, now);
+        }
+        FrameOutcome::Continue
+    }
+
+    /// Sign a response when its session signs (MS-SMB2 3.3.4.1.1).
+    fn sign_response(&mut self, conn: ConnId, msg: &mut [u8]) {
+        let hdr = Header::new_unchecked(&msg[..HEADER_LEN]);
+        let sid = hdr.session_id();
+        let status = hdr.status();
+        let command = hdr.command();
+        let Some(id) = SessionId::from_raw(sid) else {
+            return;
+        };
+        let Some(s) = self.table.session(id) else {
+            return;
+        };
+        if self.table.session_conn(id) != Some(conn) {
+            return;
+        }
+        let Some(key) = s.ext.signing_key.as_ref() else {
+            return;
+        };
+        // Only sign what the client can verify: not the interim
+        // MORE_PROCESSING legs of a session setup.
+        if command == Command::SessionSetup && status == NtStatus::MORE_PROCESSING_REQUIRED {
+            return;
+        }
+        if !(s.ext.sign_responses || command == Command::SessionSetup) {
+            return;
+        }
+        let mut h = Header::new_unchecked(&mut msg[..HEADER_LEN]);
+        let f = h.flags();
+        h.set_flags(f | flags::SIGNED);
+        smb_auth::signing::sign(key, msg);
+    }
+
+    fn dispatch(
+        &mut self,
+        req: &Req<'_>,
+        hdr: &Header<&[u8]>,
+        chain: &mut ChainState,
+        out: &mut Vec<u8>,
+    ) -> Answer {
+        let negotiated = self
+            .table
+            .connection(req.conn)
+            .is_some_and(|c| c.ext.is_negotiated());
+        match req.command {
+            Command::Negotiate => return self.handle_negotiate(req, out),
+            _ if !negotiated => return Answer::Drop,
+            Command::SessionSetup => return self.handle_session_setup(req, out),
+            Command::Echo => {
+                // ECHO keeps the connection alive; it is not session activity.
+                smb_wire::msg::echo::EchoResponseRepr::default()
+                    .emit_body(out.len() - HEADER_LEN, out);
+                return Answer::Done(NtStatus::SUCCESS);
+            }
+            Command::Cancel => return Answer::Silent,
+            _ => {}
+        }
+        // Everything else needs a valid, authenticated session on this connection.
+        let sid = match self.check_session(req, hdr) {
+            Ok(sid) => sid,
+            Err(a) => return a,
+        };
+        match req.command {
+            Command::Logoff => self.handle_logoff(req, sid, out),
+            Command::TreeConnect => self.handle_tree_connect(req, sid, out),
+            Command::TreeDisconnect => self.handle_tree_disconnect(req, sid, out),
+            Command::Create
+            | Command::Close
+            | Command::Read
+            | Command::Write
+            | Command::Ioctl
+            | Command::QueryInfo => {
+                if crate::ids::TreeId::new(req.tree_id)
+                    .and_then(|t| self.table.tree(sid, t))
+                    .is_none()
+                {
+                    return Answer::Fail(NtStatus::NETWORK_NAME_DELETED);
+                }
+                self.handle_ipc(req, sid, chain, out)
+            }
+            _ => Answer::Fail(NtStatus::NOT_SUPPORTED),
+        }
+    }
+
+    /// Session lookup, signature check and activity (3.3.5.2.4, 3.3.5.2.9).
+    fn check_session(&mut self, req: &Req<'_>, hdr: &Header<&[u8]>) -> Result<SessionId, Answer> {
+        let sid = SessionId::from_raw(req.session_id)
+            .filter(|&id| self.table.session_conn(id) == Some(req.conn))
+            .ok_or(Answer::Fail(NtStatus::USER_SESSION_DELETED))?;
+        let Some(s) = self.table.session(sid) else {
+            return Err(Answer::Fail(NtStatus::USER_SESSION_DELETED));
+        };
+        if !s.is_authenticated() {
+            return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
+        }
+        if let Some(key) = s.ext.signing_key.as_ref() {
+            if hdr.is_signed() {
+                if !smb_auth::signing::verify(key, req.msg) {
+                    return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
+                }
+            } else if s.ext.signing_required {
+                return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
+            }
+        }
+        self.table.touch(sid, req.now);
+        Ok(sid)
+    }
+
+    // ----- administration -------------------------------------------------
+
+    pub(crate) fn admin_token(&mut self) -> AdminToken {
+        let t = AdminToken(self.next_admin_token);
+        self.next_admin_token += 1;
+        t
+    }
+}
+
+/// Pad `out` with zeros so the next message starts 8-byte aligned relative to
+/// the previous message's start (MS-SMB2 3.3.4.1.3).
+fn pad8(out: &mut Vec<u8>, prev_start: usize) {
+    while (out.len() - prev_start) % 8 != 0 {
+        out.push(0);
+    }
+}
+
+/// A tiny inline list of message starts, to avoid an allocation per frame.
+mod smallvec_like {
+    /// Up to 8 starts inline, more spill into a Vec.
+    #[derive(Default)]
+    pub struct Ranges {
+        inline: [usize; 8],
+        len: usize,
+        spill: Vec<usize>,
+    }
+
+    impl Ranges {
+        pub fn push(&mut self, v: usize) {
+            if self.len < 8 {
+                self.inline[self.len] = v;
+            } else {
+                self.spill.push(v);
+            }
+            self.len += 1;
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+
+        pub fn len(&self) -> usize {
+            self.len
+        }
+
+        pub fn last_start(&self) -> usize {
+            if self.len == 0 {
+                0
+            } else if self.len <= 8 {
+                self.inline[self.len - 1]
+            } else {
+                self.spill.last().copied().unwrap_or(0)
+            }
+        }
+
+        pub fn get(&self, i: usize) -> usize {
+            if i < 8 {
+                self.inline[i]
+            } else {
+                self.spill.get(i - 8).copied().unwrap_or(0)
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! SESSION_SETUP and LOGOFF (MS-SMB2 3.3.5.5, 3.3.5.6).
+//!
+//! Authentication is SPNEGO around NTLMSSP (smb-auth). A session is created
+//! in the table on the first leg (SessionId 0) and becomes valid when the
+//! acceptor finishes; a failure removes it. A SESSION_SETUP on a valid
+//! session re-authenticates it. Signing keys follow MS-SMB2 3.3.5.5.3, with
+//! the 3.1.1 preauth integrity hash chained over every SESSION_SETUP request
+//! and every non-final response.
+
+use smb_auth::ntlm::{AcceptorConfig, Identity};
+use smb_auth::preauth::PreauthHash;
+use smb_auth::signing::{derive_signing_key, SigningKey};
+use smb_auth::spnego::{SpnegoAcceptor, Step};
+use smb_wire::header::{Header, HEADER_LEN};
+use smb_wire::msg::logoff::LogoffResponseRepr;
+use smb_wire::msg::negotiate::{dialect, security_mode};
+use smb_wire::msg::session_setup::{
+    session_flags, SessionSetupRequest, SessionSetupResponseRepr, FLAG_BINDING,
+};
+use smb_wire::msg::EmitBody;
+use smb_wire::NtStatus;
+
+use super::{Answer, Engine, Req};
+use crate::ids::{ConnId, SessionId};
+use crate::table::{SessionInfo, UserName};
+
+/// Authentication in progress on a session.
+#[derive(Debug)]
+pub(crate) struct AuthInProgress {
+    acceptor: SpnegoAcceptor,
+    /// Session.PreauthIntegrityHashValue (3.1.1).
+    preauth: Option<PreauthHash>,
+}
+
+/// What the engine keeps per session beside the table's fields.
+#[derive(Debug, Default)]
+pub struct SessionExt {
+    /// Present while SESSION_SETUP legs are exchanged.
+    pub(crate) auth: Option<Box<AuthInProgress>>,
+    /// Session.SigningKey (none for anonymous and guest sessions).
+    pub(crate) signing_key: Option<SigningKey>,
+    /// Session.SigningRequired: unsigned requests are refused.
+    pub(crate) signing_required: bool,
+    /// Whether responses are signed (signing required or requested).
+    pub(crate) sign_responses: bool,
+}
+
+impl Engine {
+    fn acceptor_config(&self) -> AcceptorConfig {
+        AcceptorConfig {
+            netbios_computer: self.cfg.netbios_name.clone(),
+            netbios_domain: self.cfg.netbios_domain.clone(),
+            dns_computer: self.cfg.dns_name.clone(),
+            dns_domain: self.cfg.dns_domain.clone(),
+            allow_anonymous: self.cfg.allow_anonymous,
+            allow_guest: self.cfg.allow_guest,
+        }
+    }
+
+    /// SESSION_SETUP (3.3.5.5).
+    pub(crate) fn handle_session_setup(&mut self, req: &Req<'_>, out: &mut Vec<u8>) -> Answer {
+        let Ok(sreq) = SessionSetupRequest::parse(req.msg) else {
+            return Answer::Fail(NtStatus::INVALID_PARAMETER);
+        };
+        if sreq.flags() & FLAG_BINDING != 0 {
+            // Multichannel binding is not offered (no MULTI_CHANNEL capability).
+            return Answer::Fail(NtStatus::REQUEST_NOT_ACCEPTED);
+        }
+        let conn = req.conn;
+        let (dialect_in_force, conn_preauth) = match self.table.connection(conn) {
+            Some(c) => (c.ext.dialect, c.ext.preauth.as_deref().copied()),
+            None => return Answer::Drop,
+        };
+        let sid = if req.session_id == 0 {
+            match self
+                .table
+                .create_session_with(conn, SessionExt::default(), req.now)
+            {
+                Ok(id) => id,
+                Err(_) => return Answer::Fail(NtStatus::REQUEST_NOT_ACCEPTED),
+            }
+        } else {
+            match SessionId::from_raw(req.session_id)
+                .filter(|&id| self.table.session_conn(id) == Some(conn))
+            {
+                Some(id) => id,
+                None => return Answer::Fail(NtStatus::USER_SESSION_DELETED),
+            }
+        };
+        // Start (or restart, for re-authentication) the exchange.
+        let needs_start = self
+            .table
+            .session(sid)
+            .is_some_and(|s| s.ext.auth.is_none());
+        if needs_start {
+            let challenge: [u8; 8] = self.random_array();
+            let acceptor =
+                SpnegoAcceptor::new(self.acceptor_config(), challenge, self.filetime(req.now));
+            let preauth =
+                (dialect_in_force == dialect::SMB311).then(|| conn_preauth.unwrap_or_default());
+            if let Some(s) = self.table.session_mut(sid) {
+                s.ext.auth = Some(Box::new(AuthInProgress { acceptor, preauth }));
+            }
+        }
+        let users = self.cfg.users.clone();
+        let Some(s) = self.table.session_mut(sid) else {
+            return Answer::Fail(NtStatus::USER_SESSION_DELETED);
+        };
+        let Some(auth) = s.ext.auth.as_mut() else {
+            return Answer::Fail(NtStatus::USER_SESSION_DELETED);
+        };
+        if let Some(h) = auth.preauth.as_mut() {
+            h.update(req.msg);
+        }
+        let step = auth.acceptor.step(sreq.security_buffer(), &*users);
+        // The response carries the session id.
+        let start = out.len() - HEADER_LEN;
+        Header::new_unchecked(&mut out[start..start + HEADER_LEN]).set_session_id(sid.as_u64());
+        match step {
+            Ok(Step::Continue(token)) => {
+                SessionSetupResponseRepr {
+                    session_flags: 0,
+                    security_buffer: &token,
+                }
+                .emit_body(start, out);
+                // The session's preauth hash takes this response once its
+                // header is final (see `after_response`).
+                Answer::Done(NtStatus::MORE_PROCESSING_REQUIRED)
+            }
+            Ok(Step::Done { output, outcome }) => {
+                let preauth = auth.preauth.as_ref().map(|h| h.value());
+                let was_valid = s.is_authenticated();
+                s.ext.auth = None;
+                let (user, admin, flags) = match &outcome.identity {
+                    Identity::Anonymous => (UserName::Anonymous, false, session_flags::IS_NULL),
+                    Identity::Guest => (UserName::Guest, false, session_flags::IS_GUEST),
+                    Identity::User {
+                        name,
+                        domain,
+                        admin,
+                    } => {
+                        let full = if domain.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{domain}\\{name}")
+                        };
+                        (UserName::User(full.into()), *admin, 0)
+                    }
+                };
+                let signing_algo = self
+                    .table
+                    .connection(conn)
+                    .map(|c| c.ext.signing_algorithm)
+                    .unwrap_or(smb_auth::signing::SigningAlgorithm::HmacSha256);
+                let key = match (&outcome.identity, outcome.session_key) {
+                    (Identity::User { .. }, Some(k)) => Some(derive_signing_key(
+                        dialect_in_force,
+                        &k,
+                        preauth.as_ref(),
+                        signing_algo,
+                    )),
+                    _ => None,
+                };
+                let client_requires =
+                    u16::from(sreq.security_mode()) & security_mode::SIGNING_REQUIRED != 0;
+                let required = key.is_some() && (self.cfg.require_signing || client_requires);
+                let computer =
+                    (!outcome.workstation.is_empty()).then(|| outcome.workstation.clone());
+                let info = SessionInfo {
+                    user,
+                    admin,
+                    computer_name: computer,
+                    dialect: dialect_in_force,
+                    signed: key.is_some() && required,
+                };
+                if let Some(s) = self.table.session_mut(sid) {
+                    s.ext.signing_key = key;
+                    s.ext.signing_required = required;
+                    s.ext.sign_responses = required;
+                }
+                if self.table.authenticate_session(sid, info, req.now).is_err() {
+                    let _ = self.table.logoff(sid, req.now);
+                    return Answer::Fail(NtStatus::INVALID_PARAMETER);
+                }
+                tracing::debug!(shard = self.shard, session = %sid, reauth = was_valid, "session authenticated");
+                SessionSetupResponseRepr {
+                    session_flags: flags,
+                    security_buffer: &output,
+                }
+                .emit_body(start, out);
+                Answer::Done(NtStatus::SUCCESS)
+            }
+            Err(e) => {
+                let was_valid = s.is_authenticated();
+                s.ext.auth = None;
+                self.counters.auth_failures += 1;
+                if !was_valid {
+                    let _ = self.table.logoff(sid, req.now);
+                }
+                tracing::debug!(shard = self.shard, error = %e, "authentication failed");
+                Answer::Fail(NtStatus(e.ntstatus()))
+            }
+        }
+    }
+
+    /// Feed a finished SESSION_SETUP response into the session's 3.1.1
+    /// preauth hash (only MORE_PROCESSING legs count, MS-SMB2 3.3.5.5.3) and
+    /// the NEGOTIATE response into the connection's.
+    pub(crate) fn after_response(&mut self, conn: ConnId, msg: &[u8]) {
+        let hdr = Header::new_unchecked(&msg[..HEADER_LEN]);
+        match hdr.command() {
+            smb_wire::Command::Negotiate if hdr.status() == NtStatus::SUCCESS => {
+                if let Some(c) = self.table.connection_mut(conn) {
+                    if let Some(h) = c.ext.preauth.as_mut() {
+                        h.update(msg);
+                    }
+                }
+            }
+            smb_wire::Command::SessionSetup
+                if hdr.status() == NtStatus::MORE_PROCESSING_REQUIRED =>
+            {
+                let Some(sid) = SessionId::from_raw(hdr.session_id()) else {
+                    return;
+                };
+                if let Some(s) = self.table.session_mut(sid) {
+                    if let Some(h) = s.ext.auth.as_mut().and_then(|a| a.preauth.as_mut()) {
+                        h.update(msg);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// LOGOFF (3.3.5.6).
+    pub(crate) fn handle_logoff(
+        &mut self,
+        req: &Req<'_>,
+        sid: SessionId,
+        out: &mut Vec<u8>,
+    ) -> Answer {
+        self.close_session_pipes(req.conn, sid);
+        // The response is signed with the session's key, so sign it before
+        // the session goes: keep the key in the chain by signing here.
+        LogoffResponseRepr::default().emit_body(out.len() - HEADER_LEN, out);
+        self.pending_logoff = Some(sid);
+        self.counters.logged_off += 1;
+        Answer::Done(NtStatus::SUCCESS)
+    }
+}

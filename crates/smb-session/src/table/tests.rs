@@ -1,0 +1,541 @@
+use super::*;
+use std::net::{IpAddr, Ipv4Addr};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn cfg(autodisconnect: &str) -> TableConfig {
+    TableConfig {
+        autodisconnect: autodisconnect.parse().unwrap(),
+        pre_auth_timeout: Duration::from_secs(10),
+        tick: MS,
+        max_sessions_per_connection: 4,
+    }
+}
+
+fn addr(last: u8) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), 49152)
+}
+
+fn user(name: &str, computer: Option<&str>) -> SessionInfo {
+    SessionInfo {
+        user: UserName::User(name.into()),
+        admin: false,
+        computer_name: computer.map(str::to_string),
+        dialect: 0x0311,
+        signed: true,
+    }
+}
+
+struct Fx {
+    t: SessionTable,
+    base: Instant,
+}
+
+impl Fx {
+    fn new(ad: &str) -> Fx {
+        let base = Instant::now();
+        Fx {
+            t: SessionTable::new(3, base, cfg(ad)),
+            base,
+        }
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.base + Duration::from_millis(ms)
+    }
+
+    /// A connection with one authenticated session at `ms`.
+    fn login(
+        &mut self,
+        ip: u8,
+        name: &str,
+        computer: Option<&str>,
+        ms: u64,
+    ) -> (ConnId, SessionId) {
+        let now = self.at(ms);
+        let c = self.t.add_connection(addr(ip), now);
+        let s = self.t.create_session(c, now).unwrap();
+        self.t
+            .authenticate_session(s, user(name, computer), now)
+            .unwrap();
+        (c, s)
+    }
+
+    /// Behaves like the runtime: sleeps until `next_deadline`, polls, repeats,
+    /// up to `limit_ms`. Returns each event with the instant (ms) it came at.
+    fn run_until(&mut self, limit_ms: u64) -> Vec<(Duration, TableEvent)> {
+        let mut got = Vec::new();
+        let limit = self.at(limit_ms);
+        while let Some(at) = self.t.next_deadline() {
+            if at > limit {
+                break;
+            }
+            let mut v = Vec::new();
+            self.t.poll_timeouts(at, &mut v);
+            got.extend(v.into_iter().map(|e| (at - self.base, e)));
+        }
+        got
+    }
+
+    fn poll(&mut self, ms: u64) -> Vec<TableEvent> {
+        let mut v = Vec::new();
+        self.t.poll_timeouts(self.at(ms), &mut v);
+        v
+    }
+}
+
+fn expired(ev: &[TableEvent]) -> Vec<SessionId> {
+    ev.iter()
+        .filter_map(|e| match e {
+            TableEvent::SessionExpired { session, .. } => Some(*session),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn idle_session_reaped_at_deadline_never_early() {
+    let mut f = Fx::new("100ms");
+    let (c, s) = f.login(1, "alice", None, 0);
+    // next_deadline never lies past the deadline
+    assert!(f.t.next_deadline().unwrap() <= f.at(100));
+    assert!(f.run_until(99).is_empty());
+    assert_eq!(f.t.next_deadline(), Some(f.at(100)));
+    assert!(f.poll(99).is_empty());
+    assert!(f.t.session(s).is_some());
+    let ev = f.poll(100);
+    assert_eq!(
+        ev,
+        vec![
+            TableEvent::SessionExpired {
+                session: s,
+                conn: c,
+                lateness: Duration::ZERO
+            },
+            TableEvent::CloseConnection { conn: c },
+        ]
+    );
+    assert!(f.t.session(s).is_none());
+    assert_eq!(f.t.stats().timed_out, 1);
+    assert_eq!(f.t.next_deadline(), None);
+}
+
+#[test]
+fn touch_defers_reaping_lazily() {
+    let mut f = Fx::new("100ms");
+    let (_, s) = f.login(1, "alice", None, 0);
+    let timers = f.t.timer_count();
+    assert!(f.t.touch(s, f.at(60)));
+    // touch does no wheel work
+    assert_eq!(f.t.timer_count(), timers);
+    // the timer fires at 100, finds activity and files the true deadline:
+    // the session goes at exactly 160 ms
+    let ev = f.run_until(1_000);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(ev[0].0, Duration::from_millis(160));
+    assert_eq!(expired(&[ev[0].1]), vec![s]);
+}
+
+#[test]
+fn lateness_is_measured() {
+    let mut f = Fx::new("100ms");
+    let (_, s) = f.login(1, "alice", None, 0);
+    let ev = f.poll(137);
+    assert_eq!(
+        ev[0],
+        TableEvent::SessionExpired {
+            session: s,
+            conn: f.t.session_conn(s).unwrap_or(ConnId::new(0, 1)),
+            lateness: Duration::from_millis(37),
+        }
+    );
+    let h = f.t.stats().lateness;
+    assert_eq!(h.len(), 1);
+    assert!(h.equivalent(h.max(), 37_000), "{}", h.max());
+}
+
+#[test]
+fn sub_tick_activity_never_reaped_early() {
+    // tick 1 ms, activity at 0.4 ms: deadline 100.4 ms, so a poll at 100 ms keeps it.
+    let mut f = Fx::new("100ms");
+    let (_, s) = f.login(1, "alice", None, 0);
+    f.t.touch(s, f.base + Duration::from_micros(400));
+    let mut v = Vec::new();
+    f.t.poll_timeouts(f.base + Duration::from_micros(100_399), &mut v);
+    assert!(v.is_empty());
+    f.t.poll_timeouts(f.base + Duration::from_micros(101_000), &mut v);
+    assert_eq!(expired(&v), vec![s]);
+    match v[0] {
+        TableEvent::SessionExpired { lateness, .. } => {
+            assert_eq!(lateness, Duration::from_micros(600))
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn generation_guards_reused_slots() {
+    let mut f = Fx::new("15");
+    let (c, s1) = f.login(1, "alice", None, 0);
+    f.t.logoff(s1, f.at(1)).unwrap();
+    let s2 = f.t.create_session(c, f.at(2)).unwrap();
+    assert_eq!(s1.index(), s2.index(), "slot reused");
+    assert_ne!(s1, s2);
+    assert!(f.t.session(s1).is_none());
+    assert!(!f.t.touch(s1, f.at(3)));
+    assert_eq!(f.t.logoff(s1, f.at(3)), Err(TableError::UnknownSession));
+    assert_eq!(
+        f.t.connect_tree(s1, "IPC$", true, f.at(3)),
+        Err(TableError::UnknownSession)
+    );
+    assert!(f.t.session(s2).is_some());
+}
+
+#[test]
+fn bad_ids_are_refused() {
+    let mut f = Fx::new("15");
+    let (c, s) = f.login(1, "alice", None, 0);
+    let other_shard = SessionId::new(4, s.index(), s.generation()).unwrap();
+    assert!(f.t.session(other_shard).is_none());
+    let never = SessionId::new(3, 1000, 5).unwrap();
+    assert!(f.t.session(never).is_none());
+    assert_eq!(f.t.open_handle(never), Err(TableError::UnknownSession));
+    let bogus_tree = TreeId::new(77).unwrap();
+    assert!(f.t.tree(s, bogus_tree).is_none());
+    assert_eq!(
+        f.t.disconnect_tree(s, bogus_tree),
+        Err(TableError::UnknownTree)
+    );
+    let stale_conn = ConnId::new(c.index(), c.generation() + 1);
+    assert!(f.t.connection(stale_conn).is_none());
+    assert_eq!(
+        f.t.create_session(stale_conn, f.at(0)),
+        Err(TableError::UnknownConnection)
+    );
+    assert_eq!(
+        f.t.remove_connection(stale_conn, f.at(0)),
+        Err(TableError::UnknownConnection)
+    );
+    assert_eq!(f.t.close_handle(s), Err(TableError::NoOpenHandles));
+    assert_eq!(
+        f.t.connect_tree(s, "", false, f.at(0)),
+        Err(TableError::InvalidName)
+    );
+    let long = "x".repeat(MAX_SHARE_NAME + 1);
+    assert_eq!(
+        f.t.connect_tree(s, &long, false, f.at(0)),
+        Err(TableError::InvalidName)
+    );
+}
+
+#[test]
+fn shorter_autodisconnect_reaps_already_idle_at_next_poll() {
+    let mut f = Fx::new("15");
+    let (_, idle) = f.login(1, "alice", None, 0);
+    let (_, busy) = f.login(2, "bob", None, 0);
+    f.t.touch(busy, f.at(9_000));
+    f.t.set_autodisconnect("5s".parse().unwrap(), f.at(10_000));
+    assert!(f.t.next_deadline().unwrap() <= f.at(10_000));
+    let ev = f.poll(10_000);
+    assert_eq!(expired(&ev), vec![idle]);
+    // lateness counts from the new deadline (5 s after the last activity)
+    assert!(
+        matches!(ev[0], TableEvent::SessionExpired { lateness, .. } if lateness == Duration::from_secs(5))
+    );
+    assert!(f.poll(13_999).is_empty());
+    assert_eq!(expired(&f.poll(14_000)), vec![busy]);
+}
+
+#[test]
+fn longer_autodisconnect_defers() {
+    let mut f = Fx::new("1s");
+    let (_, s) = f.login(1, "alice", None, 0);
+    f.t.set_autodisconnect("1m".parse().unwrap(), f.at(500));
+    assert!(f.poll(1_000).is_empty());
+    assert!(f.poll(59_999).is_empty());
+    assert_eq!(expired(&f.poll(60_000)), vec![s]);
+}
+
+#[test]
+fn never_disarms_and_zero_reaps_at_next_tick() {
+    let mut f = Fx::new("-1");
+    let (_, s) = f.login(1, "alice", None, 0);
+    assert_eq!(f.t.next_deadline(), None);
+    assert!(f.poll(10_000_000).is_empty());
+    assert!(f.t.session(s).is_some());
+    // -1 -> 0: the idle session goes at the next poll
+    f.t.set_autodisconnect(AutoDisconnect::AfterMillis(0), f.at(10_000_001));
+    assert_eq!(expired(&f.poll(10_000_001)), vec![s]);
+    // with 0, a fresh session goes at the first poll after its last activity
+    let (_, s2) = f.login(2, "bob", None, 20_000_000);
+    assert_eq!(expired(&f.poll(20_000_000)), vec![s2]);
+    // back to never: nothing armed
+    let (_, s3) = f.login(3, "carol", None, 20_000_001);
+    f.t.set_autodisconnect(AutoDisconnect::Never, f.at(20_000_001));
+    assert_eq!(f.t.next_deadline(), None);
+    assert!(f.poll(u32::MAX as u64).is_empty());
+    assert!(f.t.session(s3).is_some());
+}
+
+#[test]
+fn pre_auth_expiry() {
+    let mut f = Fx::new("15");
+    let c = f.t.add_connection(addr(9), f.at(0));
+    assert_eq!(
+        f.run_until(20_000),
+        vec![(
+            Duration::from_secs(10),
+            TableEvent::PreAuthExpired { conn: c }
+        )]
+    );
+    assert_eq!(f.t.stats().pre_auth_timeouts, 1);
+    f.t.remove_connection(c, f.at(10_001)).unwrap();
+    assert_eq!(f.t.stats().connections, 0);
+
+    // authenticating disarms it
+    let (_, s) = f.login(1, "alice", None, 20_000);
+    assert!(f.poll(40_000).is_empty());
+    assert!(f.t.session(s).is_some());
+
+    // a session that never authenticates is reaped however active
+    let (c2, _) = f.login(2, "bob", None, 50_000);
+    let half = f.t.create_session(c2, f.at(50_000)).unwrap();
+    f.t.touch(half, f.at(59_000));
+    let ev = f.poll(60_000);
+    assert_eq!(expired(&ev), vec![half]);
+    assert_eq!(f.t.stats().pre_auth_timeouts, 2);
+    assert_eq!(f.t.stats().timed_out, 0);
+
+    // the timeout is settable live
+    let c3 = f.t.add_connection(addr(3), f.at(100_000));
+    f.t.set_pre_auth_timeout(Duration::from_secs(1), f.at(100_500));
+    assert_eq!(
+        f.poll(101_000),
+        vec![TableEvent::PreAuthExpired { conn: c3 }]
+    );
+}
+
+#[test]
+fn sessions_with_open_handles_are_kept() {
+    let mut f = Fx::new("100ms");
+    let (_, s) = f.login(1, "alice", None, 0);
+    f.t.connect_tree(s, "IPC$", true, f.at(0)).unwrap();
+    assert_eq!(f.t.open_handle(s), Ok(1)); // the srvsvc pipe
+    assert!(f.poll(1_000).is_empty());
+    assert!(f.t.session(s).is_some());
+    // a kept session costs no timer
+    assert_eq!(f.t.timer_count(), 0);
+    f.t.touch(s, f.at(1_000));
+    assert_eq!(f.t.close_handle(s), Ok(0));
+    assert!(f.poll(1_099).is_empty());
+    assert_eq!(expired(&f.poll(1_100)), vec![s]);
+}
+
+#[test]
+fn last_session_reaped_closes_connection_only_then() {
+    let mut f = Fx::new("100ms");
+    let (c, s1) = f.login(1, "alice", None, 0);
+    let s2 = f.t.create_session(c, f.at(50)).unwrap();
+    f.t.authenticate_session(s2, user("bob", None), f.at(50))
+        .unwrap();
+    assert_eq!(
+        f.poll(100),
+        vec![TableEvent::SessionExpired {
+            session: s1,
+            conn: c,
+            lateness: Duration::ZERO
+        }]
+    );
+    assert_eq!(
+        f.poll(150),
+        vec![
+            TableEvent::SessionExpired {
+                session: s2,
+                conn: c,
+                lateness: Duration::ZERO
+            },
+            TableEvent::CloseConnection { conn: c }
+        ]
+    );
+}
+
+#[test]
+fn logoff_leaves_connection_to_idle_out() {
+    let mut f = Fx::new("100ms");
+    let (c, s) = f.login(1, "alice", None, 0);
+    f.t.connect_tree(s, "IPC$", true, f.at(0)).unwrap();
+    f.t.logoff(s, f.at(10)).unwrap();
+    assert_eq!(f.t.tree_count(), 0);
+    assert!(f.poll(109).is_empty());
+    assert_eq!(f.poll(110), vec![TableEvent::CloseConnection { conn: c }]);
+}
+
+#[test]
+fn session_limits() {
+    let mut f = Fx::new("15");
+    let c = f.t.add_connection(addr(1), f.at(0));
+    for _ in 0..4 {
+        f.t.create_session(c, f.at(0)).unwrap();
+    }
+    assert_eq!(
+        f.t.create_session(c, f.at(0)),
+        Err(TableError::TooManySessions)
+    );
+    let c2 = f.t.add_connection(addr(2), f.at(0));
+    let s = f.t.create_session(c2, f.at(0)).unwrap();
+    assert_eq!(
+        f.t.connect_tree(s, "IPC$", true, f.at(0)),
+        Err(TableError::NotAuthenticated)
+    );
+    assert_eq!(f.t.remove_connection(c, f.at(1)), Ok(4));
+}
+
+#[test]
+fn tree_ids_are_per_session_and_not_reused_at_once() {
+    let mut f = Fx::new("15");
+    let (_, s) = f.login(1, "alice", None, 0);
+    let (_, s2) = f.login(2, "bob", None, 0);
+    let a = f.t.connect_tree(s, "IPC$", true, f.at(0)).unwrap();
+    let b = f.t.connect_tree(s, "data", false, f.at(0)).unwrap();
+    let a2 = f.t.connect_tree(s2, "IPC$", true, f.at(0)).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(a, a2, "ids are per session");
+    f.t.disconnect_tree(s, b).unwrap();
+    let c = f.t.connect_tree(s, "data", false, f.at(0)).unwrap();
+    assert_ne!(c, b);
+    assert!(f.t.tree(s, b).is_none());
+    let t = f.t.tree(s, c).unwrap();
+    assert_eq!((t.share, t.is_ipc), ("data", false));
+    assert!(f.t.tree(s2, c).is_none());
+    assert_eq!(f.t.tree_count(), 3);
+}
+
+/// `shared/seed/Q153070.txt`: the user connects IPC$ and a share, disconnects
+/// the share; the session holding only IPC$ must still be listed and removable.
+fn seed(f: &mut Fx) -> (ConnId, SessionId) {
+    let (c, s) = f.login(7, "CORP\\alice", Some("WKSTA01"), 0);
+    f.t.connect_tree(s, "IPC$", true, f.at(1)).unwrap();
+    let data = f.t.connect_tree(s, "DATA", false, f.at(2)).unwrap();
+    f.t.disconnect_tree(s, data).unwrap();
+    // another client that must survive
+    f.login(8, "CORP\\bob", Some("WKSTA02"), 0);
+    let l: Vec<_> =
+        f.t.sessions(
+            &SessionFilter {
+                computer: Some("\\\\wksta01".into()),
+                ..Default::default()
+            },
+            f.at(5_000),
+        )
+        .collect();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].id, s);
+    assert_eq!(l[0].computer, "WKSTA01");
+    assert_eq!(l[0].user, UserName::User("CORP\\alice".into()));
+    assert_eq!(l[0].trees, vec![Arc::<str>::from("IPC$")]);
+    assert_eq!(l[0].idle, Duration::from_secs(5));
+    let trees: Vec<_> = f.t.trees(&SessionFilter::default(), f.at(5_000)).collect();
+    assert_eq!(trees.len(), 1);
+    assert!(trees[0].is_ipc);
+    assert_eq!(trees[0].computer, "WKSTA01");
+    (c, s)
+}
+
+fn check_removed(f: &mut Fx, sel: Selector, c: ConnId, s: SessionId) {
+    let out = f.t.disconnect(&sel, f.at(6_000)).unwrap();
+    assert_eq!(out.sessions, 1);
+    assert_eq!(out.removed, vec![s]);
+    assert_eq!(out.connections_to_close, vec![c]);
+    assert!(f.t.session(s).is_none());
+    assert_eq!(f.t.tree_count(), 0);
+    assert_eq!(f.t.session_count(), 1);
+    assert_eq!(f.t.stats().admin_disconnected, 1);
+    // the connection stays listed for closing until the runtime removes it
+    assert_eq!(
+        f.t.disconnect(&sel, f.at(6_001)).map(|o| o.sessions),
+        match sel {
+            Selector::Session(_) | Selector::User(_) => Err(TableError::NotFound),
+            _ => Ok(0),
+        }
+    );
+    f.t.remove_connection(c, f.at(6_002)).unwrap();
+    assert_eq!(f.t.disconnect(&sel, f.at(6_003)), Err(TableError::NotFound));
+}
+
+#[test]
+fn seed_removed_by_computer_name() {
+    let mut f = Fx::new("15");
+    let (c, s) = seed(&mut f);
+    check_removed(&mut f, Selector::Computer("wksta01".into()), c, s);
+}
+
+#[test]
+fn seed_removed_by_user() {
+    let mut f = Fx::new("15");
+    let (c, s) = seed(&mut f);
+    check_removed(&mut f, Selector::User("corp\\ALICE".into()), c, s);
+}
+
+#[test]
+fn seed_removed_by_client_ip() {
+    let mut f = Fx::new("15");
+    let (c, s) = seed(&mut f);
+    let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+    check_removed(&mut f, Selector::ClientIp(mapped), c, s);
+}
+
+#[test]
+fn seed_removed_by_id() {
+    let mut f = Fx::new("15");
+    let (c, s) = seed(&mut f);
+    check_removed(&mut f, Selector::Session(s), c, s);
+}
+
+#[test]
+fn no_match_is_not_found() {
+    let mut f = Fx::new("15");
+    seed(&mut f);
+    for sel in [
+        Selector::User("mallory".into()),
+        Selector::Computer("NOPE".into()),
+        Selector::ClientIp("192.0.2.1".parse().unwrap()),
+        Selector::Session(SessionId::new(3, 999, 1).unwrap()),
+    ] {
+        assert_eq!(f.t.disconnect(&sel, f.at(1)), Err(TableError::NotFound));
+    }
+    assert_eq!(f.t.session_count(), 2);
+    assert_eq!(f.t.stats().admin_disconnected, 0);
+}
+
+#[test]
+fn computer_falls_back_to_address() {
+    let mut f = Fx::new("15");
+    let (c, s) = f.login(5, "alice", None, 0);
+    let l: Vec<_> = f.t.sessions(&SessionFilter::default(), f.at(0)).collect();
+    assert_eq!(l[0].computer, "10.0.0.5");
+    // a pre-auth connection from the same client is closed with it
+    let c2 = f.t.add_connection(addr(5), f.at(0));
+    let out =
+        f.t.disconnect(&Selector::Computer("10.0.0.5".into()), f.at(1))
+            .unwrap();
+    assert_eq!(out.removed, vec![s]);
+    assert_eq!(out.connections_to_close, vec![c, c2]);
+}
+
+#[test]
+fn names_are_interned_and_released() {
+    let mut f = Fx::new("15");
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let (_, s) = f.login(i, "alice", Some("PC"), 0);
+        f.t.connect_tree(s, "IPC$", true, f.at(0)).unwrap();
+        ids.push(s);
+    }
+    // one "alice", one "PC", one "IPC$"
+    assert_eq!(f.t.names.slots.len(), 3);
+    for s in ids {
+        f.t.logoff(s, f.at(1)).unwrap();
+    }
+    // computer names belong to the connections, still open
+    assert_eq!(f.t.names.slots.len(), 1);
+}

@@ -1,0 +1,110 @@
+//! Bytes of table memory per idle session holding one IPC$ tree, measured with
+//! a counting global allocator (the only test in this binary, so nothing else
+//! allocates meanwhile). Run with `--nocapture` to see the figures.
+
+use smb_session::table::{record_sizes, SessionInfo, SessionTable, TableConfig, UserName};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// wrapper only counts bytes, so System's guarantees carry over.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as our caller's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as our caller's.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(new_size, Relaxed);
+            LIVE.fetch_sub(layout.size(), Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn info() -> SessionInfo {
+    SessionInfo {
+        user: UserName::User("CORP\\loadgen".into()),
+        admin: false,
+        computer_name: Some("LOADGEN01".into()),
+        dialect: 0x0311,
+        signed: true,
+    }
+}
+
+/// Bytes allocated by the table for `n` clients, each one connection with one
+/// authenticated, idle session holding an IPC$ tree.
+fn bytes_for(n: u32, sessions_per_conn: u32) -> usize {
+    let base = Instant::now();
+    let cfg = TableConfig {
+        max_sessions_per_connection: sessions_per_conn as usize,
+        ..TableConfig::default()
+    };
+    let before = LIVE.load(Relaxed);
+    let mut t: SessionTable = SessionTable::new(0, base, cfg);
+    let mut made = 0;
+    let mut i = 0u32;
+    while made < n {
+        let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+        let now = base + Duration::from_micros(u64::from(i));
+        let c = t.add_connection(SocketAddr::new(ip, 50_000), now);
+        for _ in 0..sessions_per_conn.min(n - made) {
+            let s = t.create_session(c, now).unwrap();
+            t.authenticate_session(s, info(), now).unwrap();
+            t.connect_tree(s, "IPC$", true, now).unwrap();
+            made += 1;
+        }
+        i += 1;
+    }
+    let used = LIVE.load(Relaxed) - before;
+    assert_eq!(t.session_count(), n as usize);
+    assert_eq!(t.tree_count(), n as usize);
+    let accounted = t.heap_bytes();
+    // heap_bytes() (slab capacities x slot sizes) agrees with the allocator
+    // to within the interner and hash map overhead.
+    assert!(
+        accounted.abs_diff(used) < used / 20,
+        "{accounted} vs {used}"
+    );
+    drop(t);
+    used
+}
+
+#[test]
+fn bytes_per_idle_session_with_ipc_tree() {
+    for (name, size) in record_sizes() {
+        println!("{name}: {size} B");
+    }
+    let n = 1 << 16;
+    let per_client = bytes_for(n, 1) as f64 / f64::from(n);
+    println!("per idle session + its connection, n=2^16 (slabs full): {per_client:.1} B");
+    let per_session = bytes_for(n, 8) as f64 / f64::from(n);
+    println!("per idle session, 8 per connection, n=2^16: {per_session:.1} B");
+    let m = 100_000;
+    let grown = bytes_for(m, 1) as f64 / f64::from(m);
+    println!("per idle session + its connection, n=100000 (slab growth slack): {grown:.1} B");
+    assert!(per_client < 256.0, "{per_client} B per session");
+    assert!(per_session < per_client);
+}

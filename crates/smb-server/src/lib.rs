@@ -11,6 +11,7 @@
 //! server; [`Server::shutdown`] stops it.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod dump;

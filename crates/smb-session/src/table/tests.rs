@@ -539,3 +539,71 @@ fn names_are_interned_and_released() {
     // computer names belong to the connections, still open
     assert_eq!(f.t.names.slots.len(), 1);
 }
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Touch(usize),
+        Open(usize),
+        Close(usize),
+        /// Let the runtime sleep until the next deadline, or this many ms.
+        Wait(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<usize>().prop_map(Op::Touch),
+            1 => any::<usize>().prop_map(Op::Open),
+            1 => any::<usize>().prop_map(Op::Close),
+            4 => (0u64..400).prop_map(Op::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Sessions driven by random activity, polled the way the runtime
+        /// polls (at `next_deadline`, or earlier): each is reaped at the first
+        /// poll at or after `last_activity + timeout`, never before, and never
+        /// while it holds a handle.
+        #[test]
+        fn reaped_exactly_when_idle(ops in proptest::collection::vec(op(), 1..150)) {
+            const T: u64 = 100;
+            let mut f = Fx::new("100ms");
+            let mut s = Vec::new();
+            for i in 0..6u8 {
+                let (_, id) = f.login(i, "u", None, 0);
+                s.push((id, 0u64, 0u32, true)); // id, last activity ms, handles, alive
+            }
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Touch(i) | Op::Open(i) | Op::Close(i) => {
+                        let e = &mut s[i % 6];
+                        if !e.3 { continue; }
+                        prop_assert!(f.t.touch(e.0, f.at(now)));
+                        e.1 = now;
+                        match op {
+                            Op::Open(_) => { f.t.open_handle(e.0).unwrap(); e.2 += 1; }
+                            Op::Close(_) if e.2 > 0 => { f.t.close_handle(e.0).unwrap(); e.2 -= 1; }
+                            _ => {}
+                        }
+                    }
+                    Op::Wait(ms) => {
+                        let limit = now + ms;
+                        let next = f.t.next_deadline().map(|d| (d - f.base).as_millis() as u64);
+                        now = match next { Some(d) if d < limit => d.max(now), _ => limit };
+                        let ev = f.poll(now);
+                        let gone = expired(&ev);
+                        for e in s.iter_mut().filter(|e| e.3) {
+                            let due = e.2 == 0 && now >= e.1 + T;
+                            prop_assert_eq!(gone.contains(&e.0), due, "session {:?} at {}", e, now);
+                            if due { e.3 = false; }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,13 +1,14 @@
-//! The `smbcore` binary: `serve`, `ctl` and `dump`.
+//! The `smbcore` command line: `serve`, `ctl` and `dump`. The binary in the
+//! root package calls [`main`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use smb_server::config::Source;
-use smb_server::ctl::{self, CtlCommand};
-use smb_server::{default_admin_socket, ServeOptions, Server, DEFAULT_LISTEN};
+use crate::config::Source;
+use crate::ctl::{self, CtlCommand};
+use crate::{default_admin_socket, ServeOptions, Server, DEFAULT_LISTEN};
 
 /// smbcore: an SMB2/SMB3 session server with exact, live autodisconnect.
 #[derive(Parser, Debug)]
@@ -83,7 +84,8 @@ struct CtlArgs {
     command: CtlCommand,
 }
 
-fn main() -> ExitCode {
+/// Run the `smbcore` command line.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
@@ -96,7 +98,7 @@ fn main() -> ExitCode {
         Command::Dump { files } => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            match smb_server::dump::dump_files(&files, &mut out) {
+            match crate::dump::dump_files(&files, &mut out) {
                 Ok(summary) if summary.errors == 0 => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(1),
                 Err(e) => {
@@ -109,7 +111,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    smb_server::init_logging();
+    crate::init_logging();
     let mut opts = ServeOptions::new(args.listen);
     let cli_values = [
         ("threads", args.threads),
@@ -141,7 +143,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     }
     if let Some(path) = &args.users {
-        match smb_server::users::UserFile::load(path) {
+        match crate::users::UserFile::load(path) {
             Ok(u) => opts.users = u,
             Err(e) => return fail(e),
         }

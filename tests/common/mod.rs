@@ -1,0 +1,275 @@
+//! Shared harness for integration tests: start the real `smbcore` binary on
+//! a free loopback port, talk to it with `smbcore ctl` and with real clients,
+//! and stop it when the test ends.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the `smbcore` binary built for these tests.
+pub fn smbcore_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_smbcore"))
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "smbcore-test-{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ rand_u64()
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut b)
+    });
+    u64::from_le_bytes(b)
+}
+
+/// The users every test server knows: an administrator and a plain user.
+pub const ADMIN: (&str, &str) = ("admin", "Adm1nPass!");
+pub const USER: (&str, &str) = ("alice", "Al1cePass!");
+
+/// A running `smbcore serve`, killed on drop.
+#[derive(Debug)]
+pub struct TestServer {
+    pub child: Child,
+    pub port: u16,
+    pub addr: SocketAddr,
+    pub admin_socket: PathBuf,
+    pub dir: TempDir,
+    pub log: PathBuf,
+}
+
+impl TestServer {
+    /// Start with the standard users and `extra` arguments.
+    pub fn start(extra: &[&str]) -> TestServer {
+        let dir = TempDir::new("srv");
+        let users = dir.join("users.toml");
+        std::fs::write(
+            &users,
+            format!(
+                "[[user]]\nname = \"{}\"\npassword = \"{}\"\nadmin = true\n\n[[user]]\nname = \"{}\"\npassword = \"{}\"\n",
+                ADMIN.0, ADMIN.1, USER.0, USER.1
+            ),
+        )
+        .expect("write users file");
+        let port = free_port();
+        let admin_socket = dir.join("admin.sock");
+        let log = dir.join("server.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let listen = format!("127.0.0.1:{port}");
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--listen".into(),
+            listen,
+            "--users".into(),
+            users.display().to_string(),
+            "--admin-socket".into(),
+            admin_socket.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(smbcore_bin())
+            .args(&args)
+            .env("RUST_LOG", std::env::var("SMBCORE_TEST_LOG").unwrap_or_else(|_| "debug".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start smbcore serve");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut s = TestServer {
+            child,
+            port,
+            addr,
+            admin_socket,
+            dir,
+            log,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("smbcore exited early ({status}):\n{}", self.log_text());
+            }
+            if TcpStream::connect(self.addr).is_ok() && self.admin_socket.exists() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("smbcore did not come up:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `smbcore ctl --admin-socket S ARGS...`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(smbcore_bin())
+            .arg("ctl")
+            .arg("--admin-socket")
+            .arg(&self.admin_socket)
+            .args(args)
+            .output()
+            .expect("run smbcore ctl")
+    }
+
+    /// `ctl ... --json` parsed (the command must succeed).
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a: Vec<&str> = args.to_vec();
+        a.push("--json");
+        let out = self.ctl(&a);
+        assert!(
+            out.status.success(),
+            "ctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("ctl printed JSON")
+    }
+
+    /// Current sessions as JSON rows.
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        self.ctl_json(&["sessions"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Wait until `cond(sessions)` holds or `timeout` passes.
+    pub fn wait_sessions(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.sessions();
+            if cond(&s) || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Send SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- smbcore log ----\n{}", self.log_text());
+        }
+    }
+}
+
+/// Whether an external program is installed (tests that need one skip with
+/// a loud message when it is missing, unless `SMBCORE_REQUIRE_CLIENTS=1`,
+/// which CI sets, turns the absence into a failure).
+pub fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("SMBCORE_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+            panic!("{program} is required (SMBCORE_REQUIRE_CLIENTS=1) but not installed");
+        }
+        eprintln!("SKIPPED: {program} is not installed");
+    }
+    found
+}
+
+/// Run a command with a timeout; returns its output.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "command timed out after {timeout:?}: {cmd:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Write a file.
+pub fn write_file(path: &Path, text: &str) {
+    let mut f = std::fs::File::create(path).expect("create file");
+    f.write_all(text.as_bytes()).expect("write file");
+}

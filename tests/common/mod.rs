@@ -3,6 +3,8 @@
 //! and stop it when the test ends.
 #![allow(dead_code)]
 
+pub mod client;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ impl TempDir {
         let p = std::env::temp_dir().join(format!(
             "smbcore-test-{tag}-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos() ^ rand_u64()
+            rand_u64()
         ));
         std::fs::create_dir_all(&p).expect("create temp dir");
         TempDir(p)

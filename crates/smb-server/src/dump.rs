@@ -535,3 +535,291 @@ fn response_fields(r: &Response<'_>, line: &mut String) {
         | Response::Echo(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn vectors_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
+    }
+
+    fn vector(name: &str) -> Vec<u8> {
+        std::fs::read(vectors_dir().join(name)).expect("test vector")
+    }
+
+    fn dump(data: &[u8]) -> (DumpSummary, Vec<String>) {
+        let mut out = Vec::new();
+        let sum = dump_stream(data, &mut out).expect("writing to a Vec");
+        let text = String::from_utf8(out).expect("UTF-8 output");
+        (sum, text.lines().map(str::to_string).collect())
+    }
+
+    /// The vectors' stream files, sorted.
+    fn streams() -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(vectors_dir())
+            .expect("tests/vectors")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".c2s.bin") || n.ends_with(".s2c.bin"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Per frame, what Wireshark decoded (tests/vectors/tshark/*.tsv): "SMB1", "TRANSFORM" or
+    /// "<command code> <response flag> <MessageId>".
+    fn tshark_frames(stream: &str) -> Vec<String> {
+        let (base, dir) = stream
+            .strip_suffix(".bin")
+            .and_then(|s| s.rsplit_once('.'))
+            .expect("NAME.DIR.bin");
+        let text = std::fs::read_to_string(vectors_dir().join(format!("tshark/{base}.tsv")))
+            .expect("tshark table");
+        let mut lines = text.lines();
+        let head: Vec<&str> = lines.next().expect("header").split('\t').collect();
+        let col = |name: &str| head.iter().position(|h| *h == name).expect("column");
+        let (d, pid, cmd, rsp, mid) = (
+            col("dir"),
+            col("protocol_id"),
+            col("cmd"),
+            col("response"),
+            col("msg_id"),
+        );
+        lines
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .filter(|c| c[d] == dir)
+            .map(|c| match c[pid] {
+                "" => "SMB1".to_string(),
+                "0xfd534d42" => "TRANSFORM".to_string(),
+                _ => format!("{} {} {}", c[cmd], c[rsp], c[mid]),
+            })
+            .collect()
+    }
+
+    /// The same summary read back from our output lines.
+    fn our_frames(lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                match w[1] {
+                    "SMB1" => "SMB1".to_string(),
+                    "TRANSFORM" => "TRANSFORM".to_string(),
+                    name => {
+                        let code = (0u16..0x13)
+                            .find(|c| smb_wire::Command::from_u16(*c).name() == name)
+                            .expect("known command");
+                        let mid = w.iter().find_map(|x| x.strip_prefix("mid=")).expect("mid");
+                        format!("{code} {} {mid}", u8::from(w[2] == "rsp"))
+                    }
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_real_vector_decodes_like_tshark() {
+        let names = streams();
+        assert_eq!(names.len(), 20, "{names:?}");
+        for name in names {
+            let (sum, lines) = dump(&vector(&name));
+            let expected = tshark_frames(&name);
+            assert_eq!(sum.errors, 0, "{name}: {lines:#?}");
+            assert_eq!(sum.stopped, 0, "{name}");
+            assert_eq!(sum.frames, expected.len(), "{name}");
+            assert_eq!(sum.messages, lines.len(), "{name}");
+            assert_eq!(our_frames(&lines), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn lines_carry_the_fields_that_matter() {
+        let (_, c2s) = dump(&vector("smbclient-L-anon-0.c2s.bin"));
+        let (_, s2c) = dump(&vector("smbclient-L-anon-0.s2c.bin"));
+        // Values as tshark shows them (tests/vectors/tshark/smbclient-L-anon-0.tsv).
+        assert_eq!(
+            c2s[0],
+            "@4 NEGOTIATE req - mid=0 sid=0x0 tid=0x0 cr=0/31 dialects=[2.0.2,2.1,3.0,3.0.2,3.1.1] \
+             secmode=0x1 ctx=[PREAUTH,ENCRYPTION,SIGNING,NETNAME]"
+        );
+        assert!(
+            s2c[0].contains("NEGOTIATE rsp STATUS_SUCCESS mid=0 "),
+            "{}",
+            s2c[0]
+        );
+        assert!(s2c[0]
+            .ends_with("dialect=3.1.1 secmode=0x1 secbuf=74 ctx=[PREAUTH,ENCRYPTION,SIGNING]"));
+        assert!(
+            c2s[1].ends_with("secbuf=74 spnego-init+NTLMSSP_NEGOTIATE"),
+            "{}",
+            c2s[1]
+        );
+        assert!(s2c[1].contains(
+            "SESSION_SETUP rsp STATUS_MORE_PROCESSING_REQUIRED mid=1 sid=0x31dcd91a tid=0x0 cr=1/+1 \
+             secbuf=159 spnego-negTokenResp+NTLMSSP_CHALLENGE"
+        ));
+        assert!(
+            s2c[2].contains("SESSION_SETUP rsp STATUS_LOGON_FAILURE mid=2 "),
+            "{}",
+            s2c[2]
+        );
+        assert!(c2s[5].ends_with(
+            r"TREE_CONNECT req - mid=5 sid=0xf0368f48 tid=0x0 cr=1/1 path=\\127.0.0.1\IPC$"
+        ));
+        assert!(
+            s2c[5].contains("tid=0xba95b9ec cr=1/+1 share=PIPE"),
+            "{}",
+            s2c[5]
+        );
+        assert!(c2s[6]
+            .ends_with(r#"CREATE req - mid=6 sid=0xf0368f48 tid=0xba95b9ec cr=1/1 name="srvsvc""#));
+        // tshark prints this FileId as the GUID 7292e7a6-0000-0000-b698-49fe00000000.
+        assert!(s2c[6].ends_with("fid=7292e7a6:fe4998b6"), "{}", s2c[6]);
+        assert!(c2s[7].contains("IOCTL req - mid=7 "), "{}", c2s[7]);
+        assert!(
+            c2s[7].ends_with("FSCTL_PIPE_TRANSCEIVE fid=7292e7a6:fe4998b6 in=72 out=0 maxout=4280")
+        );
+        assert!(s2c[7]
+            .starts_with("@1164 IOCTL rsp STATUS_PENDING mid=7 sid=0xf0368f48 aid=0x7 cr=0/+1"));
+        assert!(s2c[8]
+            .ends_with("aid=0x7 cr=1/+0 FSCTL_PIPE_TRANSCEIVE fid=7292e7a6:fe4998b6 in=0 out=68"));
+        assert!(c2s[9].ends_with(
+            "CLOSE req - mid=9 sid=0xf0368f48 tid=0xba95b9ec cr=1/1 fid=7292e7a6:fe4998b6"
+        ));
+
+        let (_, imp) = dump(&vector("impacket-anon-0.c2s.bin"));
+        assert_eq!(
+            imp[0],
+            r#"@4 SMB1 NEGOTIATE req dialects=["NT LM 0.12", "SMB 2.002", "SMB 2.???"]"#
+        );
+        assert!(
+            imp[6].contains("WRITE req") && imp[6].ends_with("len=72 off=0"),
+            "{}",
+            imp[6]
+        );
+        assert!(
+            imp[7].contains("READ req") && imp[7].ends_with("len=1048576 off=0"),
+            "{}",
+            imp[7]
+        );
+        let (_, enc) = dump(&vector("impacket-user-0.c2s.bin"));
+        assert!(enc[4].starts_with("@685 TRANSFORM sid=0x2ad50d3d size=104 flags=0x1 nonce="));
+        let (_, signed) = dump(&vector("smbclient-L-user-signed-0.c2s.bin"));
+        assert!(signed[0].contains("secmode=0x3"), "{}", signed[0]);
+        assert!(signed[4].contains(" S "), "signed CREATE: {}", signed[4]);
+    }
+
+    /// The anonymous `smbclient -L` request stream with one byte changed at `at`.
+    fn corrupted(at: usize, value: u8) -> Vec<u8> {
+        let mut data = vector("smbclient-L-anon-0.c2s.bin");
+        data[at] = value;
+        data
+    }
+
+    // Offsets in smbclient-L-anon-0.c2s.bin: TREE_CONNECT message at 1028 (frame at 1024),
+    // CREATE message at 1136 (frame at 1132); 11 frames in all.
+
+    #[test]
+    fn bad_body_is_reported_and_decoding_goes_on() {
+        // TREE_CONNECT StructureSize (first body byte) 9 -> 10.
+        let (sum, lines) = dump(&corrupted(1028 + 64, 10));
+        assert_eq!(
+            (sum.frames, sum.messages, sum.errors, sum.stopped),
+            (11, 10, 1, 0)
+        );
+        assert_eq!(
+            lines[5],
+            "@1028 MALFORMED TREE_CONNECT req mid=5: bad StructureSize 10 for TreeConnect"
+        );
+        assert!(lines[6].starts_with("@1136 CREATE req"), "{}", lines[6]);
+        assert!(
+            lines[10].starts_with("@1776 TREE_DISCONNECT req"),
+            "{}",
+            lines[10]
+        );
+    }
+
+    #[test]
+    fn bad_protocol_id_and_bad_next_command_are_per_frame() {
+        let (sum, lines) = dump(&corrupted(1136, 0xAB));
+        assert_eq!((sum.messages, sum.errors, sum.stopped), (10, 1, 0));
+        assert!(lines[6].starts_with("@1136 MALFORMED unknown ProtocolId [ab 53 4d 42]"));
+        assert!(lines[7].starts_with("@1272 IOCTL req"), "{}", lines[7]);
+
+        // NextCommand of the CREATE (header bytes 20..24) = 3: misaligned.
+        let (sum, lines) = dump(&corrupted(1136 + 20, 3));
+        assert_eq!((sum.messages, sum.errors, sum.stopped), (10, 1, 0));
+        assert_eq!(
+            lines[6],
+            "@1136 MALFORMED compound chain: bad NextCommand 3"
+        );
+        assert!(lines[7].starts_with("@1272 IOCTL req"), "{}", lines[7]);
+
+        // A ProtocolId of 0xFE 'SMB' with only 10 bytes: too short for a header.
+        let mut short = vec![0, 0, 0, 10, 0xFE, b'S', b'M', b'B'];
+        short.extend_from_slice(&[0; 6]);
+        short.extend_from_slice(&vector("smbclient-ipc-exit-0.c2s.bin"));
+        let (sum, lines) = dump(&short);
+        assert_eq!((sum.frames, sum.messages, sum.errors), (6, 5, 1));
+        assert!(lines[0].starts_with("@4 MALFORMED compound chain: message of 10 bytes"));
+        assert!(lines[1].starts_with("@18 NEGOTIATE req"), "{}", lines[1]);
+    }
+
+    #[test]
+    fn broken_framing_stops() {
+        // The CREATE frame's type byte becomes 0x85 (an NBSS keep-alive is not SMB2 direct TCP).
+        let (sum, lines) = dump(&corrupted(1132, 0x85));
+        assert_eq!(
+            (sum.frames, sum.messages, sum.errors, sum.stopped),
+            (6, 6, 1, 1)
+        );
+        assert_eq!(lines.len(), 7);
+        assert_eq!(
+            lines[6],
+            "@1132 MALFORMED broken framing: frame type 0x85 is not a session message (0x00); stopping"
+        );
+
+        // A stream cut inside its last frame.
+        let data = vector("smbclient-L-anon-0.c2s.bin");
+        let (sum, lines) = dump(&data[..data.len() - 10]);
+        assert_eq!(
+            (sum.frames, sum.messages, sum.errors, sum.stopped),
+            (10, 10, 1, 1)
+        );
+        assert_eq!(
+            lines[10],
+            "@1772 MALFORMED truncated frame: frame announces 68 bytes, only 58 present; stopping"
+        );
+        let (sum, lines) = dump(&data[..1026]);
+        assert_eq!((sum.frames, sum.stopped), (5, 1));
+        assert!(
+            lines[5].contains("2 bytes left, a frame header needs 4"),
+            "{}",
+            lines[5]
+        );
+    }
+
+    #[test]
+    fn empty_stream_prints_nothing() {
+        let (sum, lines) = dump(&[]);
+        assert_eq!(sum, DumpSummary::default());
+        assert!(lines.is_empty());
+    }
+
+    #[test]
+    fn dump_files_adds_up_and_names_missing_files() {
+        let a = vectors_dir().join("smbtorture-two-logoff-0.c2s.bin");
+        let b = vectors_dir().join("smbtorture-two-logoff-0.s2c.bin");
+        let mut out = Vec::new();
+        let sum = dump_files(&[a.clone(), b.clone()], &mut out).unwrap();
+        assert_eq!((sum.frames, sum.messages, sum.errors), (12, 12, 0));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(&format!("== {} (1156 bytes)\n", a.display())));
+        assert!(text.contains(&format!("== {} (856 bytes)\n", b.display())));
+
+        let missing = vectors_dir().join("no-such-vector.bin");
+        let err = dump_files(&[a, missing.clone()], &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("no-such-vector.bin"), "{err}");
+    }
+}

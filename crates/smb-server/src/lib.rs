@@ -308,11 +308,20 @@ impl Server {
         for s in self.shared.shards() {
             s.send(admin::ShardCmd::Shutdown);
         }
+        // The admin and metrics threads block in accept(): wake them so
+        // they see `stopping`.
+        if let Some(p) = &self.admin_socket {
+            let _ = std::os::unix::net::UnixStream::connect(p);
+        }
+        if let Some(a) = self.metrics_addr {
+            let _ = std::net::TcpStream::connect(a);
+        }
         for t in self.threads {
             let _ = t.join();
         }
         if let Some(p) = &self.admin_socket {
             let _ = std::fs::remove_file(p);
         }
+        tracing::info!("smbcore stopped");
     }
 }

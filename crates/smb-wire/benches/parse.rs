@@ -126,6 +126,35 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+    // Header + the command's own view, without the Request enum dispatch.
+    let mut g = c.benchmark_group("header_and_view");
+    macro_rules! direct {
+        ($name:literal, $i:expr, $view:ty) => {
+            let m = &cases[$i].1;
+            g.bench_function($name, |b| {
+                b.iter(|| {
+                    let m = black_box(&m[..]);
+                    let h = smb_wire::Header::new_checked(m).unwrap();
+                    let v = <$view>::parse(m).unwrap();
+                    black_box((h.message_id(), h.session_id(), v));
+                })
+            });
+        };
+    }
+    direct!("echo", 0, echo::EchoRequest<'_>);
+    direct!("logoff", 1, logoff::LogoffRequest<'_>);
+    direct!(
+        "tree_disconnect",
+        2,
+        tree_disconnect::TreeDisconnectRequest<'_>
+    );
+    direct!("close", 3, close::CloseRequest<'_>);
+    direct!("cancel", 4, cancel::CancelRequest<'_>);
+    direct!("read", 5, read::ReadRequest<'_>);
+    direct!("negotiate", 6, negotiate::NegotiateRequest<'_>);
+    direct!("session_setup", 7, session_setup::SessionSetupRequest<'_>);
+    direct!("tree_connect", 8, tree_connect::TreeConnectRequest<'_>);
+    g.finish();
     // Header alone, for reference.
     let echo = &cases[0].1;
     c.bench_function("header_only", |b| {

@@ -217,6 +217,7 @@ impl<T: AsRef<[u8]>> Header<T> {
     }
 
     /// Wraps a buffer after [`Header::check`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Header<T>, WireError> {
         let h = Header::new_unchecked(buffer);
         h.check()?;
@@ -224,6 +225,7 @@ impl<T: AsRef<[u8]>> Header<T> {
     }
 
     /// Checks length (at least 64 bytes), ProtocolId and StructureSize.
+    #[inline]
     pub fn check(&self) -> Result<(), WireError> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {

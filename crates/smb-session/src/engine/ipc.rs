@@ -67,6 +67,8 @@ pub(crate) struct Deferred {
     session: SessionId,
     input: Vec<u8>,
     max_out: u32,
+    /// Whether the request was signed (its response must be).
+    request_signed: bool,
 }
 
 /// One open pipe.
@@ -502,6 +504,7 @@ impl Engine {
                         session: sid,
                         input: input.to_vec(),
                         max_out,
+                        request_signed: hdr.is_signed(),
                     }));
                     self.events.push_back(EngineEvent::Admin {
                         conn: req.conn,
@@ -635,7 +638,7 @@ impl Engine {
         };
         Header::new_unchecked(&mut out[start..start + HEADER_LEN]).set_status(status);
         let end = out.len();
-        self.sign_response(conn, &mut out[start..end]);
+        self.sign_response(conn, &mut out[start..end], d.request_signed);
         let _ = mark.finish(out);
     }
 }

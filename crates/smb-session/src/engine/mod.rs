@@ -471,6 +471,15 @@ impl Engine {
                 tree_id: hdr.tree_id().unwrap_or(0),
                 flags: hdr.flags(),
             };
+            tracing::trace!(
+                shard = self.shard,
+                command = ?req.command,
+                message_id = req.message_id,
+                session_id = format_args!("{:#x}", req.session_id),
+                tree_id = req.tree_id,
+                related,
+                "request"
+            );
             if related {
                 // MS-SMB2 3.3.5.2.7.2: related requests inherit the ids.
                 req.session_id = chain.prev_session;
@@ -550,7 +559,10 @@ impl Engine {
                 let end = out.len();
                 self.after_response(conn, &out[start..end]);
             }
-            written.push(start);
+            written.push(smallvec_like::Written {
+                start,
+                request_signed: hdr.is_signed(),
+            });
         }
         if written.is_empty() {
             out.truncate(frame_start);
@@ -559,9 +571,10 @@ impl Engine {
         // Link the chain (NextCommand), then sign each message.
         let n = written.len();
         for i in 0..n {
-            let start = written.get(i);
+            let w = written.get(i);
+            let start = w.start;
             let end = if i + 1 < n {
-                written.get(i + 1)
+                written.get(i + 1).start
             } else {
                 out.len()
             };
@@ -569,7 +582,7 @@ impl Engine {
                 let mut h = Header::new_unchecked(&mut out[start..start + HEADER_LEN]);
                 h.set_next_command((end - start) as u32);
             }
-            self.sign_response(conn, &mut out[start..end]);
+            self.sign_response(conn, &mut out[start..end], w.request_signed);
         }
         let _ = mark.finish(out);
         if let Some(sid) = self.pending_logoff.take() {
@@ -578,8 +591,10 @@ impl Engine {
         FrameOutcome::Continue
     }
 
-    /// Sign a response when its session signs (MS-SMB2 3.3.4.1.1).
-    fn sign_response(&mut self, conn: ConnId, msg: &mut [u8]) {
+    /// Sign a response when its session signs (MS-SMB2 3.3.4.1.1): when
+    /// the session requires signing, when the request was signed, and the
+    /// final SESSION_SETUP response of a session with a key.
+    pub(crate) fn sign_response(&mut self, conn: ConnId, msg: &mut [u8], request_signed: bool) {
         let hdr = Header::new_unchecked(&msg[..HEADER_LEN]);
         let sid = hdr.session_id();
         let status = hdr.status();
@@ -601,7 +616,7 @@ impl Engine {
         if command == Command::SessionSetup && status == NtStatus::MORE_PROCESSING_REQUIRED {
             return;
         }
-        if !(s.ext.sign_responses || command == Command::SessionSetup) {
+        if !(s.ext.sign_responses || request_signed || command == Command::SessionSetup) {
             return;
         }
         let mut h = Header::new_unchecked(&mut msg[..HEADER_LEN]);
@@ -670,14 +685,17 @@ impl Engine {
             return Err(Answer::Fail(NtStatus::USER_SESSION_DELETED));
         };
         if !s.is_authenticated() {
+            tracing::debug!(shard = self.shard, session = %sid, command = ?req.command, "request on a session not yet authenticated");
             return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
         }
         if let Some(key) = s.ext.signing_key.as_ref() {
             if hdr.is_signed() {
                 if !smb_auth::signing::verify(key, req.msg) {
+                    tracing::debug!(shard = self.shard, session = %sid, command = ?req.command, "bad signature");
                     return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
                 }
             } else if s.ext.signing_required {
+                tracing::debug!(shard = self.shard, session = %sid, command = ?req.command, "unsigned request on a signing session");
                 return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
             }
         }
@@ -702,18 +720,28 @@ fn pad8(out: &mut Vec<u8>, prev_start: usize) {
     }
 }
 
-/// A tiny inline list of message starts, to avoid an allocation per frame.
+/// A tiny inline list of response messages, to avoid an allocation per frame.
 mod smallvec_like {
-    /// Up to 8 starts inline, more spill into a Vec.
+    /// One response message in the output buffer.
+    #[derive(Default, Clone, Copy)]
+    pub struct Written {
+        /// Offset of its header in `out`.
+        pub start: usize,
+        /// Whether its request was signed (MS-SMB2 3.3.4.1.1: the response
+        /// to a signed request is signed).
+        pub request_signed: bool,
+    }
+
+    /// Up to 8 messages inline, more spill into a Vec.
     #[derive(Default)]
     pub struct Ranges {
-        inline: [usize; 8],
+        inline: [Written; 8],
         len: usize,
-        spill: Vec<usize>,
+        spill: Vec<Written>,
     }
 
     impl Ranges {
-        pub fn push(&mut self, v: usize) {
+        pub fn push(&mut self, v: Written) {
             if self.len < 8 {
                 self.inline[self.len] = v;
             } else {
@@ -733,18 +761,16 @@ mod smallvec_like {
         pub fn last_start(&self) -> usize {
             if self.len == 0 {
                 0
-            } else if self.len <= 8 {
-                self.inline[self.len - 1]
             } else {
-                self.spill.last().copied().unwrap_or(0)
+                self.get(self.len - 1).start
             }
         }
 
-        pub fn get(&self, i: usize) -> usize {
+        pub fn get(&self, i: usize) -> Written {
             if i < 8 {
                 self.inline[i]
             } else {
-                self.spill.get(i - 8).copied().unwrap_or(0)
+                self.spill.get(i - 8).copied().unwrap_or_default()
             }
         }
     }

@@ -310,8 +310,10 @@ impl Engine {
             || v.security_mode != st.client_security_mode
             || common != Some(st.dialect)
         {
+            tracing::debug!(?conn, "VALIDATE_NEGOTIATE_INFO mismatch: dropping the connection");
             return Err(Answer::Drop);
         }
+        tracing::debug!(?conn, dialect = format_args!("{:#06x}", st.dialect), "VALIDATE_NEGOTIATE_INFO ok");
         smb_wire::msg::ioctl::ValidateNegotiateInfoResponse {
             capabilities: st.server_capabilities,
             guid: self.cfg.server_guid,

@@ -20,6 +20,7 @@ impl<'a> CloseRequest<'a> {
     pub const STRUCTURE_SIZE: u16 = 24;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         Ok(CloseRequest {
             fixed: fixed::<24>(msg, Command::Close, 24)?,
@@ -71,6 +72,7 @@ impl<'a> CloseResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = 60;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         Ok(CloseResponse {
             fixed: fixed::<60>(msg, Command::Close, 60)?,

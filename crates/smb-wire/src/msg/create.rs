@@ -151,6 +151,7 @@ impl<'a> CreateRequest<'a> {
     pub const STRUCTURE_SIZE: u16 = 57;
 
     /// Parses the whole message (header + body); the name and the context chain are checked.
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<56>(msg, Command::Create, 57)?;
         let min = var_offset(56);
@@ -328,6 +329,7 @@ impl<'a> CreateResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = 89;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<88>(msg, Command::Create, 89)?;
         let (contexts, _) = buffer(

@@ -19,6 +19,7 @@ pub struct ErrorResponse<'a> {
 impl<'a> ErrorResponse<'a> {
     /// Parses the whole message (header + body); ByteCount must fit in the message. The
     /// header's Command is not checked (any command can fail).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let command = crate::header::Header::new_unchecked(msg);
         let command = if msg.len() >= crate::HEADER_LEN {

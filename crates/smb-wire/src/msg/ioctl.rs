@@ -55,6 +55,7 @@ impl<'a> IoctlRequest<'a> {
     pub const STRUCTURE_SIZE: u16 = 57;
 
     /// Parses the whole message (header + body); input and output buffers must not overlap.
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<56>(msg, Command::Ioctl, 57)?;
         let min = var_offset(56);
@@ -178,6 +179,7 @@ impl<'a> IoctlResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = RESPONSE_STRUCTURE_SIZE;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<48>(msg, Command::Ioctl, 49)?;
         let min = var_offset(48);
@@ -286,6 +288,7 @@ pub struct ValidateNegotiateInfoRequest<'a> {
 
 impl<'a> ValidateNegotiateInfoRequest<'a> {
     /// Parses the IOCTL input buffer.
+    #[inline]
     pub fn parse(input: &'a [u8]) -> Result<Self, WireError> {
         let what = "VALIDATE_NEGOTIATE_INFO";
         let mut r = Reader::new(input);
@@ -332,6 +335,7 @@ impl ValidateNegotiateInfoResponse {
     pub const LEN: usize = 24;
 
     /// Parses the IOCTL output buffer.
+    #[inline]
     pub fn parse(output: &[u8]) -> Result<Self, WireError> {
         let what = "VALIDATE_NEGOTIATE_INFO response";
         let a: &[u8; 24] = output

@@ -139,6 +139,7 @@ impl FileId {
 }
 
 /// Checks StructureSize and returns the fixed part of the body (`N` bytes after the header).
+#[inline]
 pub(crate) fn fixed<const N: usize>(
     msg: &[u8],
     command: Command,
@@ -168,6 +169,7 @@ pub(crate) fn fixed<const N: usize>(
 /// Validates an offset/length pair (offset from the header start) and returns the bytes and
 /// their range. Empty buffers are always valid. A non-empty buffer must start at or after
 /// `min_start` (the end of the fixed part) and end inside `msg`.
+#[inline]
 pub(crate) fn buffer<'a>(
     msg: &'a [u8],
     min_start: usize,
@@ -190,6 +192,7 @@ pub(crate) fn buffer<'a>(
 
 /// Validates the start of a list that runs to the end of the message (negotiate and tree
 /// connect contexts): it must lie at or after `min_start` and inside `msg`.
+#[inline]
 pub(crate) fn tail<'a>(
     msg: &'a [u8],
     min_start: usize,
@@ -203,6 +206,7 @@ pub(crate) fn tail<'a>(
 }
 
 /// Fails when two non-empty ranges overlap.
+#[inline]
 pub(crate) fn no_overlap(
     a: &Range<usize>,
     b: &Range<usize>,
@@ -262,6 +266,7 @@ pub enum Request<'a> {
 
 /// Checks the header of one message (as yielded by [`crate::compound::Compound`]), requires it
 /// to be a request, and parses the body for its command.
+#[inline]
 pub fn parse_request(msg: &[u8]) -> Result<(Header<&[u8]>, Request<'_>), WireError> {
     let h = Header::new_checked(msg)?;
     if h.flags() & flags::SERVER_TO_REDIR != 0 {
@@ -330,6 +335,7 @@ fn normal_body_despite(command: Command, status: NtStatus, structure_size: Optio
 
 /// Checks the header of one message, requires it to be a response, and parses the body: the
 /// error response when the status says so, otherwise the command's response.
+#[inline]
 pub fn parse_response(msg: &[u8]) -> Result<(Header<&[u8]>, Response<'_>), WireError> {
     let h = Header::new_checked(msg)?;
     if h.flags() & flags::SERVER_TO_REDIR == 0 {
@@ -418,6 +424,7 @@ macro_rules! simple4 {
             pub const STRUCTURE_SIZE: u16 = 4;
 
             /// Parses the whole message (header + body); see [`crate::msg`].
+            #[inline]
             pub fn parse(msg: &'a [u8]) -> Result<Self, $crate::error::WireError> {
                 Ok($view {
                     fixed: $crate::msg::fixed::<4>(msg, $cmd, 4)?,

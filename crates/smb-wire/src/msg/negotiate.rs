@@ -307,6 +307,7 @@ impl<'a> NegotiateRequest<'a> {
 
     /// Parses the whole message (header + body). DialectCount 0 is refused (MS-SMB2 3.3.5.4).
     /// Negotiate contexts are read only when 3.1.1 is offered.
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<36>(msg, Command::Negotiate, 36)?;
         let n = usize::from(u16_at(fixed, 2));
@@ -457,6 +458,7 @@ impl<'a> NegotiateResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = 65;
 
     /// Parses the whole message (header + body). Contexts are read when the dialect is 3.1.1.
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<64>(msg, Command::Negotiate, 65)?;
         let min = var_offset(64);

@@ -23,6 +23,7 @@ impl<'a> ServerToClientNotification<'a> {
 
     /// Parses the whole message (header + body). A SESSION_CLOSED notification must carry its
     /// 4-byte body.
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<8>(msg, Command::ServerToClientNotification, 8)?;
         let notification = msg.get(super::var_offset(8)..).unwrap_or(&[]);

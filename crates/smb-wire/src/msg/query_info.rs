@@ -30,6 +30,7 @@ impl<'a> QueryInfoRequest<'a> {
     pub const STRUCTURE_SIZE: u16 = 41;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<40>(msg, Command::QueryInfo, 41)?;
         let (input, _) = buffer(
@@ -131,6 +132,7 @@ impl<'a> QueryInfoResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = 9;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<8>(msg, Command::QueryInfo, 9)?;
         let (output, _) = buffer(

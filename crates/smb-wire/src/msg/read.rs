@@ -18,6 +18,7 @@ impl<'a> ReadRequest<'a> {
     pub const STRUCTURE_SIZE: u16 = 49;
 
     /// Parses the whole message (header + body). The one-byte Buffer is not required.
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<48>(msg, Command::Read, 49)?;
         let (channel_info, _) = buffer(
@@ -142,6 +143,7 @@ impl<'a> ReadResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = 17;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<16>(msg, Command::Read, 17)?;
         let (data, _) = buffer(

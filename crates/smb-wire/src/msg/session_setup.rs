@@ -31,6 +31,7 @@ impl<'a> SessionSetupRequest<'a> {
     pub const STRUCTURE_SIZE: u16 = 25;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<24>(msg, Command::SessionSetup, 25)?;
         let (security_buffer, _) = buffer(
@@ -127,6 +128,7 @@ impl<'a> SessionSetupResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = 9;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<8>(msg, Command::SessionSetup, 9)?;
         let (security_buffer, _) = buffer(

@@ -47,6 +47,7 @@ impl<'a> TreeConnectRequest<'a> {
     /// Parses the whole message (header + body). With EXTENSION_PRESENT the extension
     /// (2.2.9.1) at the start of Buffer is checked and its contexts listed; PathOffset and
     /// PathLength locate the path in both forms.
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<8>(msg, Command::TreeConnect, 9)?;
         let mut min = var_offset(8);
@@ -174,6 +175,7 @@ impl<'a> TreeConnectResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = 16;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         Ok(TreeConnectResponse {
             fixed: fixed::<16>(msg, Command::TreeConnect, 16)?,

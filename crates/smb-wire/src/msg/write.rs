@@ -19,6 +19,7 @@ impl<'a> WriteRequest<'a> {
     pub const STRUCTURE_SIZE: u16 = 49;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<48>(msg, Command::Write, 49)?;
         let min = var_offset(48);
@@ -147,6 +148,7 @@ impl<'a> WriteResponse<'a> {
     pub const STRUCTURE_SIZE: u16 = 17;
 
     /// Parses the whole message (header + body).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         Ok(WriteResponse {
             fixed: fixed::<16>(msg, Command::Write, 17)?,

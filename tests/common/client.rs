@@ -1,0 +1,241 @@
+//! A minimal blocking SMB2 client for server tests, built on smb-wire and
+//! smb-auth: NEGOTIATE (2.1), SESSION_SETUP (anonymous or NTLMv2 user, with a
+//! chosen workstation name), TREE_CONNECT, TREE_DISCONNECT, ECHO, LOGOFF.
+//! It holds its TCP connection so the session stays on the server.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use smb_auth::ntlm::NtlmInitiator;
+use smb_auth::SpnegoInitiator;
+use smb_wire::frame::{split_frame, write_frame_header};
+use smb_wire::header::{Command, Header, HeaderRepr};
+use smb_wire::msg::negotiate::NegotiateRequestRepr;
+use smb_wire::msg::session_setup::{SessionSetupRequestRepr, SessionSetupResponse};
+use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
+use smb_wire::msg::{emit_message, EmitBody, U16s};
+use smb_wire::NtStatus;
+
+/// One connection with zero or more sessions.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    next_mid: u64,
+    buf: Vec<u8>,
+}
+
+/// A response: status, session id, tree id, whole message.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: NtStatus,
+    pub session_id: u64,
+    pub tree_id: u32,
+    pub msg: Vec<u8>,
+}
+
+/// Who logs in.
+#[derive(Debug, Clone)]
+pub enum Login<'a> {
+    Anonymous,
+    User(&'a str, &'a str),
+}
+
+struct Body<'a>(&'a [u8]);
+impl EmitBody for Body<'_> {
+    fn emit_body(&self, _msg_start: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0);
+    }
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+impl Client {
+    /// Connect and NEGOTIATE dialect 2.1.
+    pub fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        let mut c = Client {
+            stream,
+            next_mid: 0,
+            buf: Vec::new(),
+        };
+        let r = c.call(
+            Command::Negotiate,
+            0,
+            0,
+            &NegotiateRequestRepr {
+                security_mode: 1,
+                capabilities: 0,
+                client_guid: [7; 16],
+                client_start_time: 0,
+                dialects: U16s::Native(&[0x0202, 0x0210]),
+                contexts: &[],
+            },
+        )?;
+        if r.status != NtStatus::SUCCESS {
+            return Err(std::io::Error::other(format!("negotiate: {}", r.status)));
+        }
+        Ok(c)
+    }
+
+    /// Send one request and read its response.
+    pub fn call<B: EmitBody>(
+        &mut self,
+        command: Command,
+        session_id: u64,
+        tree_id: u32,
+        body: &B,
+    ) -> std::io::Result<Resp> {
+        let mut hdr = HeaderRepr::request(command, self.next_mid, session_id, tree_id);
+        hdr.credit = 64;
+        self.next_mid += 1;
+        let mut msg = Vec::new();
+        emit_message(&hdr, body, &mut msg);
+        let mut frame = Vec::new();
+        write_frame_header(&mut frame, msg.len());
+        frame.extend_from_slice(&msg);
+        self.stream.write_all(&frame)?;
+        self.read_response()
+    }
+
+    /// Send raw bytes (already framed or not: the caller decides).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Read one response frame.
+    pub fn read_response(&mut self) -> std::io::Result<Resp> {
+        loop {
+            if let Ok(Some((payload, used))) = split_frame(&self.buf, 16 << 20) {
+                let msg = self.buf[payload].to_vec();
+                self.buf.drain(..used);
+                let h = Header::new_checked(&msg[..])
+                    .map_err(|e| std::io::Error::other(format!("bad response header: {e:?}")))?;
+                return Ok(Resp {
+                    status: h.status(),
+                    session_id: h.session_id(),
+                    tree_id: h.tree_id().unwrap_or(0),
+                    msg: msg.clone(),
+                });
+            }
+            let mut tmp = [0u8; 65536];
+            let n = self.stream.read(&mut tmp)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
+    /// Whether the server closed the connection (EOF or reset) within `wait`.
+    pub fn is_closed(&mut self, wait: Duration) -> bool {
+        let _ = self.stream.set_read_timeout(Some(wait));
+        let mut b = [0u8; 1];
+        let closed = match self.stream.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(10)));
+        closed
+    }
+
+    /// Log a session in; returns its id.
+    pub fn login(&mut self, who: Login<'_>, workstation: &str) -> std::io::Result<u64> {
+        let mut ntlm = match who {
+            Login::Anonymous => NtlmInitiator::anonymous(),
+            Login::User(u, p) => NtlmInitiator::user(u, "", p),
+        };
+        ntlm.set_workstation(workstation);
+        let mut sp = SpnegoInitiator::new(ntlm);
+        let tok = sp.initial_token();
+        let r = self.call(
+            Command::SessionSetup,
+            0,
+            0,
+            &SessionSetupRequestRepr {
+                security_mode: 1,
+                security_buffer: &tok,
+                ..Default::default()
+            },
+        )?;
+        if r.status != NtStatus::MORE_PROCESSING_REQUIRED {
+            return Err(std::io::Error::other(format!("setup leg 1: {}", r.status)));
+        }
+        let sid = r.session_id;
+        let server_tok = SessionSetupResponse::parse(&r.msg)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?
+            .security_buffer()
+            .to_vec();
+        let tok = sp
+            .respond(&server_tok, [3; 8], [9; 16])
+            .map_err(|e| std::io::Error::other(format!("{e}")))?;
+        let r = self.call(
+            Command::SessionSetup,
+            sid,
+            0,
+            &SessionSetupRequestRepr {
+                security_mode: 1,
+                security_buffer: &tok,
+                ..Default::default()
+            },
+        )?;
+        if r.status != NtStatus::SUCCESS {
+            return Err(std::io::Error::other(format!("setup leg 2: {}", r.status)));
+        }
+        Ok(sid)
+    }
+
+    /// TREE_CONNECT `\\127.0.0.1\share`; returns the tree id or the status.
+    pub fn tree_connect(&mut self, sid: u64, share: &str) -> std::io::Result<Result<u32, NtStatus>> {
+        let path = utf16(&format!("\\\\127.0.0.1\\{share}"));
+        let r = self.call(
+            Command::TreeConnect,
+            sid,
+            0,
+            &TreeConnectRequestRepr {
+                flags: 0,
+                path: &path,
+            },
+        )?;
+        Ok(if r.status == NtStatus::SUCCESS {
+            Ok(r.tree_id)
+        } else {
+            Err(r.status)
+        })
+    }
+
+    /// TREE_DISCONNECT.
+    pub fn tree_disconnect(&mut self, sid: u64, tree: u32) -> std::io::Result<NtStatus> {
+        Ok(self
+            .call(Command::TreeDisconnect, sid, tree, &Body(&[4, 0, 0, 0]))?
+            .status)
+    }
+
+    /// ECHO (with a session id, which must not count as activity).
+    pub fn echo(&mut self, sid: u64) -> std::io::Result<NtStatus> {
+        Ok(self.call(Command::Echo, sid, 0, &Body(&[4, 0, 0, 0]))?.status)
+    }
+
+    /// LOGOFF.
+    pub fn logoff(&mut self, sid: u64) -> std::io::Result<NtStatus> {
+        Ok(self.call(Command::Logoff, sid, 0, &Body(&[4, 0, 0, 0]))?.status)
+    }
+
+    /// A session-bound request that counts as activity (TREE_CONNECT to a
+    /// share that does not exist: STATUS_BAD_NETWORK_NAME, session touched).
+    pub fn poke(&mut self, sid: u64) -> std::io::Result<NtStatus> {
+        Ok(match self.tree_connect(sid, "NOSUCHSHARE")? {
+            Ok(_) => NtStatus::SUCCESS,
+            Err(s) => s,
+        })
+    }
+}

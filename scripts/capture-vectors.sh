@@ -37,15 +37,21 @@ PROXY_PID=""
 cleanup() {
     if [ -n "$PROXY_PID" ]; then kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; fi
     if [ -n "$SMBD_PID" ]; then
-        # smbd runs with --no-process-group; its children (per-connection smbd,
-        # samba-dcerpcd and rpc helpers) exit when the parent goes.
+        # smbd runs in its own session and process group (setsid): on exit it signals that
+        # group, which holds its per-connection children and samba-dcerpcd, and nothing of ours.
         kill "$SMBD_PID" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$SMBD_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$SMBD_PID" 2>/dev/null || true
+        kill -9 -- "-$SMBD_PID" 2>/dev/null || true
         wait "$SMBD_PID" 2>/dev/null || true
     fi
-    # Any helper still holding our config (samba-dcerpcd, rpcd_*) is ours: end it by pid.
-    for pid in $(pgrep -f -- "$WORK/smb.conf" || true); do kill "$pid" 2>/dev/null || true; done
+    # samba-dcerpcd (started on demand by smbd for srvsvc) runs in a session of its own with
+    # its rpcd_* workers; it records its pid in our pid directory. End that group by its id.
+    for pidfile in "$WORK"/pid/*.pid; do
+        [ -f "$pidfile" ] || continue
+        pid="$(head -c 16 "$pidfile" | tr -dc 0-9)"
+        [ -n "$pid" ] && [ "$pid" != "$SMBD_PID" ] || continue
+        kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -89,7 +95,8 @@ if ! id "$SMB_USER" >/dev/null 2>&1; then
 fi
 printf '%s\n%s\n' "$SMB_PASS" "$SMB_PASS" | smbpasswd -c "$CONF" -a -s "$SMB_USER" >/dev/null
 
-smbd -F --no-process-group --debug-stdout -s "$CONF" >"$WORK/log/smbd.out" 2>&1 &
+# setsid: smbd signals its whole process group when it stops; keep that group its own.
+setsid smbd -F --no-process-group --debug-stdout -s "$CONF" >"$WORK/log/smbd.out" 2>&1 &
 SMBD_PID=$!
 for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$SMBD_PORT") 2>/dev/null && break
@@ -144,6 +151,7 @@ record impacket-user           "$PY" "$WORK/impacket_client.py" "$P" "$SMB_USER"
 record smbtorture-two-logoff   smbtorture //127.0.0.1/IPC\$ -p "$P" -U "$U" smb2.session.two_logoff
 
 mkdir -p "$OUT"
+rm -f "$OUT"/*.c2s.bin "$OUT"/*.s2c.bin # a previous capture's streams
 # Keep only connections that carried bytes both ways.
 for c2s in "$WORK"/rec/*.c2s.bin; do
     s2c="${c2s%.c2s.bin}.s2c.bin"
@@ -154,6 +162,8 @@ done
 echo "== versions"
 echo "smbd $(smbd --version)"
 echo "smbclient $(smbclient --version)"
-echo "impacket $("$PY" -c 'from impacket import version; print(version.VER_MINOR if hasattr(version, "VER_MINOR") else "")' 2>/dev/null) $(dpkg-query -W -f='${Version}' python3-impacket 2>/dev/null || true)"
+echo "python3-impacket $(dpkg-query -W -f='${Version}' python3-impacket 2>/dev/null || echo '?')"
 echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 ls -l "$OUT"
+echo "now run tests/vectors/make-tshark-tables.sh and update the expectations in"
+echo "crates/smb-wire/tests/real_vectors.rs and crates/smb-server/src/dump.rs (ids and keys change)"

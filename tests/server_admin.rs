@@ -17,7 +17,7 @@ fn sid_hex(sid: u64) -> String {
     format!("{sid:#018x}")
 }
 
-fn find<'a>(rows: &'a [serde_json::Value], sid: u64) -> Option<&'a serde_json::Value> {
+fn find(rows: &[serde_json::Value], sid: u64) -> Option<&serde_json::Value> {
     rows.iter().find(|r| r["id"] == sid_hex(sid))
 }
 

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
 use crate::config::Source;
 use crate::ctl::{self, CtlCommand};
 use crate::{default_admin_socket, ServeOptions, Server, DEFAULT_LISTEN};
+use clap::{Args, Parser, Subcommand};
 
 /// smbcore: an SMB2/SMB3 session server with exact, live autodisconnect.
 #[derive(Parser, Debug)]
@@ -73,6 +73,13 @@ struct ServeArgs {
     /// Map unknown users to guest.
     #[arg(long)]
     allow_guest: bool,
+    /// Steer each connection to the shard of the CPU that received it
+    /// (SO_REUSEPORT CBPF); shards are pinned to CPUs. Use with --threads = CPUs.
+    #[arg(long)]
+    cpu_steering: bool,
+    /// SO_BUSY_POLL microseconds on the listeners (0 = off).
+    #[arg(long)]
+    busy_poll: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +132,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             args.require_signing.then(|| "true".into()),
         ),
         ("allow-guest", args.allow_guest.then(|| "true".into())),
+        ("cpu-steering", args.cpu_steering.then(|| "true".into())),
+        ("busy-poll", args.busy_poll),
     ];
     if let Some(path) = &args.config {
         let text = match std::fs::read_to_string(path) {

@@ -121,6 +121,16 @@ pub const KEYS: &[KeySpec] = &[
         accepts: "a positive integer (shards; needs a restart)",
         live: false,
     },
+    KeySpec {
+        name: "cpu-steering",
+        accepts: "true or false (SO_REUSEPORT CBPF steering to the receiving CPU's shard, shards pinned; needs a restart)",
+        live: false,
+    },
+    KeySpec {
+        name: "busy-poll",
+        accepts: "microseconds of SO_BUSY_POLL, 0 = off (needs a restart)",
+        live: false,
+    },
 ];
 
 /// Look a key up by name.
@@ -256,6 +266,10 @@ pub struct Effective {
     pub server_comment: String,
     /// Number of shards.
     pub threads: usize,
+    /// Steer connections to the receiving CPU's shard.
+    pub cpu_steering: bool,
+    /// SO_BUSY_POLL microseconds (0 = off).
+    pub busy_poll_us: u32,
 }
 
 /// Layered settings: automatic values plus explicit layers per key.
@@ -291,6 +305,8 @@ impl Settings {
             "max-dialect" => "3.1.1".to_string(),
             "server-comment" => "smbcore".to_string(),
             "threads" => m.cpus.max(1).to_string(),
+            "cpu-steering" => "false".to_string(),
+            "busy-poll" => "0".to_string(),
             _ => String::new(),
         }
     }
@@ -328,7 +344,8 @@ impl Settings {
                 }
                 n.to_string()
             }
-            "require-signing" | "allow-anonymous" | "allow-guest" => match v {
+            "busy-poll" => v.parse::<u32>().map_err(|_| bad())?.to_string(),
+            "require-signing" | "allow-anonymous" | "allow-guest" | "cpu-steering" => match v {
                 "true" | "yes" | "on" | "1" => "true".to_string(),
                 "false" | "no" | "off" | "0" => "false".to_string(),
                 _ => return Err(bad()),
@@ -455,6 +472,8 @@ impl Settings {
             max_dialect: parse_dialect(&v("max-dialect"))?,
             server_comment: v("server-comment"),
             threads: v("threads").parse().map_err(|_| bad("threads"))?,
+            cpu_steering: v("cpu-steering") == "true",
+            busy_poll_us: v("busy-poll").parse().map_err(|_| bad("busy-poll"))?,
         };
         if e.min_dialect > e.max_dialect {
             return Err(ConfigError(format!(

@@ -17,6 +17,7 @@ pub mod ctl;
 pub mod dump;
 pub mod metrics;
 mod shard;
+pub mod transport;
 pub mod users;
 
 use std::io;
@@ -190,6 +191,19 @@ impl Server {
         for _ in 1..eff.threads {
             listeners.push(bind_reuseport(local_addr)?);
         }
+        if eff.busy_poll_us > 0 {
+            for l in &listeners {
+                transport::set_busy_poll(l, eff.busy_poll_us)?;
+            }
+        }
+        if eff.cpu_steering {
+            transport::attach_cpu_steering(&listeners[0]).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot attach the CPU steering program: {e}"),
+                )
+            })?;
+        }
         let mut guid = [0u8; 16];
         getrandom_fill(&mut guid);
         let users = Arc::new(opts.users);
@@ -217,7 +231,8 @@ impl Server {
                 wall,
                 Box::new(getrandom_fill),
             );
-            let (shard, handle) = Shard::new(i as u16, l, engine, shared.clone(), MAX_FRAME)?;
+            let pin = eff.cpu_steering.then_some(i);
+            let (shard, handle) = Shard::new(i as u16, l, engine, shared.clone(), MAX_FRAME, pin)?;
             shards.push(shard);
             handles.push(handle);
         }

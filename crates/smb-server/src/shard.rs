@@ -80,6 +80,7 @@ pub(crate) struct Shard {
     out: Vec<u8>,
     shared: Arc<Shared>,
     max_frame: usize,
+    pin_cpu: Option<usize>,
     stopping: bool,
 }
 
@@ -91,6 +92,7 @@ impl Shard {
         engine: Engine,
         shared: Arc<Shared>,
         max_frame: usize,
+        pin_cpu: Option<usize>,
     ) -> io::Result<(Shard, ShardHandle)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -111,6 +113,7 @@ impl Shard {
             out: Vec::with_capacity(SCRATCH),
             shared,
             max_frame,
+            pin_cpu,
             stopping: false,
         };
         Ok((shard, ShardHandle { tx, waker }))
@@ -118,6 +121,15 @@ impl Shard {
 
     /// Run until a shutdown command arrives.
     pub(crate) fn run(mut self) {
+        // Reaps are wake-ups: do not let the kernel add 50 µs of slack.
+        if let Err(e) = crate::transport::tighten_timer_slack() {
+            tracing::debug!(error = %e, "PR_SET_TIMERSLACK failed");
+        }
+        if let Some(cpu) = self.pin_cpu {
+            if let Err(e) = crate::transport::pin_current_thread(cpu) {
+                tracing::warn!(shard = self.id, cpu, error = %e, "cannot pin shard thread");
+            }
+        }
         let mut events = Events::with_capacity(1024);
         tracing::debug!(shard = self.id, "shard started");
         while !self.stopping {

@@ -34,7 +34,7 @@ use smb_wire::msg::write::{WriteRequest, WriteResponseRepr};
 use smb_wire::msg::{EmitBody, FileId};
 use smb_wire::NtStatus;
 
-use super::admin::{AdminOp, AdminOpResult, AdminSelector, AdminToken, ToSrvs};
+use super::admin::{AdminOp, AdminOpResult, AdminSelector, AdminToken, ToSrvs, TreeRow};
 use super::{Answer, ChainState, Engine, EngineEvent, Req};
 use crate::ids::{ConnId, SessionId, TreeId};
 use crate::table::UserName;
@@ -105,7 +105,7 @@ struct Backend<'a> {
     shares: Vec<ShareInfo>,
     /// Sessions and connections (already gathered or local).
     sessions: &'a [SrvSessionInfo],
-    connections: &'a [SrvConnectionInfo],
+    trees: &'a [TreeRow],
     /// Sessions deleted (already done cluster-wide), or a local deleter.
     deleted: Option<u32>,
     /// What the call asked for (recording mode).
@@ -145,15 +145,35 @@ impl SrvsvcBackend for Backend<'_> {
         if self.recording {
             self.wanted.set(Some(AdminOp::Trees));
         }
-        let q = qualifier.trim_start_matches('\\');
-        self.connections
-            .iter()
-            .filter(|c| {
-                q.is_empty() || c.netname.eq_ignore_ascii_case(q) || c.user.eq_ignore_ascii_case(q)
-            })
-            .cloned()
-            .collect()
+        connections_for(self.trees, qualifier)
     }
+}
+
+/// NetrConnectionEnum's answer (MS-SRVS 3.1.4.1): `\\computer` lists that
+/// client's tree connects, each named by its share; a share name lists the
+/// tree connects to that share, each named by its client computer.
+pub(crate) fn connections_for(trees: &[TreeRow], qualifier: &str) -> Vec<SrvConnectionInfo> {
+    let by_computer = qualifier.starts_with("\\\\");
+    let q = qualifier.trim_start_matches('\\');
+    trees
+        .iter()
+        .filter(|t| {
+            if by_computer {
+                t.computer.eq_ignore_ascii_case(q) || t.client.ip().to_string() == q
+            } else {
+                t.share.eq_ignore_ascii_case(q)
+            }
+        })
+        .map(|t| {
+            let mut c = t.to_srvs();
+            c.netname = if by_computer {
+                t.share.to_string()
+            } else {
+                t.computer.clone()
+            };
+            c
+        })
+        .collect()
 }
 
 /// NetrSessionDel's arguments as an admin operation: a client name of
@@ -448,20 +468,14 @@ impl Engine {
         let (local_sessions, local_trees) = if clustered {
             (Vec::new(), Vec::new())
         } else {
-            (
-                self.local_srvs_sessions(req.now),
-                self.admin_trees(req.now)
-                    .iter()
-                    .map(|t| t.to_srvs())
-                    .collect(),
-            )
+            (self.local_srvs_sessions(req.now), self.admin_trees(req.now))
         };
         let mut backend = Backend {
             engine_caller: caller.clone(),
             server: self.server_info(),
             shares: self.share_infos(),
             sessions: &local_sessions,
-            connections: &local_trees,
+            trees: &local_trees,
             deleted: None,
             wanted: Cell::new(None),
             recording: true,
@@ -561,17 +575,13 @@ impl Engine {
             return;
         };
         let pipe_id = p.id;
-        let (sessions, connections, deleted) = match result {
+        let (sessions, trees, deleted) = match result {
             AdminOpResult::Sessions(rows) => (
                 rows.iter().map(|r| r.to_srvs()).collect::<Vec<_>>(),
                 Vec::new(),
                 None,
             ),
-            AdminOpResult::Trees(trees) => (
-                Vec::new(),
-                trees.iter().map(|t| t.to_srvs()).collect(),
-                None,
-            ),
+            AdminOpResult::Trees(trees) => (Vec::new(), trees, None),
             AdminOpResult::Deleted(n) => (Vec::new(), Vec::new(), Some(n as u32)),
         };
         let caller = self.caller_info(d.session);
@@ -604,7 +614,7 @@ impl Engine {
             server,
             shares,
             sessions: &sessions,
-            connections: &connections,
+            trees: &trees,
             deleted,
             wanted: Cell::new(None),
             recording: false,

@@ -221,6 +221,11 @@ impl Engine {
             // SMB1 only: not spoken here.
             return FrameOutcome::Close;
         };
+        tracing::debug!(
+            ?conn,
+            dialect = format_args!("{d:#06x}"),
+            "SMB1 multi-protocol NEGOTIATE answered with SMB2"
+        );
         // The SMB1 request used MessageId 0.
         let Some(c) = self.table.connection_mut(conn) else {
             return FrameOutcome::Close;

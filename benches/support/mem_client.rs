@@ -1,0 +1,197 @@
+//! An in-memory client that drives one `smb_session::engine::Engine`
+//! connection with real SMB2 frames (built with smb-wire encoders and the
+//! smb-auth SPNEGO initiator), no sockets and a fake clock. Shared by the
+//! session-establishment benchmark and the allocation tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use smb_auth::ntlm::NtlmInitiator;
+use smb_auth::SpnegoInitiator;
+use smb_session::engine::{Engine, EngineConfig, FrameOutcome};
+use smb_session::ids::ConnId;
+use smb_wire::frame::{split_frame, write_frame_header};
+use smb_wire::header::{Command, Header, HeaderRepr, HEADER_LEN};
+use smb_wire::msg::negotiate::NegotiateRequestRepr;
+use smb_wire::msg::session_setup::{SessionSetupRequestRepr, SessionSetupResponse};
+use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
+use smb_wire::msg::{emit_message, EmitBody, U16s};
+use smb_wire::NtStatus;
+
+/// A four-byte body (ECHO, LOGOFF, TREE_DISCONNECT requests).
+pub struct Four;
+impl EmitBody for Four {
+    fn emit_body(&self, _msg_start: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[4, 0, 0, 0]);
+    }
+}
+
+/// A new engine with default configuration and a deterministic RNG.
+pub fn engine(start: Instant) -> Engine {
+    let mut cfg = EngineConfig::new([0x5a; 16]);
+    cfg.autodisconnect = "15".parse().expect("15 minutes");
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    Engine::new(
+        0,
+        Arc::new(cfg),
+        start,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        Box::new(move |buf: &mut [u8]| {
+            for b in buf.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+        }),
+    )
+}
+
+/// One in-memory connection.
+pub struct MemConn {
+    pub conn: ConnId,
+    pub now: Instant,
+    pub next_mid: u64,
+    pub out: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+/// The first response in `out` (status, session id, tree id, message bytes range).
+pub fn first_response(out: &[u8]) -> (NtStatus, u64, u32, std::ops::Range<usize>) {
+    let (payload, _) = split_frame(out, 16 << 20)
+        .expect("valid framing")
+        .expect("a whole frame");
+    let h = Header::new_checked(&out[payload.clone()]).expect("header");
+    (h.status(), h.session_id(), h.tree_id().unwrap_or(0), payload)
+}
+
+impl MemConn {
+    /// Accept a connection from 127.0.0.1.
+    pub fn accept(engine: &mut Engine, now: Instant) -> MemConn {
+        let peer: SocketAddr = "127.0.0.1:50000".parse().expect("addr");
+        MemConn {
+            conn: engine.accept(peer, now),
+            now,
+            next_mid: 0,
+            out: Vec::with_capacity(4096),
+            frame: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Build one request frame into the reusable frame buffer.
+    pub fn build<B: EmitBody>(&mut self, command: Command, sid: u64, tree: u32, body: &B) {
+        let mut hdr = HeaderRepr::request(command, self.next_mid, sid, tree);
+        hdr.credit = 32;
+        self.next_mid += 1;
+        self.frame.clear();
+        write_frame_header(&mut self.frame, 0);
+        emit_message(&hdr, body, &mut self.frame);
+        let len = self.frame.len() - 4;
+        let mut fixed = Vec::new();
+        write_frame_header(&mut fixed, len);
+        self.frame[..4].copy_from_slice(&fixed[..4]);
+    }
+
+    /// Send the built frame; the response lands in `self.out` (cleared first).
+    pub fn send(&mut self, engine: &mut Engine) -> FrameOutcome {
+        self.out.clear();
+        engine.handle_frame(self.conn, &self.frame[4..], self.now, &mut self.out)
+    }
+
+    /// Re-send the last built frame with the next MessageId (no allocation).
+    pub fn resend_next(&mut self, engine: &mut Engine) -> FrameOutcome {
+        let mid = self.next_mid;
+        self.next_mid += 1;
+        self.frame[4 + 24..4 + 32].copy_from_slice(&mid.to_le_bytes());
+        self.send(engine)
+    }
+
+    /// NEGOTIATE 2.1.
+    pub fn negotiate(&mut self, engine: &mut Engine) {
+        self.build(
+            Command::Negotiate,
+            0,
+            0,
+            &NegotiateRequestRepr {
+                security_mode: 1,
+                capabilities: 0,
+                client_guid: [1; 16],
+                client_start_time: 0,
+                dialects: U16s::Native(&[0x0202, 0x0210]),
+                contexts: &[],
+            },
+        );
+        assert_eq!(self.send(engine), FrameOutcome::Continue);
+        assert_eq!(first_response(&self.out).0, NtStatus::SUCCESS);
+    }
+
+    /// Anonymous SESSION_SETUP, two legs; returns the session id.
+    pub fn anonymous_login(&mut self, engine: &mut Engine) -> u64 {
+        let mut sp = SpnegoInitiator::new(NtlmInitiator::anonymous());
+        let tok = sp.initial_token();
+        self.build(
+            Command::SessionSetup,
+            0,
+            0,
+            &SessionSetupRequestRepr {
+                security_mode: 1,
+                security_buffer: &tok,
+                ..Default::default()
+            },
+        );
+        self.send(engine);
+        let (st, sid, _, range) = first_response(&self.out);
+        assert_eq!(st, NtStatus::MORE_PROCESSING_REQUIRED);
+        let server_tok = SessionSetupResponse::parse(&self.out[range])
+            .expect("setup response")
+            .security_buffer()
+            .to_vec();
+        let tok = sp
+            .respond(&server_tok, [3; 8], [9; 16])
+            .expect("spnego respond");
+        self.build(
+            Command::SessionSetup,
+            sid,
+            0,
+            &SessionSetupRequestRepr {
+                security_mode: 1,
+                security_buffer: &tok,
+                ..Default::default()
+            },
+        );
+        self.send(engine);
+        assert_eq!(first_response(&self.out).0, NtStatus::SUCCESS);
+        sid
+    }
+
+    /// TREE_CONNECT \\127.0.0.1\IPC$; returns the tree id.
+    pub fn tree_connect_ipc(&mut self, engine: &mut Engine, sid: u64) -> u32 {
+        self.build_tree_connect_ipc(sid);
+        self.send(engine);
+        let (st, _, tree, _) = first_response(&self.out);
+        assert_eq!(st, NtStatus::SUCCESS);
+        tree
+    }
+
+    /// Build (not send) a TREE_CONNECT to IPC$.
+    pub fn build_tree_connect_ipc(&mut self, sid: u64) {
+        let path: Vec<u8> = "\\\\127.0.0.1\\IPC$"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        self.build(
+            Command::TreeConnect,
+            sid,
+            0,
+            &TreeConnectRequestRepr {
+                flags: 0,
+                path: &path,
+            },
+        );
+    }
+}
+
+/// The size of a response header, for callers that slice bodies.
+pub const HDR: usize = HEADER_LEN;

@@ -108,6 +108,22 @@ impl MemConn {
         self.send(engine)
     }
 
+    /// The frame last built (NBSS header included), to keep and resend
+    /// with [`MemConn::send_kept`]; its MessageId is handed back unused.
+    pub fn built(&mut self) -> Vec<u8> {
+        self.next_mid -= 1;
+        self.frame.clone()
+    }
+
+    /// Send a kept frame with the next MessageId (no allocation).
+    pub fn send_kept(&mut self, engine: &mut Engine, frame: &mut [u8]) -> FrameOutcome {
+        let mid = self.next_mid;
+        self.next_mid += 1;
+        frame[4 + 24..4 + 32].copy_from_slice(&mid.to_le_bytes());
+        self.out.clear();
+        engine.handle_frame(self.conn, &frame[4..], self.now, &mut self.out)
+    }
+
     /// NEGOTIATE 2.1.
     pub fn negotiate(&mut self, engine: &mut Engine) {
         self.build(

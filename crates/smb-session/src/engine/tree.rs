@@ -29,7 +29,7 @@ impl Engine {
             return Answer::Fail(NtStatus::INVALID_PARAMETER);
         };
         let (name, is_ipc, kind) = if t.is_ipc() {
-            ("IPC$".to_string(), true, share_type::PIPE)
+            (std::borrow::Cow::Borrowed("IPC$"), true, share_type::PIPE)
         } else {
             let mut buf = [0u8; 256];
             let path = t.path_into(&mut buf);
@@ -41,7 +41,7 @@ impl Engine {
                 .into_iter()
                 .find(|s| s.name.eq_ignore_ascii_case(&share))
             {
-                Some(s) => (s.name, false, share_type::DISK),
+                Some(s) => (std::borrow::Cow::Owned(s.name), false, share_type::DISK),
                 None => return Answer::Fail(NtStatus::BAD_NETWORK_NAME),
             }
         };

@@ -275,8 +275,8 @@ fn max_connections_refuses_new_work_and_keeps_existing_sessions() {
 #[test]
 fn pre_auth_deadline_closes_silent_and_trickling_connections_without_slowing_others() {
     let srv = TestServer::start(&["--pre-auth-timeout", "700ms"]);
-    // 200 silent connections and one that trickles a byte at a time.
-    let silent: Vec<TcpStream> = (0..200)
+    // 1,000 silent connections and one that trickles a byte at a time.
+    let silent: Vec<TcpStream> = (0..1000)
         .map(|_| TcpStream::connect(srv.addr).unwrap())
         .collect();
     let mut trickle = TcpStream::connect(srv.addr).unwrap();
@@ -298,8 +298,8 @@ fn pre_auth_deadline_closes_silent_and_trickling_connections_without_slowing_oth
             closed += 1;
         }
     }
-    assert_eq!(closed, 201);
-    assert!(srv.ctl_json(&["stats"])["pre_auth_timeouts"].as_u64().unwrap() >= 201);
+    assert_eq!(closed, 1001);
+    assert!(srv.ctl_json(&["stats"])["pre_auth_timeouts"].as_u64().unwrap() >= 1001);
     // The authenticated session is untouched.
     assert_eq!(c.poke(sid).unwrap(), NtStatus::BAD_NETWORK_NAME);
 }
@@ -351,4 +351,30 @@ fn operator_errors_are_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no smbcore server answers"));
+}
+
+#[test]
+fn session_and_frame_limits_refuse_new_work_and_spare_existing_sessions() {
+    let srv = TestServer::start(&["--threads", "1"]);
+    assert!(srv
+        .ctl(&["config", "set", "max-sessions-per-connection", "2"])
+        .status
+        .success());
+    let mut c = Client::connect(srv.addr).unwrap();
+    let s1 = c.login(Login::Anonymous, "LIM").unwrap();
+    let s2 = c.login(Login::Anonymous, "LIM").unwrap();
+    let third = c.login(Login::Anonymous, "LIM");
+    assert!(third.is_err(), "a third session was accepted");
+    assert_eq!(c.poke(s1).unwrap(), NtStatus::BAD_NETWORK_NAME);
+    assert_eq!(c.poke(s2).unwrap(), NtStatus::BAD_NETWORK_NAME);
+
+    // A frame that claims more than the maximum frame size: that connection
+    // is dropped before anything is buffered; the other one goes on.
+    let mut bad = TcpStream::connect(srv.addr).unwrap();
+    bad.write_all(&[0x00, 0xFF, 0xFF, 0xFF, 0xFE, b'S', b'M', b'B']).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 1];
+    assert!(matches!(bad.read(&mut b), Ok(0) | Err(_)));
+    assert_eq!(c.poke(s1).unwrap(), NtStatus::BAD_NETWORK_NAME);
+    assert!(srv.ctl_json(&["stats"])["protocol_errors"].as_u64().unwrap() >= 1);
 }

@@ -25,6 +25,8 @@ pub mod credits;
 mod ipc;
 mod negotiate;
 mod setup;
+#[cfg(test)]
+mod tests;
 mod tree;
 
 use std::collections::VecDeque;
@@ -369,6 +371,8 @@ impl Engine {
         if cfg.pre_auth_timeout != self.cfg.pre_auth_timeout {
             self.table.set_pre_auth_timeout(cfg.pre_auth_timeout, now);
         }
+        self.table
+            .set_max_sessions_per_connection(cfg.max_sessions_per_connection);
         self.cfg = cfg;
     }
 
@@ -520,7 +524,11 @@ impl Engine {
                 signature: [0; 16],
             };
             resp_hdr.emit(out);
-            let answer = if related && chain.prev_status.is_error() {
+            let answer = if index == 0 && hdr.is_related() {
+                // MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot
+                // be related to anything (smbtorture compound.invalid1).
+                Answer::Fail(NtStatus::INVALID_PARAMETER)
+            } else if related && chain.prev_status.is_error() {
                 Answer::Fail(chain.prev_status)
             } else {
                 self.dispatch(&req, &hdr, &mut chain, out)
@@ -647,6 +655,10 @@ impl Engine {
                 return Answer::Done(NtStatus::SUCCESS);
             }
             Command::Cancel => return Answer::Silent,
+            // Not a request a client may send (Samba answers the same).
+            Command::Unknown(_) | Command::ServerToClientNotification => {
+                return Answer::Fail(NtStatus::INVALID_PARAMETER)
+            }
             _ => {}
         }
         // Everything else needs a valid, authenticated session on this connection.

@@ -111,7 +111,11 @@ mod tests {
         assert_eq!(w.consume(1, 1), Err(WindowError::OutOfWindow));
         assert_eq!(w.consume(0, 1), Ok(()));
         assert_eq!(w.consume(0, 1), Err(WindowError::OutOfWindow), "a replay");
-        assert_eq!(w.consume(1, 1), Err(WindowError::ChargeTooLarge), "no credit left");
+        assert_eq!(
+            w.consume(1, 1),
+            Err(WindowError::ChargeTooLarge),
+            "no credit left"
+        );
         assert_eq!(w.grant(10, 8192), 10);
         assert_eq!(w.outstanding(), 10);
     }

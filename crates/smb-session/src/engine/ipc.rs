@@ -419,7 +419,20 @@ impl Engine {
                     FSCTL_DFS_GET_REFERRALS | FSCTL_DFS_GET_REFERRALS_EX => {
                         Answer::Fail(STATUS_FS_DRIVER_REQUIRED)
                     }
-                    _ => Answer::Fail(NtStatus::NOT_SUPPORTED),
+                    _ => {
+                        // Every other FSCTL names an open (3.3.5.15): an
+                        // unknown FileId is STATUS_FILE_CLOSED (as Samba
+                        // and smbtorture's compound.related5 expect), a
+                        // pipe does not do the control.
+                        let id = resolve(io.file_id(), chain);
+                        let Some(cs) = self.table.connection_mut(req.conn) else {
+                            return Answer::Drop;
+                        };
+                        if cs.ext.pipes.find(id, sid).is_none() {
+                            return Answer::Fail(NtStatus::FILE_CLOSED);
+                        }
+                        Answer::Fail(NtStatus::NOT_SUPPORTED)
+                    }
                 }
             }
             Command::QueryInfo => {

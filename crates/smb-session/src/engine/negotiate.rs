@@ -87,8 +87,8 @@ impl Engine {
             SigningAlgorithm::HmacSha256
         };
         let salt: [u8; 32] = self.random_array();
-        let mut offered_encryption = false;
         let mut saw_preauth = false;
+        let mut saw_signing = false;
         if chosen == dialect::SMB311 {
             for ctx in nreq.contexts() {
                 let Ok(decoded) = ctx.decode() else {
@@ -103,8 +103,8 @@ impl Engine {
                         }
                         saw_preauth = true;
                     }
-                    NegotiateContextRepr::Encryption { .. } => offered_encryption = true,
                     NegotiateContextRepr::Signing { algorithms } => {
+                        saw_signing = true;
                         // Prefer GMAC, then CMAC, then HMAC-SHA256.
                         let offered: [bool; 3] = [
                             algorithms.iter().any(|a| a == algorithm::HMAC_SHA256),
@@ -132,8 +132,11 @@ impl Engine {
         let caps = self.capabilities_for(chosen);
         let max_io = self.max_io_for(chosen);
         let signing_id = [signing.id()];
-        let no_cipher = [0u16];
-        let mut ctxs: [NegotiateContextRepr<'_>; 3] = [
+        // No SMB2_ENCRYPTION_CAPABILITIES in the answer: this server does
+        // not encrypt (IsEncryptionSupported is FALSE, MS-SMB2 3.3.5.4), so
+        // a client that requires encryption refuses cleanly at once. (An
+        // answer with cipher 0 is refused as unparsable by smb-rs.)
+        let ctxs: [NegotiateContextRepr<'_>; 2] = [
             NegotiateContextRepr::PreauthIntegrity {
                 hash_algorithms: U16s::Native(&[algorithm::SHA512]),
                 salt: &salt,
@@ -141,18 +144,12 @@ impl Engine {
             NegotiateContextRepr::Signing {
                 algorithms: U16s::Native(&signing_id),
             },
-            // No common cipher: we do not encrypt (3.3.5.4: CipherCount 1,
-            // cipher 0). A client that requires encryption refuses cleanly.
-            NegotiateContextRepr::Encryption {
-                ciphers: U16s::Native(&no_cipher),
-            },
         ];
-        let n_ctx = if chosen != dialect::SMB311 {
-            0
-        } else if offered_encryption {
-            3
-        } else {
-            2
+        // SIGNING_CAPABILITIES only answers a client that sent it (3.3.5.4).
+        let n_ctx = match (chosen == dialect::SMB311, saw_signing) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
         };
         let hint = self.spnego_hint.clone();
         let body = NegotiateResponseRepr {
@@ -170,7 +167,6 @@ impl Engine {
         };
         let start = out.len() - HEADER_LEN;
         body.emit_body(start, out);
-        let _ = &mut ctxs;
         let Some(c) = self.table.connection_mut(req.conn) else {
             return Answer::Drop;
         };
@@ -315,10 +311,17 @@ impl Engine {
             || v.security_mode != st.client_security_mode
             || common != Some(st.dialect)
         {
-            tracing::debug!(?conn, "VALIDATE_NEGOTIATE_INFO mismatch: dropping the connection");
+            tracing::debug!(
+                ?conn,
+                "VALIDATE_NEGOTIATE_INFO mismatch: dropping the connection"
+            );
             return Err(Answer::Drop);
         }
-        tracing::debug!(?conn, dialect = format_args!("{:#06x}", st.dialect), "VALIDATE_NEGOTIATE_INFO ok");
+        tracing::debug!(
+            ?conn,
+            dialect = format_args!("{:#06x}", st.dialect),
+            "VALIDATE_NEGOTIATE_INFO ok"
+        );
         smb_wire::msg::ioctl::ValidateNegotiateInfoResponse {
             capabilities: st.server_capabilities,
             guid: self.cfg.server_guid,

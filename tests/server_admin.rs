@@ -75,7 +75,10 @@ fn seed_scenario_ipc_only_session_is_disconnectable_by_computer_and_by_user() {
         assert_ne!(ipc, other);
         assert_eq!(c.tree_disconnect(sid, other).unwrap(), NtStatus::SUCCESS);
         let rows = srv.sessions();
-        assert_eq!(find(&rows, sid).unwrap()["trees"], serde_json::json!(["IPC$"]));
+        assert_eq!(
+            find(&rows, sid).unwrap()["trees"],
+            serde_json::json!(["IPC$"])
+        );
 
         let arg = if by == "computer" { "WKSTA51" } else { USER.0 };
         let out = srv.ctl(&["disconnect", &format!("--{by}"), arg]);
@@ -161,18 +164,30 @@ fn longer_autodisconnect_defers_and_echo_does_not_count_but_requests_do() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let rows = srv.sessions();
-    assert!(find(&rows, se).is_none(), "ECHO kept the session alive: {rows:?}");
-    assert!(find(&rows, sb).is_some(), "requests did not keep the session: {rows:?}");
+    assert!(
+        find(&rows, se).is_none(),
+        "ECHO kept the session alive: {rows:?}"
+    );
+    assert!(
+        find(&rows, sb).is_some(),
+        "requests did not keep the session: {rows:?}"
+    );
     // Longer value: the busy session now idles without being reaped at 600 ms.
     let out = srv.ctl(&["config", "set", "autodisconnect", "5s"]);
     assert!(out.status.success());
     std::thread::sleep(Duration::from_millis(1200));
     assert!(find(&srv.sessions(), sb).is_some());
     // -1 = never; then 0 (as soon as idle).
-    assert!(srv.ctl(&["config", "set", "autodisconnect", "-1"]).status.success());
+    assert!(srv
+        .ctl(&["config", "set", "autodisconnect", "-1"])
+        .status
+        .success());
     std::thread::sleep(Duration::from_millis(300));
     assert!(find(&srv.sessions(), sb).is_some());
-    assert!(srv.ctl(&["config", "set", "autodisconnect", "0"]).status.success());
+    assert!(srv
+        .ctl(&["config", "set", "autodisconnect", "0"])
+        .status
+        .success());
     let rows = srv.wait_sessions(Duration::from_secs(3), |r| find(r, sb).is_none());
     assert!(find(&rows, sb).is_none());
 }
@@ -197,7 +212,10 @@ fn config_show_set_reset_layers_and_keeps_other_keys_automatic() {
     assert_eq!(get(&show, "pre-auth-timeout")["source"], "config-file");
     assert_eq!(get(&show, "credit-cap")["explicit"], false);
     // Setting one key leaves every other key as it was (Q153070).
-    assert!(srv.ctl(&["config", "set", "autodisconnect", "2h"]).status.success());
+    assert!(srv
+        .ctl(&["config", "set", "autodisconnect", "2h"])
+        .status
+        .success());
     let after = srv.ctl_json(&["config", "show"]);
     for row in after.as_array().unwrap() {
         let k = row["key"].as_str().unwrap();
@@ -215,14 +233,26 @@ fn config_show_set_reset_layers_and_keeps_other_keys_automatic() {
     // Errors name the accepted forms; nothing changes.
     let out = srv.ctl(&["config", "set", "autodisconnect", "soon"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("250ms"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("250ms"),
+        "{out:?}"
+    );
     let out = srv.ctl(&["config", "set", "threads", "8"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("restart"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("restart"),
+        "{out:?}"
+    );
     let out = srv.ctl(&["config", "set", "nonsense", "1"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("known keys"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("known keys"),
+        "{out:?}"
+    );
     // The table form says explicit/automatic.
     let text = String::from_utf8_lossy(&srv.ctl(&["config", "show"]).stdout).to_string();
-    assert!(text.contains("automatic") && text.contains("explicit"), "{text}");
+    assert!(
+        text.contains("automatic") && text.contains("explicit"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -247,8 +277,14 @@ fn stats_and_prometheus_metrics() {
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.0 200"), "{body}");
-    assert!(body.contains("smbcore_sessions_timed_out_total 1\n"), "{body}");
-    assert!(body.contains("smbcore_reap_lateness_seconds{quantile=\"0.99\"}"), "{body}");
+    assert!(
+        body.contains("smbcore_sessions_timed_out_total 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("smbcore_reap_lateness_seconds{quantile=\"0.99\"}"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -268,7 +304,10 @@ fn max_connections_refuses_new_work_and_keeps_existing_sessions() {
     }
     assert_eq!(srv.ctl_json(&["stats"])["connections_refused"], 1);
     // Raised live: a new connection is accepted.
-    assert!(srv.ctl(&["config", "set", "max-connections", "10"]).status.success());
+    assert!(srv
+        .ctl(&["config", "set", "max-connections", "10"])
+        .status
+        .success());
     assert!(Client::connect(srv.addr).is_ok());
 }
 
@@ -299,7 +338,12 @@ fn pre_auth_deadline_closes_silent_and_trickling_connections_without_slowing_oth
         }
     }
     assert_eq!(closed, 1001);
-    assert!(srv.ctl_json(&["stats"])["pre_auth_timeouts"].as_u64().unwrap() >= 1001);
+    assert!(
+        srv.ctl_json(&["stats"])["pre_auth_timeouts"]
+            .as_u64()
+            .unwrap()
+            >= 1001
+    );
     // The authenticated session is untouched.
     assert_eq!(c.poke(sid).unwrap(), NtStatus::BAD_NETWORK_NAME);
 }
@@ -329,24 +373,44 @@ fn operator_errors_are_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot listen on") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("cannot listen on") && err.lines().count() == 1,
+        "{err}"
+    );
     // Bad value.
     let out = std::process::Command::new(&bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--autodisconnect", "soon"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--autodisconnect",
+            "soon",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("250ms"));
     // Unreadable users file.
     let out = std::process::Command::new(&bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--users", "/nonexistent/users.toml"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "/nonexistent/users.toml",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read users file"));
     // No server behind the admin socket.
     let out = std::process::Command::new(&bin)
-        .args(["ctl", "--admin-socket", "/nonexistent/admin.sock", "sessions"])
+        .args([
+            "ctl",
+            "--admin-socket",
+            "/nonexistent/admin.sock",
+            "sessions",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -371,10 +435,16 @@ fn session_and_frame_limits_refuse_new_work_and_spare_existing_sessions() {
     // A frame that claims more than the maximum frame size: that connection
     // is dropped before anything is buffered; the other one goes on.
     let mut bad = TcpStream::connect(srv.addr).unwrap();
-    bad.write_all(&[0x00, 0xFF, 0xFF, 0xFF, 0xFE, b'S', b'M', b'B']).unwrap();
+    bad.write_all(&[0x00, 0xFF, 0xFF, 0xFF, 0xFE, b'S', b'M', b'B'])
+        .unwrap();
     bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut b = [0u8; 1];
     assert!(matches!(bad.read(&mut b), Ok(0) | Err(_)));
     assert_eq!(c.poke(s1).unwrap(), NtStatus::BAD_NETWORK_NAME);
-    assert!(srv.ctl_json(&["stats"])["protocol_errors"].as_u64().unwrap() >= 1);
+    assert!(
+        srv.ctl_json(&["stats"])["protocol_errors"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
 }

@@ -64,7 +64,12 @@ pub fn first_response(out: &[u8]) -> (NtStatus, u64, u32, std::ops::Range<usize>
         .expect("valid framing")
         .expect("a whole frame");
     let h = Header::new_checked(&out[payload.clone()]).expect("header");
-    (h.status(), h.session_id(), h.tree_id().unwrap_or(0), payload)
+    (
+        h.status(),
+        h.session_id(),
+        h.tree_id().unwrap_or(0),
+        payload,
+    )
 }
 
 impl MemConn {

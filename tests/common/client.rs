@@ -195,7 +195,11 @@ impl Client {
     }
 
     /// TREE_CONNECT `\\127.0.0.1\share`; returns the tree id or the status.
-    pub fn tree_connect(&mut self, sid: u64, share: &str) -> std::io::Result<Result<u32, NtStatus>> {
+    pub fn tree_connect(
+        &mut self,
+        sid: u64,
+        share: &str,
+    ) -> std::io::Result<Result<u32, NtStatus>> {
         let path = utf16(&format!("\\\\127.0.0.1\\{share}"));
         let r = self.call(
             Command::TreeConnect,
@@ -222,12 +226,16 @@ impl Client {
 
     /// ECHO (with a session id, which must not count as activity).
     pub fn echo(&mut self, sid: u64) -> std::io::Result<NtStatus> {
-        Ok(self.call(Command::Echo, sid, 0, &Body(&[4, 0, 0, 0]))?.status)
+        Ok(self
+            .call(Command::Echo, sid, 0, &Body(&[4, 0, 0, 0]))?
+            .status)
     }
 
     /// LOGOFF.
     pub fn logoff(&mut self, sid: u64) -> std::io::Result<NtStatus> {
-        Ok(self.call(Command::Logoff, sid, 0, &Body(&[4, 0, 0, 0]))?.status)
+        Ok(self
+            .call(Command::Logoff, sid, 0, &Body(&[4, 0, 0, 0]))?
+            .status)
     }
 
     /// A session-bound request that counts as activity (TREE_CONNECT to a

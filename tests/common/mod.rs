@@ -106,7 +106,10 @@ impl TestServer {
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(smbcore_bin())
             .args(&args)
-            .env("RUST_LOG", std::env::var("SMBCORE_TEST_LOG").unwrap_or_else(|_| "debug".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("SMBCORE_TEST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf)
@@ -274,4 +277,91 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
 pub fn write_file(path: &Path, text: &str) {
     let mut f = std::fs::File::create(path).expect("create file");
     f.write_all(text.as_bytes()).expect("write file");
+}
+
+/// Like [`run_with_timeout`], but reads stdout and stderr while the command
+/// runs, so a client that prints more than a pipe holds (`-d 10` dumps)
+/// cannot block; on timeout the command is killed and the test fails.
+pub fn run_capture(cmd: &mut Command, timeout: Duration) -> Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let mut so = child.stdout.take().expect("stdout pipe");
+    let mut se = child.stderr.take().expect("stderr pipe");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = out_t.join().unwrap_or_default();
+            let stderr = err_t.join().unwrap_or_default();
+            panic!(
+                "command timed out after {timeout:?}: {cmd:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+/// Debian's python, the one `python3-impacket` is installed for.
+pub const IMPACKET_PYTHON: &str = "/usr/bin/python3";
+
+/// Whether impacket can be imported by [`IMPACKET_PYTHON`] (same skip rules
+/// as [`have`]).
+pub fn have_impacket() -> bool {
+    let ok = Command::new(IMPACKET_PYTHON)
+        .args(["-c", "import impacket"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("SMBCORE_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+            panic!("python3-impacket is required (SMBCORE_REQUIRE_CLIENTS=1) but not importable");
+        }
+        eprintln!("SKIPPED: python3-impacket is not installed");
+    }
+    ok
+}
+
+/// Path of a helper script in `tests/clients/`.
+pub fn client_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("clients")
+        .join(name)
+}
+
+/// stdout and stderr of a finished command, as one string.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -107,6 +107,9 @@ impl Syntax {
     }
 }
 
+/// The referent id written for every non-null NDR64 unique pointer.
+pub const NDR64_UNIQUE_REFERENT: u64 = 0x0002_0000;
+
 /// A malformed or truncated NDR stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -224,17 +227,22 @@ impl NdrWriter {
 
     /// A unique or full pointer: a fresh nonzero referent id, or 0 when `present` is false.
     /// The caller marshals the pointee later, at its deferred position.
+    ///
+    /// NDR64 writes the constant referent id 0x20000 for every unique
+    /// pointer, as Windows does: any non-zero value is valid NDR, but some
+    /// readers (smb-rs) insist on that one.
     pub fn ptr(&mut self, present: bool) {
-        let id = if present {
-            let id = self.next_referent;
-            self.next_referent = self.next_referent.wrapping_add(4).max(4);
-            id
-        } else {
-            0
-        };
-        match self.syntax {
-            Syntax::Ndr20 => self.u32(id),
-            Syntax::Ndr64 => self.u64(u64::from(id)),
+        match (self.syntax, present) {
+            (_, false) => match self.syntax {
+                Syntax::Ndr20 => self.u32(0),
+                Syntax::Ndr64 => self.u64(0),
+            },
+            (Syntax::Ndr20, true) => {
+                let id = self.next_referent;
+                self.next_referent = self.next_referent.wrapping_add(4).max(4);
+                self.u32(id)
+            }
+            (Syntax::Ndr64, true) => self.u64(NDR64_UNIQUE_REFERENT),
         }
     }
 

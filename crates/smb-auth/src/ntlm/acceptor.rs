@@ -205,6 +205,10 @@ impl NtlmAcceptor {
             return Err(AuthError::LogonFailure);
         }
         let (proof, temp) = nt.split_at(16);
+        // The client's AV pairs are checked before the proof, as Samba does
+        // (a malformed list is INVALID_PARAMETER, not LOGON_FAILURE; Samba
+        // bug 14932, smbtorture smb2.session.ntlmssp_bug14932).
+        let av = AvPairs::parse(&temp[28..])?;
         let upper = domain.to_uppercase();
         let mut verified = None;
         for dom in [domain.as_str(), upper.as_str(), ""] {
@@ -216,7 +220,6 @@ impl NtlmAcceptor {
             }
         }
         let base = verified.ok_or(AuthError::LogonFailure)?;
-        let av = AvPairs::parse(&temp[28..])?;
 
         let exported = if flags & F::KEY_EXCH != 0 {
             let enc: &[u8; 16] = auth

@@ -138,26 +138,12 @@ fn run_inner(path: &Path, cmd: CtlCommand) -> Result<ExitCode, String> {
                 path,
                 &json!({"op": "sessions", "user": user, "computer": computer, "client": client}),
             )?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&data).unwrap_or_default()
-                );
-            } else {
-                print!("{}", format_sessions(&data));
-            }
+            show(&data, json, format_sessions);
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Trees { json } => {
             let data = request(path, &json!({"op": "trees"}))?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&data).unwrap_or_default()
-                );
-            } else {
-                print!("{}", format_trees(&data));
-            }
+            show(&data, json, format_trees);
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Disconnect {
@@ -190,14 +176,7 @@ fn run_inner(path: &Path, cmd: CtlCommand) -> Result<ExitCode, String> {
         CtlCommand::Config { action } => match action {
             ConfigAction::Show { json } => {
                 let data = request(path, &json!({"op": "config-show"}))?;
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&data).unwrap_or_default()
-                    );
-                } else {
-                    print!("{}", format_config(&data));
-                }
+                show(&data, json, format_config);
                 Ok(ExitCode::SUCCESS)
             }
             ConfigAction::Set { key, value } => {
@@ -219,16 +198,18 @@ fn run_inner(path: &Path, cmd: CtlCommand) -> Result<ExitCode, String> {
         },
         CtlCommand::Stats { json } => {
             let data = request(path, &json!({"op": "stats"}))?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&data).unwrap_or_default()
-                );
-            } else {
-                print!("{}", format_stats(&data));
-            }
+            show(&data, json, format_stats);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Print a listing: the server's JSON with `--json`, else a table.
+fn show(data: &Value, json: bool, table: fn(&Value) -> String) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(data).unwrap_or_default());
+    } else {
+        print!("{}", table(data));
     }
 }
 

@@ -145,8 +145,11 @@ impl Shard {
                 tracing::warn!(shard = self.id, error = %e, "poll failed");
                 break;
             }
-            let now = Instant::now();
             for ev in events.iter() {
+                // Each event reads the clock itself: activity must never be
+                // dated earlier than the request arrived, or a session could
+                // be reaped before its deadline.
+                let now = Instant::now();
                 match ev.token() {
                     LISTENER => self.accept_all(now),
                     WAKER => self.drain_commands(now),
@@ -155,7 +158,7 @@ impl Shard {
                             self.flush(key);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read_ready(key, now);
+                            self.read_ready(key);
                         }
                     }
                 }
@@ -224,7 +227,7 @@ impl Shard {
     }
 
     /// Read everything the socket has, answering each complete frame.
-    fn read_ready(&mut self, key: usize, now: Instant) {
+    fn read_ready(&mut self, key: usize) {
         loop {
             let Some(io) = self.conns.get_mut(key) else {
                 return;
@@ -234,17 +237,19 @@ impl Shard {
             }
             let n = match io.stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    self.close(key, now);
+                    self.close(key, Instant::now());
                     return;
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    self.close(key, now);
+                    self.close(key, Instant::now());
                     return;
                 }
             };
+            // The bytes arrived no earlier than now.
+            let now = Instant::now();
             let keep = if io.partial.is_empty() {
                 let data = std::mem::take(&mut self.scratch);
                 let r = self.process(key, &data[..n], now);
@@ -362,7 +367,7 @@ impl Shard {
         self.update_interest(key);
         if was_paused && self.conns.get(key).is_some_and(|io| !io.paused) {
             // Edge-triggered: data may have arrived while we were paused.
-            self.read_ready(key, Instant::now());
+            self.read_ready(key);
         }
     }
 

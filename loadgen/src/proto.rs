@@ -1,0 +1,637 @@
+//! A sans-IO SMB2/3 client for one TCP connection, as the load generator drives it.
+//!
+//! It does no I/O and reads no clock: the caller hands it whole SMB2 messages (frame payloads)
+//! and sends the framed bytes it appends to an output buffer. The sequence is the one a
+//! redirector follows to reach IPC$ (MS-SMB2 3.2.4.2):
+//!
+//! 1. NEGOTIATE (MS-SMB2 2.2.3 / 2.2.4; 3.1.1 with a preauth integrity context, 2.2.3.1.1),
+//! 2. per session: SESSION_SETUP twice (MS-SMB2 2.2.5 / 2.2.6; SPNEGO + NTLMSSP, anonymous or
+//!    a user, from smb-auth), then TREE_CONNECT `\\server\IPC$` (MS-SMB2 2.2.9 / 2.2.10),
+//!    signed when the session has a key (MS-SMB2 3.2.4.1.1, 3.1.4.1),
+//! 3. optionally CREATE of the `srvsvc` pipe (MS-SMB2 2.2.13), which keeps a probe session
+//!    alive (a session with an open handle is not idle-reaped), and ECHO (MS-SMB2 2.2.28).
+//!
+//! Requests go one at a time on a connection (each waits for its response), so one credit is
+//! always enough; the client still asks for more.
+
+use core::fmt;
+
+use smb_auth::ntlm::NtlmInitiator;
+use smb_auth::preauth::PreauthHash;
+use smb_auth::signing::{derive_signing_key, sign, SigningAlgorithm, SigningKey};
+use smb_auth::{AuthError, SpnegoInitiator};
+use smb_wire::frame::write_frame_header;
+use smb_wire::header::{flags, Command, HeaderRepr};
+use smb_wire::msg::create::CreateRequestRepr;
+use smb_wire::msg::echo::EchoRequestRepr;
+use smb_wire::msg::negotiate::{dialect, NegotiateContextRepr, NegotiateRequestRepr};
+use smb_wire::msg::session_setup::SessionSetupRequestRepr;
+use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
+use smb_wire::msg::{emit_message, parse_response, EmitBody, Response, U16s};
+use smb_wire::{NtStatus, WireError};
+
+/// The dialects offered by default (every SMB2/3 dialect).
+pub const ALL_DIALECTS: &[u16] = &[
+    dialect::SMB202,
+    dialect::SMB210,
+    dialect::SMB300,
+    dialect::SMB302,
+    dialect::SMB311,
+];
+
+/// Who the sessions log in as.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// NTLMSSP anonymous (null session), as `smbclient -N` and `net use \\srv\IPC$ "" /u:""`.
+    Anonymous,
+    /// An NTLMv2 user.
+    User {
+        /// User name.
+        name: String,
+        /// Domain (may be empty).
+        domain: String,
+        /// Clear-text password.
+        password: String,
+    },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Anonymous => f.write_str("Anonymous"),
+            Auth::User { name, domain, .. } => write!(f, "User({domain}\\{name})"),
+        }
+    }
+}
+
+/// What every connection of a run shares.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Dialects to offer, ascending.
+    pub dialects: Vec<u16>,
+    /// The login.
+    pub auth: Auth,
+    /// `\\server\IPC$` as UTF-16LE.
+    pub ipc_path: Vec<u8>,
+}
+
+impl ClientConfig {
+    /// A configuration for `server` (the name or address put in the tree path).
+    pub fn new(server: &str, dialects: Vec<u16>, auth: Auth) -> Self {
+        ClientConfig {
+            dialects,
+            auth,
+            ipc_path: utf16(&format!("\\\\{server}\\IPC$")),
+        }
+    }
+}
+
+/// The request a connection is waiting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// NEGOTIATE.
+    Negotiate,
+    /// First SESSION_SETUP (NTLM NEGOTIATE in a SPNEGO NegTokenInit).
+    SessionSetup1,
+    /// Second SESSION_SETUP (NTLM AUTHENTICATE).
+    SessionSetup2,
+    /// TREE_CONNECT to IPC$.
+    TreeConnect,
+    /// CREATE of the srvsvc pipe (probes only).
+    OpenPipe,
+    /// ECHO (probes only).
+    Echo,
+}
+
+impl Step {
+    /// The command this step sends.
+    pub fn command(self) -> Command {
+        match self {
+            Step::Negotiate => Command::Negotiate,
+            Step::SessionSetup1 | Step::SessionSetup2 => Command::SessionSetup,
+            Step::TreeConnect => Command::TreeConnect,
+            Step::OpenPipe => Command::Create,
+            Step::Echo => Command::Echo,
+        }
+    }
+}
+
+/// A failure on one connection.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server answered a step with an error status.
+    Status {
+        /// The step.
+        step: Step,
+        /// The NTSTATUS.
+        status: NtStatus,
+    },
+    /// A response could not be parsed.
+    Wire(WireError),
+    /// SPNEGO / NTLMSSP refused the server's token.
+    Auth(String),
+    /// A response that does not fit the state (wrong command, no request outstanding).
+    Unexpected(&'static str),
+    /// The server picked a dialect we did not offer.
+    BadDialect(u16),
+}
+
+impl ClientError {
+    /// `true` for an authentication failure (bad password, anonymous refused).
+    pub fn is_auth_failure(&self) -> bool {
+        match self {
+            ClientError::Status { step, status } => {
+                matches!(step, Step::SessionSetup1 | Step::SessionSetup2)
+                    || *status == NtStatus::ACCESS_DENIED
+                    || *status == NtStatus::LOGON_FAILURE
+            }
+            ClientError::Auth(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Status { step, status } => write!(
+                f,
+                "{} failed with {status} (NTSTATUS 0x{:08X})",
+                step.command().name(),
+                status.0
+            ),
+            ClientError::Wire(e) => write!(f, "malformed response: {e}"),
+            ClientError::Auth(e) => write!(f, "authentication: {e}"),
+            ClientError::Unexpected(s) => write!(f, "unexpected response: {s}"),
+            ClientError::BadDialect(d) => write!(f, "server chose dialect 0x{d:04X}, not offered"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<WireError> for ClientError {
+    fn from(e: WireError) -> Self {
+        ClientError::Wire(e)
+    }
+}
+
+impl From<AuthError> for ClientError {
+    fn from(e: AuthError) -> Self {
+        ClientError::Auth(e.to_string())
+    }
+}
+
+/// What a response meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `step` completed and the next request (`next`) has been appended to the output.
+    Continue {
+        /// The step that completed.
+        step: Step,
+        /// The request now outstanding.
+        next: Step,
+    },
+    /// NEGOTIATE completed with this dialect; nothing is outstanding.
+    Negotiated {
+        /// The dialect.
+        dialect: u16,
+    },
+    /// A session reached IPC$: its TREE_CONNECT response arrived. Nothing is outstanding.
+    SessionReady {
+        /// SessionId.
+        session_id: u64,
+        /// TreeId.
+        tree_id: u32,
+    },
+    /// The srvsvc pipe is open (probe ready). Nothing is outstanding.
+    PipeOpen,
+    /// An ECHO response arrived. Nothing is outstanding.
+    EchoDone,
+    /// The server says a session is gone: SERVER_TO_CLIENT_NOTIFICATION (MS-SMB2 2.2.44.1).
+    SessionClosed {
+        /// SessionId.
+        session_id: u64,
+    },
+    /// A message that needs nothing (an interim STATUS_PENDING response).
+    Nothing,
+}
+
+/// The state of the session being set up.
+#[derive(Debug)]
+struct Setup {
+    spnego: SpnegoInitiator,
+    session_id: u64,
+    preauth: PreauthHash,
+}
+
+/// One client connection's protocol state.
+#[derive(Debug)]
+pub struct ClientConn {
+    next_mid: u64,
+    outstanding: Option<Step>,
+    dialect: u16,
+    conn_preauth: PreauthHash,
+    setup: Option<Setup>,
+    /// Last session ready on this connection: id, tree, signing key.
+    last: Option<(u64, u32, Option<SigningKey>)>,
+    scratch: Vec<u8>,
+}
+
+impl Default for ClientConn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+impl ClientConn {
+    /// A connection that has sent nothing yet.
+    pub fn new() -> Self {
+        ClientConn {
+            next_mid: 0,
+            outstanding: None,
+            dialect: 0,
+            conn_preauth: PreauthHash::new(),
+            setup: None,
+            last: None,
+            scratch: Vec::with_capacity(512),
+        }
+    }
+
+    /// The negotiated dialect (0 before NEGOTIATE completes).
+    pub fn dialect(&self) -> u16 {
+        self.dialect
+    }
+
+    /// The request outstanding, if any.
+    pub fn outstanding(&self) -> Option<Step> {
+        self.outstanding
+    }
+
+    /// Builds one request into `scratch`, signs it with `key`, and appends it framed to `out`.
+    /// Returns the range of the message (without framing) in `out`.
+    fn push<B: EmitBody>(
+        &mut self,
+        step: Step,
+        session_id: u64,
+        tree_id: u32,
+        body: &B,
+        key: Option<&SigningKey>,
+        out: &mut Vec<u8>,
+    ) -> core::ops::Range<usize> {
+        let mut hdr = HeaderRepr::request(step.command(), self.next_mid, session_id, tree_id);
+        hdr.credit = 16;
+        if self.dialect == dialect::SMB202 || step == Step::Negotiate {
+            hdr.credit_charge = 0;
+        }
+        if key.is_some() {
+            hdr.flags |= flags::SIGNED;
+        }
+        self.next_mid += 1;
+        self.scratch.clear();
+        emit_message(&hdr, body, &mut self.scratch);
+        if let Some(k) = key {
+            sign(k, &mut self.scratch);
+        }
+        write_frame_header(out, self.scratch.len());
+        let start = out.len();
+        out.extend_from_slice(&self.scratch);
+        self.outstanding = Some(step);
+        start..out.len()
+    }
+
+    /// Appends the NEGOTIATE request offering `cfg.dialects`.
+    pub fn negotiate(&mut self, cfg: &ClientConfig, client_guid: [u8; 16], out: &mut Vec<u8>) {
+        let salt = smb_auth::random_bytes::<32>().unwrap_or([0x5A; 32]);
+        let ctxs = [NegotiateContextRepr::PreauthIntegrity {
+            hash_algorithms: U16s::Native(&[1]),
+            salt: &salt,
+        }];
+        let with_311 = cfg.dialects.contains(&dialect::SMB311);
+        let body = NegotiateRequestRepr {
+            security_mode: 1,
+            capabilities: 0,
+            client_guid,
+            client_start_time: 0,
+            dialects: U16s::Native(&cfg.dialects),
+            contexts: if with_311 { &ctxs } else { &[] },
+        };
+        let r = self.push(Step::Negotiate, 0, 0, &body, None, out);
+        self.conn_preauth.update(&out[r]);
+    }
+
+    /// Appends the first SESSION_SETUP of a new session.
+    pub fn begin_session(&mut self, cfg: &ClientConfig, out: &mut Vec<u8>) {
+        let ntlm = match &cfg.auth {
+            Auth::Anonymous => NtlmInitiator::anonymous(),
+            Auth::User {
+                name,
+                domain,
+                password,
+            } => NtlmInitiator::user(name, domain, password),
+        };
+        let mut ntlm = ntlm;
+        ntlm.set_workstation("LOADGEN");
+        let mut spnego = SpnegoInitiator::new(ntlm);
+        let tok = spnego.initial_token();
+        let r = self.push(
+            Step::SessionSetup1,
+            0,
+            0,
+            &SessionSetupRequestRepr {
+                security_mode: 1,
+                security_buffer: &tok,
+                ..Default::default()
+            },
+            None,
+            out,
+        );
+        let mut preauth = self.conn_preauth;
+        preauth.update(&out[r]);
+        self.setup = Some(Setup {
+            spnego,
+            session_id: 0,
+            preauth,
+        });
+    }
+
+    /// Appends an ECHO (on the last ready session's connection; ECHO carries no activity).
+    pub fn echo(&mut self, out: &mut Vec<u8>) {
+        let sid = self.last.as_ref().map_or(0, |l| l.0);
+        self.push(Step::Echo, sid, 0, &EchoRequestRepr::default(), None, out);
+    }
+
+    /// Appends a CREATE of `srvsvc` on the last ready session's IPC$ tree.
+    pub fn open_pipe(&mut self, out: &mut Vec<u8>) {
+        let (sid, tid, key) = self.last.clone().unwrap_or((0, 0, None));
+        let name = utf16("srvsvc");
+        let body = CreateRequestRepr {
+            security_flags: 0,
+            requested_oplock_level: 0,
+            impersonation_level: 2,
+            smb_create_flags: 0,
+            desired_access: 0x0012_019F,
+            file_attributes: 0,
+            share_access: 0x3,
+            create_disposition: 1,
+            create_options: 0,
+            name: &name,
+            contexts: &[],
+        };
+        self.push(Step::OpenPipe, sid, tid, &body, key.as_ref(), out);
+    }
+
+    /// Handles one SMB2 message (a frame payload). Requests that follow are appended to `out`.
+    pub fn handle(
+        &mut self,
+        msg: &[u8],
+        cfg: &ClientConfig,
+        out: &mut Vec<u8>,
+    ) -> Result<Event, ClientError> {
+        let (h, resp) = parse_response(msg)?;
+        if let Response::Notification(_) = resp {
+            return Ok(Event::SessionClosed {
+                session_id: h.session_id(),
+            });
+        }
+        if h.is_async() && h.status() == NtStatus::PENDING {
+            return Ok(Event::Nothing);
+        }
+        let Some(step) = self.outstanding else {
+            return Err(ClientError::Unexpected(
+                "a response with no request outstanding",
+            ));
+        };
+        if h.command() != step.command() || h.message_id() + 1 != self.next_mid {
+            return Err(ClientError::Unexpected("response to another request"));
+        }
+        self.outstanding = None;
+        let status = h.status();
+        match (step, resp) {
+            (Step::Negotiate, Response::Negotiate(n)) => {
+                let d = n.dialect_revision();
+                if !cfg.dialects.contains(&d) {
+                    return Err(ClientError::BadDialect(d));
+                }
+                self.dialect = d;
+                self.conn_preauth.update(msg);
+                Ok(Event::Negotiated { dialect: d })
+            }
+            (Step::SessionSetup1, Response::SessionSetup(s))
+                if status == NtStatus::MORE_PROCESSING_REQUIRED =>
+            {
+                let setup = self
+                    .setup
+                    .as_mut()
+                    .ok_or(ClientError::Unexpected("no setup"))?;
+                setup.session_id = h.session_id();
+                setup.preauth.update(msg);
+                let cc = smb_auth::random_bytes::<8>()?;
+                let key = smb_auth::random_bytes::<16>()?;
+                let tok = setup.spnego.respond(s.security_buffer(), cc, key)?;
+                let sid = setup.session_id;
+                let r = self.push(
+                    Step::SessionSetup2,
+                    sid,
+                    0,
+                    &SessionSetupRequestRepr {
+                        security_mode: 1,
+                        security_buffer: &tok,
+                        ..Default::default()
+                    },
+                    None,
+                    out,
+                );
+                if let Some(s) = self.setup.as_mut() {
+                    s.preauth.update(&out[r]);
+                }
+                Ok(Event::Continue {
+                    step,
+                    next: Step::SessionSetup2,
+                })
+            }
+            (Step::SessionSetup2, Response::SessionSetup(s)) if status == NtStatus::SUCCESS => {
+                let mut setup = self
+                    .setup
+                    .take()
+                    .ok_or(ClientError::Unexpected("no setup"))?;
+                let session_key = setup.spnego.finish(s.security_buffer())?;
+                let anonymous = s.session_flags() & 0x0002 != 0 || cfg.auth == Auth::Anonymous;
+                let key = match session_key {
+                    Some(k) if !anonymous => {
+                        let ph = setup.preauth.value();
+                        Some(derive_signing_key(
+                            self.dialect,
+                            &k,
+                            Some(&ph),
+                            SigningAlgorithm::AesCmac,
+                        ))
+                    }
+                    _ => None,
+                };
+                let sid = setup.session_id;
+                let path = cfg.ipc_path.clone();
+                self.push(
+                    Step::TreeConnect,
+                    sid,
+                    0,
+                    &TreeConnectRequestRepr {
+                        flags: 0,
+                        path: &path,
+                    },
+                    key.as_ref(),
+                    out,
+                );
+                self.last = Some((sid, 0, key));
+                Ok(Event::Continue {
+                    step,
+                    next: Step::TreeConnect,
+                })
+            }
+            (Step::TreeConnect, Response::TreeConnect(_)) => {
+                let tid = h.tree_id().unwrap_or(0);
+                let sid = h.session_id();
+                if let Some(l) = self.last.as_mut() {
+                    l.1 = tid;
+                }
+                Ok(Event::SessionReady {
+                    session_id: sid,
+                    tree_id: tid,
+                })
+            }
+            (Step::OpenPipe, Response::Create(_)) => Ok(Event::PipeOpen),
+            (Step::Echo, Response::Echo(_)) => Ok(Event::EchoDone),
+            (step, _) if status != NtStatus::SUCCESS => Err(ClientError::Status { step, status }),
+            _ => Err(ClientError::Unexpected("response of the wrong kind")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smb_wire::frame::split_frame;
+    use smb_wire::msg::negotiate::NegotiateResponseRepr;
+    use smb_wire::msg::{parse_request, Request};
+
+    fn cfg(dialects: &[u16]) -> ClientConfig {
+        ClientConfig::new("127.0.0.1", dialects.to_vec(), Auth::Anonymous)
+    }
+
+    fn only_message(out: &[u8]) -> &[u8] {
+        let (range, used) = split_frame(out, 1 << 20).unwrap().unwrap();
+        assert_eq!(used, out.len(), "exactly one frame");
+        &out[range]
+    }
+
+    fn negotiate_response(mid: u64, dialect: u16) -> Vec<u8> {
+        let mut h = HeaderRepr::request(Command::Negotiate, mid, 0, 0);
+        h.flags |= flags::SERVER_TO_REDIR;
+        let mut out = Vec::new();
+        emit_message(
+            &h,
+            &NegotiateResponseRepr {
+                security_mode: 1,
+                dialect_revision: dialect,
+                server_guid: [1; 16],
+                capabilities: 0,
+                max_transact_size: 65536,
+                max_read_size: 65536,
+                max_write_size: 65536,
+                system_time: 0,
+                server_start_time: 0,
+                security_buffer: &[],
+                contexts: &[],
+            },
+            &mut out,
+        );
+        out
+    }
+
+    #[test]
+    fn negotiate_offers_the_dialects_and_a_preauth_context_for_311() {
+        let c = cfg(ALL_DIALECTS);
+        let mut conn = ClientConn::new();
+        let mut out = Vec::new();
+        conn.negotiate(&c, [9; 16], &mut out);
+        let (h, req) = parse_request(only_message(&out)).unwrap();
+        assert_eq!(h.message_id(), 0);
+        let Request::Negotiate(n) = req else {
+            panic!("not a NEGOTIATE")
+        };
+        assert_eq!(n.dialects().iter().collect::<Vec<_>>(), ALL_DIALECTS);
+        assert_eq!(n.client_guid(), [9; 16]);
+        assert_eq!(n.context_count(), 1);
+        assert_eq!(conn.outstanding(), Some(Step::Negotiate));
+
+        let c = cfg(&[dialect::SMB210]);
+        let mut out = Vec::new();
+        ClientConn::new().negotiate(&c, [9; 16], &mut out);
+        let (_, Request::Negotiate(n)) = parse_request(only_message(&out)).unwrap() else {
+            panic!("not a NEGOTIATE")
+        };
+        assert_eq!(n.context_count(), 0);
+    }
+
+    #[test]
+    fn negotiate_then_session_setup_with_increasing_message_ids() {
+        let c = cfg(&[dialect::SMB202, dialect::SMB210]);
+        let mut conn = ClientConn::new();
+        let mut out = Vec::new();
+        conn.negotiate(&c, [0; 16], &mut out);
+        out.clear();
+        let ev = conn
+            .handle(&negotiate_response(0, dialect::SMB210), &c, &mut out)
+            .unwrap();
+        assert_eq!(
+            ev,
+            Event::Negotiated {
+                dialect: dialect::SMB210
+            }
+        );
+        assert_eq!(conn.dialect(), dialect::SMB210);
+        assert!(out.is_empty());
+        conn.begin_session(&c, &mut out);
+        let (h, req) = parse_request(only_message(&out)).unwrap();
+        assert_eq!(h.message_id(), 1);
+        assert!(matches!(req, Request::SessionSetup(_)));
+        assert_eq!(conn.outstanding(), Some(Step::SessionSetup1));
+    }
+
+    #[test]
+    fn wrong_responses_are_typed_errors() {
+        let c = cfg(&[dialect::SMB210]);
+        let mut conn = ClientConn::new();
+        let mut out = Vec::new();
+        // Nothing outstanding.
+        assert!(matches!(
+            conn.handle(&negotiate_response(0, dialect::SMB210), &c, &mut out),
+            Err(ClientError::Unexpected(_))
+        ));
+        conn.negotiate(&c, [0; 16], &mut out);
+        // A dialect we did not offer.
+        assert_eq!(
+            conn.handle(&negotiate_response(0, dialect::SMB311), &c, &mut out),
+            Err(ClientError::BadDialect(dialect::SMB311))
+        );
+        // Garbage.
+        let mut conn = ClientConn::new();
+        conn.negotiate(&c, [0; 16], &mut out);
+        assert!(matches!(
+            conn.handle(&[0xFE, b'S', b'M'], &c, &mut out),
+            Err(ClientError::Wire(_))
+        ));
+        // An error status names the step and the NTSTATUS.
+        let e = ClientError::Status {
+            step: Step::SessionSetup2,
+            status: NtStatus::LOGON_FAILURE,
+        };
+        assert!(e.is_auth_failure());
+        assert!(e.to_string().contains("0xC000006D"), "{e}");
+    }
+}

@@ -14,13 +14,19 @@
 #
 # Usage: scripts/compare-samba.sh [SESSIONS]      (default 1000)
 # Env:   SMBCORE_PORT (default 14450), SMBD_PORT (default 14451), IDLE_WINDOW_S (default 20),
+#        TIMEOUT_MIN (idle timeout in minutes for both servers, default 1),
+#        PROBES (ECHO probe connections, default 2; 0 measures a server with idle sessions only),
 #        CARGO_TARGET_DIR (where the release binaries are built).
+# The issue's figure (10,000 sessions idle for a minute, no probes):
+#        TIMEOUT_MIN=4 IDLE_WINDOW_S=60 PROBES=0 scripts/compare-samba.sh 10000
 set -euo pipefail
 
 N="${1:-1000}"
 SMBCORE_PORT="${SMBCORE_PORT:-14450}"
 SMBD_PORT="${SMBD_PORT:-14451}"
 IDLE_WINDOW_S="${IDLE_WINDOW_S:-20}"
+TIMEOUT_MIN="${TIMEOUT_MIN:-1}"
+PROBES="${PROBES:-2}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
@@ -89,7 +95,7 @@ measure() {
     local json="$WORK/$name.json" log="$WORK/$name.log"
     local mem0; mem0="$(mem_kib "$kind" "$root")"
     "$LOADGEN" --target "127.0.0.1:$port" --sessions "$N" --concurrency 32 \
-        --autodisconnect 1m --hold 20s --probes 2 --probe-rate 50 --baseline 2s \
+        --autodisconnect "${TIMEOUT_MIN}m" --hold 20s --probes "$PROBES" --probe-rate 50 --baseline 2s \
         --no-progress --json "$json" >"$WORK/$name.out" 2>"$log" &
     LG_PID=$!
     for _ in $(seq 1200); do
@@ -147,7 +153,7 @@ wait_port() {
 }
 
 # ---- smbcore ----
-"$SMBCORE" serve --listen "127.0.0.1:$SMBCORE_PORT" --autodisconnect 1m \
+"$SMBCORE" serve --listen "127.0.0.1:$SMBCORE_PORT" --autodisconnect "$TIMEOUT_MIN" \
     --admin-socket "$WORK/smbcore.sock" >"$WORK/smbcore.server.log" 2>&1 &
 SMBCORE_PID=$!
 wait_port "$SMBCORE_PORT"
@@ -178,7 +184,7 @@ cat >"$CONF" <<EOF
     passdb backend = tdbsam:$WORK/private/passdb.tdb
     map to guest = never
     server min protocol = SMB2_02
-    deadtime = 1
+    deadtime = $TIMEOUT_MIN
     max connections = 0
     load printers = no
     printing = bsd

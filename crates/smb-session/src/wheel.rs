@@ -18,26 +18,66 @@
 //! 5. Deadlines further away than [`MAX_SPAN`] are parked in the top level and
 //! filed again when their slot comes round, so any `u64` deadline is accepted.
 //!
-//! An entry whose deadline is `d` sits in the level of the highest 6-bit group
-//! in which `d` and the wheel's current tick differ, in the slot named by that
-//! group of `d`. Each level keeps a `u64` occupancy bitmap, so the next busy
-//! slot is one `rotate_right` + `trailing_zeros`, and the lowest busy level
-//! always holds the earliest deadline: [`TimerWheel::next_deadline`] is
-//! O(levels). When a slot at level `L > 0` comes due its entries cascade to
-//! lower levels; an entry cascades at most `LEVELS - 1` times, so the cost of
-//! polling is proportional to what expires (plus those bounded cascades), never
-//! to how many timers are pending.
+//! # Layout: entries and filing references
 //!
-//! Entries live in a [`slab::Slab`] and are linked into their slot's
-//! doubly-linked list by index, which makes insert, cancel and reschedule O(1)
-//! without `unsafe`. Keys carry a generation, so a stale key is refused.
+//! A timer is an *entry* in a slab (`Vec` plus a free list of indices):
+//! its true deadline, the generation its [`TimerKey`] carries, a *stamp*, and
+//! its value (24 bytes for the session table's values). A slot does not link
+//! entries; it holds a `Vec` of 16-byte *references* `(deadline, index,
+//! stamp)`. A reference is valid while its entry is occupied and carries the
+//! same stamp; every pending timer has exactly one valid reference. Stamps
+//! only keep stale references from being filed again; correctness does not
+//! rest on them (should the `u32` counter wrap onto a stale reference): an
+//! entry fires only while occupied and once its own deadline has come, and
+//! firing frees it, so it fires once.
+//!
+//! A reference whose deadline is `d` sits in the level of the highest 6-bit
+//! group in which `d` and the wheel's current tick differ, in the slot named by
+//! that group of `d`. Each level keeps a `u64` occupancy bitmap, so the next
+//! busy slot is one `rotate_right` + `trailing_zeros`, and the lowest busy
+//! level always holds the earliest reference: [`TimerWheel::next_deadline`] is
+//! O(levels). When a slot at level `L > 0` comes due its references cascade to
+//! lower levels by their own deadline, reading the slot's `Vec` in order; a
+//! reference cascades at most `LEVELS - 1` times.
+//!
+//! # Why references, and lazy cancel / reschedule
+//!
+//! With a million timers the slab is far larger than the caches, so each
+//! random entry touched is a memory miss; an intrusive doubly-linked list pays
+//! three (the entry and both neighbours) per cancel and one per entry per
+//! cascade. Here:
+//!
+//! - `insert` writes one entry and appends one reference to a slot's tail;
+//! - `cancel` touches only the entry: it takes the value and frees the index;
+//!   the reference goes stale and is dropped when met;
+//! - `reschedule` to a later deadline only stores the deadline in the entry
+//!   (like the session table's lazy re-arm): when the old reference comes due
+//!   the entry is filed again at its true deadline. To an earlier deadline it
+//!   gives the entry a new stamp and files a new reference (the old one goes
+//!   stale);
+//! - a reference is checked against its entry when its level-1 slot fires
+//!   (it is then due within 64 ticks): one branch-free loop of independent
+//!   reads over the slot, so the misses overlap, and the entries are in cache
+//!   when they fire. Cascades above level 1 touch no entry.
+//!
+//! Stale references are bounded: when they outnumber the live timers (plus
+//! [`COMPACT_SLACK`]) every slot is compacted, an O(references) pass paid for
+//! by the cancels that made them, so after every insert, cancel, reschedule
+//! and completed poll there are at most `2 * len() + COMPACT_SLACK + 1`
+//! references. The pass is a pause proportional to the references
+//! (milliseconds at a million timers); it comes only after more cancels (or
+//! earlier reschedules) than live timers within one timeout window. A wheel whose last timer goes drops every reference
+//! at once. A slot keeps its buffer after firing only up to 1024 references;
+//! one larger spare buffer is recycled, so steady state does not allocate.
 //!
 //! Guarantees: an entry never fires before its deadline, and fires at the first
 //! [`TimerWheel::poll`] whose `now` is at or past its deadline. A deadline
-//! already past at insert fires at the next poll.
+//! already past at insert fires at the next poll. [`TimerWheel::next_deadline`]
+//! is never later than the earliest deadline but may be earlier (a stale or a
+//! lazily moved reference): the caller then polls, and nothing fires.
 
-use slab::Slab;
 use std::fmt;
+use std::mem;
 use std::num::NonZeroU32;
 
 /// Number of levels.
@@ -49,8 +89,12 @@ const SLOT_BITS: u32 = 6;
 pub const MAX_SPAN: u64 = 1 << (SLOT_BITS as u64 * LEVELS as u64);
 // The largest autodisconnect (65535 minutes at 1 ms ticks) fits the wheel.
 const _: () = assert!(crate::autodisconnect::MAX_MINUTES * 60_000 < MAX_SPAN);
-const NIL: u32 = u32::MAX;
-const PENDING: u8 = u8::MAX;
+/// Stale references tolerated beyond one per live timer before the wheel
+/// compacts its slots.
+pub const COMPACT_SLACK: usize = 1024;
+/// A slot keeps its buffer after firing only up to this many references
+/// (16 KiB); larger buffers go to the one spare, so idle slots hold little.
+const KEEP_CAPACITY: usize = 1024;
 
 /// A handle to a pending timer: slab index plus generation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -71,51 +115,86 @@ pub struct Expired<T> {
     pub value: T,
 }
 
+/// A timer. Vacant when `value` is `None` (its index is then on the free list).
+/// `repr(C)` keeps what `cancel` reads (generation, value) in the first 16
+/// bytes, so fewer 24-byte entries straddle two cache lines.
 #[derive(Debug)]
+#[repr(C)]
 struct Entry<T> {
-    deadline: u64,
-    prev: u32,
-    next: u32,
     generation: NonZeroU32,
-    /// Level index, or `PENDING` for the list of entries already due.
-    level: u8,
-    value: T,
+    /// Matches the stamp of the entry's one valid reference.
+    stamp: u32,
+    value: Option<T>,
+    /// The true deadline (a reference may be filed earlier: lazy reschedule).
+    deadline: u64,
 }
 
-/// Mirrors the layout of a `slab` slot, for memory accounting only.
-#[allow(dead_code)]
-enum SlabSlot<T> {
-    Vacant(usize),
-    Occupied(T),
+/// A filing of entry `index` in a slot (or the pending list).
+#[derive(Clone, Copy, Debug)]
+struct Ref {
+    deadline: u64,
+    index: u32,
+    stamp: u32,
 }
 
-/// Bytes one timer occupies in the wheel's slab (for memory reports).
+/// Marks each stale reference in `refs` with stamp 0 (never a real stamp) and,
+/// with `follow`, sets each valid one's deadline to its entry's (which a lazy
+/// reschedule may have moved later). Branch-free, so the reads overlap.
+fn mark_stale<T>(entries: &[Entry<T>], refs: &mut [Ref], follow: bool) {
+    for r in refs.iter_mut() {
+        let e = &entries[r.index as usize];
+        let valid = e.stamp == r.stamp && e.value.is_some();
+        r.stamp = if valid { r.stamp } else { 0 };
+        r.deadline = if follow && valid {
+            e.deadline
+        } else {
+            r.deadline
+        };
+    }
+}
+
+/// Bytes one timer occupies in the wheel: its entry, its reference and its
+/// free-list word (for memory reports; vector slack and stale references come
+/// on top, see [`TimerWheel::heap_bytes`]).
 pub fn slot_size<T>() -> usize {
-    std::mem::size_of::<SlabSlot<Entry<T>>>()
+    mem::size_of::<Entry<T>>() + mem::size_of::<Ref>() + mem::size_of::<u32>()
 }
 
-#[derive(Clone)]
+#[derive(Debug)]
 struct Level {
     occupied: u64,
-    head: [u32; SLOTS],
+    slots: [Vec<Ref>; SLOTS],
 }
 
-impl Level {
-    const EMPTY: Level = Level {
-        occupied: 0,
-        head: [NIL; SLOTS],
-    };
+impl Default for Level {
+    fn default() -> Self {
+        Level {
+            occupied: 0,
+            slots: std::array::from_fn(|_| Vec::new()),
+        }
+    }
 }
 
 /// A hierarchical timing wheel; see the module documentation.
 pub struct TimerWheel<T> {
-    entries: Slab<Entry<T>>,
-    levels: [Level; LEVELS],
-    /// Entries whose deadline is at or before `elapsed`: they fire on the next poll.
-    pending: u32,
-    /// The current tick: every entry filed in a level has a deadline after it.
+    entries: Vec<Entry<T>>,
+    /// Vacant entry indices (LIFO, so a freed entry, still in cache, is reused first).
+    free: Vec<u32>,
+    levels: Box<[Level; LEVELS]>,
+    /// References whose deadline is at or before `elapsed`: checked on the next poll.
+    pending: Vec<Ref>,
+    /// A cleared buffer kept for the next slot that outgrows its own.
+    spare: Vec<Ref>,
+    /// The current tick: every reference filed in a level is due after it.
     elapsed: u64,
-    generation: u32,
+    /// Occupied entries.
+    live: usize,
+    /// References whose entry was freed or given a new stamp.
+    stale: usize,
+    /// Source of generations and stamps.
+    counter: u32,
+    /// [`COMPACT_SLACK`]; tests lower it to exercise compaction.
+    slack: usize,
 }
 
 impl<T> Default for TimerWheel<T> {
@@ -133,8 +212,9 @@ impl<T> fmt::Debug for TimerWheel<T> {
             .collect();
         f.debug_struct("TimerWheel")
             .field("elapsed", &self.elapsed)
-            .field("len", &self.entries.len())
-            .field("pending", &(self.pending != NIL))
+            .field("len", &self.live)
+            .field("stale", &self.stale)
+            .field("pending", &self.pending.len())
             .field("occupied", &occupied)
             .finish()
     }
@@ -169,15 +249,20 @@ impl<T> TimerWheel<T> {
     /// An empty wheel whose current tick is `tick`.
     pub fn starting_at(tick: u64) -> Self {
         TimerWheel {
-            entries: Slab::new(),
-            levels: [const { Level::EMPTY }; LEVELS],
-            pending: NIL,
+            entries: Vec::new(),
+            free: Vec::new(),
+            levels: Box::default(),
+            pending: Vec::new(),
+            spare: Vec::new(),
             elapsed: tick,
-            generation: 0,
+            live: 0,
+            stale: 0,
+            counter: 0,
+            slack: COMPACT_SLACK,
         }
     }
 
-    /// An empty wheel with room for `n` timers before it allocates.
+    /// An empty wheel with room for `n` timers before its slab allocates.
     pub fn with_capacity(n: usize) -> Self {
         let mut w = Self::new();
         w.entries.reserve(n);
@@ -186,12 +271,12 @@ impl<T> TimerWheel<T> {
 
     /// The number of pending timers.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
     /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.live == 0
     }
 
     /// The tick the wheel has advanced to (the largest `now` polled so far).
@@ -199,35 +284,71 @@ impl<T> TimerWheel<T> {
         self.elapsed
     }
 
-    /// Bytes of heap the wheel holds for its entries (capacity, not length).
+    /// Bytes of heap the wheel holds (capacities, not lengths): entries, free
+    /// list, and every slot's reference buffer. O(slots).
     pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<SlabSlot<Entry<T>>>()
+        let refs: usize = self
+            .levels
+            .iter()
+            .flat_map(|l| l.slots.iter())
+            .chain([&self.pending, &self.spare])
+            .map(Vec::capacity)
+            .sum();
+        self.entries.capacity() * mem::size_of::<Entry<T>>()
+            + self.free.capacity() * mem::size_of::<u32>()
+            + refs * mem::size_of::<Ref>()
+    }
+
+    fn next_stamp(&mut self) -> NonZeroU32 {
+        self.counter = self.counter.wrapping_add(1);
+        NonZeroU32::new(self.counter).unwrap_or_else(|| {
+            self.counter = 1;
+            NonZeroU32::MIN
+        })
     }
 
     /// Files `value` to fire at `deadline` (ticks). A deadline at or before the
-    /// current tick fires at the next poll. O(1).
+    /// current tick fires at the next poll. O(1) amortized.
     pub fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
-        self.generation = self.generation.wrapping_add(1).max(1);
-        let generation = NonZeroU32::new(self.generation).unwrap_or(NonZeroU32::MIN);
-        let index = self.entries.insert(Entry {
-            deadline,
-            prev: NIL,
-            next: NIL,
+        let generation = self.next_stamp();
+        let entry = Entry {
             generation,
-            level: PENDING,
-            value,
+            stamp: generation.get(),
+            value: Some(value),
+            deadline,
+        };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.entries[index as usize] = entry;
+                index
+            }
+            None => {
+                // A slab index that does not fit u32 would need ~100 GiB of entries.
+                let index = u32::try_from(self.entries.len())
+                    .expect("timer wheel holds fewer than 2^32 entries");
+                self.entries.push(entry);
+                index
+            }
+        };
+        self.live += 1;
+        self.file(Ref {
+            deadline,
+            index,
+            stamp: generation.get(),
         });
-        // A slab index that does not fit u32 would need ~100 GiB of entries.
-        let index = u32::try_from(index).expect("timer wheel holds fewer than 2^32 entries");
-        debug_assert_ne!(index, NIL);
-        self.link(index);
         TimerKey { index, generation }
     }
 
     fn entry(&self, key: TimerKey) -> Option<&Entry<T>> {
         self.entries
             .get(key.index as usize)
-            .filter(|e| e.generation == key.generation)
+            .filter(|e| e.generation == key.generation && e.value.is_some())
+    }
+
+    fn entry_mut(&mut self, key: TimerKey) -> Option<&mut Entry<T>> {
+        self.entries
+            .get_mut(key.index as usize)
+            .filter(|e| e.generation == key.generation && e.value.is_some())
     }
 
     /// Whether `key` names a pending timer.
@@ -242,44 +363,105 @@ impl<T> TimerWheel<T> {
 
     /// The value of a pending timer.
     pub fn get(&self, key: TimerKey) -> Option<&T> {
-        self.entry(key).map(|e| &e.value)
+        self.entry(key).and_then(|e| e.value.as_ref())
     }
 
     /// The value of a pending timer, mutably.
     pub fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
-        self.entries
-            .get_mut(key.index as usize)
-            .filter(|e| e.generation == key.generation)
-            .map(|e| &mut e.value)
+        self.entry_mut(key).and_then(|e| e.value.as_mut())
     }
 
-    /// Removes a pending timer and returns its value; `None` for a stale key. O(1).
+    /// Removes a pending timer and returns its value; `None` for a stale key.
+    /// O(1) amortized: touches only the timer's entry (its reference goes stale).
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        self.entry(key)?;
-        self.unlink(key.index);
-        Some(self.entries.remove(key.index as usize).value)
+        let value = self.entry_mut(key)?.value.take()?;
+        self.free.push(key.index);
+        self.live -= 1;
+        self.stale += 1;
+        self.bound_stale();
+        Some(value)
     }
 
-    /// Moves a pending timer to `deadline`; `false` for a stale key. O(1).
+    /// Moves a pending timer to `deadline`; `false` for a stale key. O(1)
+    /// amortized. A later deadline is only stored (the timer is filed again
+    /// when its current filing comes due); an earlier one files it anew.
     pub fn reschedule(&mut self, key: TimerKey, deadline: u64) -> bool {
-        match self.entry(key) {
-            None => false,
-            Some(e) if e.deadline == deadline => true,
-            Some(_) => {
-                self.unlink(key.index);
-                self.entries[key.index as usize].deadline = deadline;
-                self.link(key.index);
-                true
+        match self.entry_mut(key) {
+            None => return false,
+            Some(e) if deadline >= e.deadline => {
+                e.deadline = deadline;
+                return true;
             }
+            Some(_) => {}
+        }
+        let stamp = self.next_stamp().get();
+        let e = &mut self.entries[key.index as usize];
+        e.deadline = deadline;
+        e.stamp = stamp;
+        self.stale += 1;
+        self.file(Ref {
+            deadline,
+            index: key.index,
+            stamp,
+        });
+        self.bound_stale();
+        true
+    }
+
+    /// Keeps stale references bounded (see the module documentation).
+    fn bound_stale(&mut self) {
+        if self.live == 0 {
+            self.clear_refs();
+        } else if self.stale > self.live + self.slack {
+            self.compact();
         }
     }
 
+    /// Drops every reference (all are stale when no timer is live).
+    fn clear_refs(&mut self) {
+        debug_assert_eq!(self.live, 0);
+        for lv in self.levels.iter_mut() {
+            while lv.occupied != 0 {
+                let slot = lv.occupied.trailing_zeros() as usize;
+                lv.occupied &= lv.occupied - 1;
+                lv.slots[slot].clear();
+            }
+        }
+        self.pending.clear();
+        self.stale = 0;
+    }
+
+    /// Drops every stale reference. O(references).
+    fn compact(&mut self) {
+        let entries = &self.entries;
+        for lv in self.levels.iter_mut() {
+            let mut busy = lv.occupied;
+            while busy != 0 {
+                let slot = busy.trailing_zeros() as usize;
+                busy &= busy - 1;
+                let refs = &mut lv.slots[slot];
+                mark_stale(entries, refs, false);
+                refs.retain(|r| r.stamp != 0);
+                if refs.is_empty() {
+                    lv.occupied &= !(1u64 << slot);
+                }
+            }
+        }
+        mark_stale(entries, &mut self.pending, false);
+        self.pending.retain(|r| r.stamp != 0);
+        self.stale = 0;
+    }
+
     /// The earliest tick at which [`poll`](Self::poll) may have work: never
-    /// later than the earliest deadline; exact when that deadline is less than
-    /// 64 ticks away, else the start of the slot that must cascade first. A
-    /// value at or before [`elapsed`](Self::elapsed) means "poll now". O(levels).
+    /// later than the earliest deadline; often exact, but earlier when the
+    /// first filing is stale or was moved later, or is a slot that must cascade
+    /// first. A value at or before [`elapsed`](Self::elapsed) means "poll now".
+    /// `None` when no timer is pending. O(levels).
     pub fn next_deadline(&self) -> Option<u64> {
-        if self.pending != NIL {
+        if self.live == 0 {
+            return None;
+        }
+        if !self.pending.is_empty() {
             return Some(self.elapsed);
         }
         self.next_expiration().map(|(_, _, at)| at)
@@ -293,9 +475,9 @@ impl<T> TimerWheel<T> {
             }
             let width = slot_width(level);
             // Search from the slot after the current one: below the top level
-            // the current slot is never busy (an entry there would be in a
-            // lower level); at the top level it holds only entries due a full
-            // turn (or more) later, so it comes last.
+            // the current slot is never busy (a reference there would be in a
+            // lower level); at the top level it holds only references due a
+            // full turn (or more) later, so it comes last.
             let from = (slot_for(self.elapsed, level) + 1) % SLOTS;
             let zeros = lv.occupied.rotate_right(from as u32).trailing_zeros() as usize;
             let slot = (from + zeros) % SLOTS;
@@ -321,17 +503,35 @@ impl<T> TimerWheel<T> {
     /// wheel. Between calls the caller may insert, cancel or reschedule.
     pub fn poll_one(&mut self, now: u64) -> Option<Expired<T>> {
         loop {
-            if self.pending != NIL {
-                let index = self.pending;
-                self.unlink(index);
-                let e = self.entries.remove(index as usize);
-                return Some(Expired {
-                    key: TimerKey {
-                        index,
+            while let Some(r) = self.pending.pop() {
+                let due = self.elapsed.max(now);
+                let e = &mut self.entries[r.index as usize];
+                if e.stamp != r.stamp || e.value.is_none() {
+                    self.stale = self.stale.saturating_sub(1);
+                    continue;
+                }
+                if e.deadline > due {
+                    // Moved later since it was filed: file it at its deadline.
+                    let deadline = e.deadline;
+                    self.file(Ref { deadline, ..r });
+                    continue;
+                }
+                let Some(value) = e.value.take() else {
+                    continue;
+                };
+                let (key, deadline) = (
+                    TimerKey {
+                        index: r.index,
                         generation: e.generation,
                     },
-                    deadline: e.deadline,
-                    value: e.value,
+                    e.deadline,
+                );
+                self.free.push(r.index);
+                self.live -= 1;
+                return Some(Expired {
+                    key,
+                    deadline,
+                    value,
                 });
             }
             match self.next_expiration() {
@@ -340,6 +540,8 @@ impl<T> TimerWheel<T> {
                     if now > self.elapsed {
                         self.elapsed = now;
                     }
+                    // Firing lowered the live count: keep the bound.
+                    self.bound_stale();
                     return None;
                 }
             }
@@ -357,81 +559,74 @@ impl<T> TimerWheel<T> {
         n
     }
 
-    /// Advances to `at`, the start of a due slot, and refiles its entries
-    /// (into the pending list or a lower level).
+    /// Advances to `at`, the start of a due slot, and refiles its references
+    /// (into the pending list or a lower level). The references of a level-1
+    /// slot, all due within 64 ticks, are first checked against their entries
+    /// in one branch-free pass (independent reads, so the misses overlap).
     fn process(&mut self, level: usize, slot: usize, at: u64) {
         debug_assert!(at >= self.elapsed, "wheel went back: {at} < {self:?}");
         self.elapsed = at;
         let lv = &mut self.levels[level];
-        let mut index = lv.head[slot];
-        lv.head[slot] = NIL;
+        let mut refs = mem::take(&mut lv.slots[slot]);
         lv.occupied &= !(1u64 << slot);
-        while index != NIL {
-            let e = &mut self.entries[index as usize];
+        if level == 1 {
+            mark_stale(&self.entries, &mut refs, true);
+        }
+        for &r in &refs {
             debug_assert!(
-                e.deadline >= at,
-                "wheel: entry due {} found in slot {slot} of level {level} due {at}",
-                e.deadline
+                r.deadline >= at,
+                "wheel: reference due {} found in slot {slot} of level {level} due {at}",
+                r.deadline
             );
-            let next = e.next;
-            e.prev = NIL;
-            e.next = NIL;
-            self.link(index);
-            index = next;
-        }
-    }
-
-    /// Links an unlinked entry into the pending list or its slot.
-    fn link(&mut self, index: u32) {
-        let deadline = self.entries[index as usize].deadline;
-        let head = if deadline <= self.elapsed {
-            self.entries[index as usize].level = PENDING;
-            &mut self.pending
-        } else {
-            let level = level_for(self.elapsed, deadline);
-            let slot = slot_for(deadline, level);
-            self.entries[index as usize].level = level as u8;
-            let lv = &mut self.levels[level];
-            lv.occupied |= 1u64 << slot;
-            &mut lv.head[slot]
-        };
-        let old = *head;
-        *head = index;
-        let e = &mut self.entries[index as usize];
-        e.prev = NIL;
-        e.next = old;
-        if old != NIL {
-            self.entries[old as usize].prev = index;
-        }
-    }
-
-    /// Unlinks an entry from whatever list holds it.
-    fn unlink(&mut self, index: u32) {
-        let e = &self.entries[index as usize];
-        let (prev, next, level, deadline) = (e.prev, e.next, e.level, e.deadline);
-        if next != NIL {
-            self.entries[next as usize].prev = prev;
-        }
-        if prev != NIL {
-            self.entries[prev as usize].next = next;
-        } else if level == PENDING {
-            self.pending = next;
-        } else {
-            let level = level as usize;
-            let slot = slot_for(deadline, level);
-            debug_assert_eq!(
-                self.levels[level].head[slot], index,
-                "wheel: bad list head; {self:?}"
-            );
-            let lv = &mut self.levels[level];
-            lv.head[slot] = next;
-            if next == NIL {
-                lv.occupied &= !(1u64 << slot);
+            if r.stamp == 0 {
+                self.stale = self.stale.saturating_sub(1);
+            } else {
+                self.file(r);
             }
         }
-        let e = &mut self.entries[index as usize];
-        e.prev = NIL;
-        e.next = NIL;
+        refs.clear();
+        let home = &mut self.levels[level].slots[slot];
+        if refs.capacity() <= KEEP_CAPACITY && home.capacity() == 0 {
+            *home = refs;
+        } else if refs.capacity() > self.spare.capacity() {
+            self.spare = refs;
+        }
+    }
+
+    /// Files a reference in the pending list or its slot.
+    #[inline]
+    fn file(&mut self, r: Ref) {
+        if r.deadline <= self.elapsed {
+            self.pending.push(r);
+            return;
+        }
+        let level = level_for(self.elapsed, r.deadline);
+        let slot = slot_for(r.deadline, level);
+        let lv = &mut self.levels[level];
+        lv.occupied |= 1u64 << slot;
+        let refs = &mut lv.slots[slot];
+        if refs.len() == refs.capacity() && self.spare.capacity() > 2 * refs.len() {
+            // Grow into the spare buffer rather than allocate.
+            let mut spare = mem::take(&mut self.spare);
+            spare.extend_from_slice(refs);
+            mem::swap(refs, &mut spare);
+            spare.clear();
+            if spare.capacity() > KEEP_CAPACITY {
+                self.spare = spare;
+            }
+        }
+        refs.push(r);
+    }
+
+    /// References held (valid and stale), for tests.
+    #[cfg(test)]
+    fn ref_count(&self) -> usize {
+        self.levels
+            .iter()
+            .flat_map(|l| l.slots.iter())
+            .map(Vec::len)
+            .sum::<usize>()
+            + self.pending.len()
     }
 }
 
@@ -470,7 +665,7 @@ mod tests {
         let mut now = 0;
         while !w.is_empty() {
             let nd = w.next_deadline().unwrap();
-            assert!(nd > now || w.pending != NIL);
+            assert!(nd > now || !w.pending.is_empty());
             now = nd;
             w.poll(now, &mut |k, v| {
                 assert!(!fired.contains(&k));
@@ -562,13 +757,91 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn reschedule_later_is_lazy_and_never_early() {
+        let mut w = TimerWheel::new();
+        let k = w.insert(100, 1u32);
+        assert!(w.reschedule(k, 5_000));
+        assert_eq!(w.ref_count(), 1, "a later deadline files nothing new");
+        assert_eq!(w.deadline(k), Some(5_000));
+        // The old filing comes due: nothing fires, the timer is filed again.
+        assert!(w.next_deadline().unwrap() <= 100);
+        assert_eq!(drain(&mut w, 100), Vec::<u32>::new());
+        assert_eq!(drain(&mut w, 4_999), Vec::<u32>::new());
+        assert!(w.contains(k));
+        assert_eq!(drain(&mut w, 5_000), vec![1]);
+        // Earlier again: a new filing; the old one goes stale and is dropped.
+        let k = w.insert(90_000, 2);
+        assert!(w.reschedule(k, 6_000));
+        assert_eq!((w.ref_count(), w.stale), (2, 1));
+        assert_eq!(drain(&mut w, 6_000), vec![2]);
+        assert_eq!(w.next_deadline(), None);
+        assert_eq!(w.ref_count(), 0, "an empty wheel holds no references");
+    }
+
+    #[test]
+    fn stale_references_stay_bounded() {
+        let mut w = TimerWheel::new();
+        let mut keys: Vec<TimerKey> = (0..2_000u32)
+            .map(|i| w.insert(10_000 + u64::from(i), i))
+            .collect();
+        // Cancel and refile every timer many times without time moving: only
+        // compaction can drop the stale references.
+        for round in 0..20u64 {
+            for (i, k) in keys.iter_mut().enumerate() {
+                assert_eq!(w.cancel(*k), Some(i as u32));
+                *k = w.insert(20_000 - round - i as u64, i as u32);
+                assert!(w.reschedule(*k, 5_000 + i as u64));
+                assert!(w.ref_count() <= 2 * w.len() + COMPACT_SLACK + 2, "{w:?}");
+            }
+        }
+        assert_eq!(w.len(), 2_000);
+        let bytes = w.heap_bytes();
+        assert!(
+            bytes < 2_000 * 64 + COMPACT_SLACK * 64 + 64 * 1024,
+            "{bytes}"
+        );
+        let mut fired = 0;
+        let mut now = 0;
+        while let Some(nd) = w.next_deadline() {
+            now = now.max(nd);
+            w.poll(now, &mut |_, i| {
+                assert_eq!(now, 5_000 + u64::from(i));
+                fired += 1;
+            });
+        }
+        assert_eq!(fired, 2_000);
+    }
+
+    #[test]
+    fn cancel_of_a_due_timer_before_poll() {
+        let mut w = TimerWheel::new();
+        let a = w.insert(5, 1u32);
+        let b = w.insert(5, 2);
+        assert_eq!(drain(&mut w, 4), Vec::<u32>::new());
+        assert_eq!(w.cancel(a), Some(1));
+        assert_eq!(
+            w.poll_one(5).map(|e| (e.key, e.deadline, e.value)),
+            Some((b, 5, 2))
+        );
+        assert_eq!(w.poll_one(5), None);
+        // The freed slot is reused with a new generation.
+        let c = w.insert(7, 3);
+        assert_ne!(c, a);
+        assert_ne!(c, b);
+        assert_eq!(w.cancel(b), None);
+        assert_eq!(w.get(c), Some(&3));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
         /// The wheel against a sorted map: the same timers fire at the same polls,
         /// never before their deadline.
         #[test]
-        fn model(ops in proptest::collection::vec(op(), 1..200)) {
+        fn model(ops in proptest::collection::vec(op(), 1..200), slack in 0usize..6) {
             let mut w = TimerWheel::new();
+            // a small slack makes compaction run during the sequence
+            w.slack = slack;
             // reference: (deadline, id) -> ()
             let mut model: BTreeMap<(u64, u32), ()> = BTreeMap::new();
             let mut keys: HashMap<u32, (TimerKey, u64)> = HashMap::new();
@@ -631,6 +904,7 @@ mod tests {
                     _ => {}
                 }
                 prop_assert_eq!(w.len(), model.len());
+                prop_assert!(w.ref_count() <= 2 * w.len() + slack + 1);
             }
         }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Side by side: the same smb-loadgen load against smbcore and against Samba's smbd, on this
-# machine, in one run; prints one table (see loadgen/README.md, "Side by side with Samba").
+# Side by side: the same smb-loadgen load against smbcore and against Samba's smbd (and, when
+# RUST_SMB_SERVER_CMD is set, a third-party server such as the Rust `smb-server` crate's
+# example), on this machine, in one run; prints one table (see loadgen/README.md, "Side by side
+# with Samba").
 #
 # For each server: start it on a loopback high port, open N anonymous IPC$ sessions with
 # smb-loadgen (2 ECHO probes running throughout), then, while the sessions sit idle, sample
@@ -10,13 +12,24 @@
 #
 # Both servers get the same idle timeout: smbcore `--autodisconnect 1m`, Samba `deadtime = 1`
 # (its finest; Samba checks it once a minute, so its reaps land 60-72 s after the deadline's
-# start). A run takes about 2.5 minutes. Must run as root (smbd). Self-cleaning.
+# start); the optional third one is handed the same as RUST_SMB_IDLE_TIMEOUT_S (seconds). A run takes about 2.5 minutes (3.5 with the third server). Must run as root (smbd).
+# Self-cleaning.
 #
 # Usage: scripts/compare-samba.sh [SESSIONS]      (default 1000)
 # Env:   SMBCORE_PORT (default 14450), SMBD_PORT (default 14451), IDLE_WINDOW_S (default 20),
 #        TIMEOUT_MIN (idle timeout in minutes for both servers, default 1),
 #        PROBES (ECHO probe connections, default 2; 0 measures a server with idle sessions only),
 #        CARGO_TARGET_DIR (where the release binaries are built).
+#        RUST_SMB_SERVER_CMD (optional): a shell command line that starts a third server in the
+#        foreground, listening on 127.0.0.1:$RUST_SMB_PORT, idle timeout $RUST_SMB_IDLE_TIMEOUT_S
+#        seconds; both variables are exported by this script (RUST_SMB_PORT defaults to 14452,
+#        RUST_SMB_IDLE_TIMEOUT_S is TIMEOUT_MIN * 60). It is measured like smbcore (RSS, summed
+#        over its process session) as a third row named $RUST_SMB_NAME (default
+#        "smb-server (Rust)"). This script builds nothing for it; loadgen/README.md says how the
+#        crate's example server was built by hand. Example:
+#        RUST_SMB_SERVER_CMD='SMB_LISTEN=127.0.0.1:$RUST_SMB_PORT \
+#          SMB_IDLE_TIMEOUT_S=$RUST_SMB_IDLE_TIMEOUT_S SMB_ROOT=/tmp/rsmb-root /path/to/rsmb' \
+#          scripts/compare-samba.sh 1000
 # The issue's figure (10,000 sessions idle for a minute, no probes):
 #        TIMEOUT_MIN=4 IDLE_WINDOW_S=60 PROBES=0 scripts/compare-samba.sh 10000
 set -euo pipefail
@@ -27,6 +40,10 @@ SMBD_PORT="${SMBD_PORT:-14451}"
 IDLE_WINDOW_S="${IDLE_WINDOW_S:-20}"
 TIMEOUT_MIN="${TIMEOUT_MIN:-1}"
 PROBES="${PROBES:-2}"
+RUST_SMB_SERVER_CMD="${RUST_SMB_SERVER_CMD:-}"
+RUST_SMB_NAME="${RUST_SMB_NAME:-smb-server (Rust)}"
+export RUST_SMB_PORT="${RUST_SMB_PORT:-14452}"
+export RUST_SMB_IDLE_TIMEOUT_S="$((TIMEOUT_MIN * 60))"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
@@ -42,10 +59,18 @@ LOADGEN="$TARGET_DIR/release/smb-loadgen"
 WORK="$(mktemp -d /tmp/smbcmp.XXXXXX)"
 SMBCORE_PID=""
 SMBD_PID=""
+RUST_PID=""
 LG_PID=""
 cleanup() {
     [ -n "$LG_PID" ] && { kill "$LG_PID" 2>/dev/null || true; wait "$LG_PID" 2>/dev/null || true; }
     [ -n "$SMBCORE_PID" ] && { kill "$SMBCORE_PID" 2>/dev/null || true; wait "$SMBCORE_PID" 2>/dev/null || true; }
+    if [ -n "$RUST_PID" ]; then
+        # The third server runs in its own session and process group (setsid).
+        kill -- "-$RUST_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$RUST_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 -- "-$RUST_PID" 2>/dev/null || true
+        wait "$RUST_PID" 2>/dev/null || true
+    fi
     if [ -n "$SMBD_PID" ]; then
         # smbd runs in its own session and process group (setsid).
         kill "$SMBD_PID" 2>/dev/null || true
@@ -64,11 +89,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# pids_of KIND ROOTPID: the server's processes (smbd: its whole session).
+# pids_of KIND ROOTPID: the server's processes (smbd and the third server: their whole session).
 pids_of() {
-    if [ "$1" = smbd ]; then ps -o pid= -s "$2" | tr -d ' '; else echo "$2"; fi
+    if [ "$1" = smbd ] || [ "$1" = rust ]; then ps -o pid= -s "$2" | tr -d ' '; else echo "$2"; fi
 }
-# mem_kib KIND ROOTPID: RSS of smbcore, or the PSS sum over smbd's processes (KiB).
+# mem_kib KIND ROOTPID: RSS (summed over the third server's processes), or the PSS sum over
+# smbd's processes (KiB).
 mem_kib() {
     local total=0 v
     for p in $(pids_of "$1" "$2"); do
@@ -89,9 +115,9 @@ cpu_snapshot() {
     done
 }
 
-# measure NAME KIND ROOTPID PORT: runs the load, prints one JSON line of figures.
+# measure NAME KIND ROOTPID PORT [LABEL]: runs the load, prints one JSON line of figures.
 measure() {
-    local name="$1" kind="$2" root="$3" port="$4"
+    local name="$1" kind="$2" root="$3" port="$4" label="${5:-$1}"
     local json="$WORK/$name.json" log="$WORK/$name.log"
     local mem0; mem0="$(mem_kib "$kind" "$root")"
     "$LOADGEN" --target "127.0.0.1:$port" --sessions "$N" --concurrency 32 \
@@ -111,9 +137,10 @@ measure() {
     wait "$LG_PID" || true
     LG_PID=""
     [ -s "$json" ] || { echo "compare-samba: no result for $name:" >&2; cat "$log" >&2; exit 1; }
-    python3 - "$json" "$mem0" "$mem1" "$WORK/$name.cpu0" "$WORK/$name.cpu1" "$IDLE_WINDOW_S" "$name" <<'EOF'
+    python3 - "$json" "$mem0" "$mem1" "$WORK/$name.cpu0" "$WORK/$name.cpu1" "$IDLE_WINDOW_S" "$label" "$kind" <<'EOF'
 import json, os, sys
 j = json.load(open(sys.argv[1]))
+kind = sys.argv[8]
 mem0, mem1 = int(sys.argv[2]), int(sys.argv[3])
 def snap(p):
     d = {}
@@ -127,6 +154,7 @@ cpu = sum(b[p] - a[p] for p in b if p in a) / hz
 opened = max(j["opened"], 1)
 print(json.dumps({
     "server": sys.argv[7],
+    "mem": "PSS" if kind == "smbd" else "RSS",
     "opened": j["opened"],
     "setup_per_sec": j["setup_per_sec"],
     "kib_per_session": (mem1 - mem0) / opened,
@@ -197,6 +225,21 @@ wait_port "$SMBD_PORT"
 echo "compare-samba: Samba smbd $(smbd --version | sed 's/Version //'): $N sessions ..." >&2
 measure samba smbd "$SMBD_PID" "$SMBD_PORT" >>"$WORK/rows"
 
+# ---- the third server (optional; built by hand, see loadgen/README.md) ----
+if [ -n "$RUST_SMB_SERVER_CMD" ]; then
+    # smbd's tree goes first, so that it does not share the machine with the third server.
+    kill "$SMBD_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SMBD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 -- "-$SMBD_PID" 2>/dev/null || true
+    wait "$SMBD_PID" 2>/dev/null || true
+    SMBD_PID=""
+    setsid bash -c "$RUST_SMB_SERVER_CMD" >"$WORK/rust.server.log" 2>&1 &
+    RUST_PID=$!
+    wait_port "$RUST_SMB_PORT" || { cat "$WORK/rust.server.log" >&2; exit 1; }
+    echo "compare-samba: $RUST_SMB_NAME: $N sessions ..." >&2
+    measure rust rust "$RUST_PID" "$RUST_SMB_PORT" "$RUST_SMB_NAME" >>"$WORK/rows"
+fi
+
 # ---- the table ----
 python3 - "$WORK/rows" "$N" <<'EOF'
 import json, sys, platform, datetime, os
@@ -210,7 +253,7 @@ def f(v, fmt="{:.2f}"):
 print("| server | setup sessions/s | memory per idle session | reaping lateness p50 / p99 / max | early / never reaped | CPU s while idle | probe p99 without / with idle sessions |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
-    mem = "RSS" if r["server"] == "smbcore" else "PSS"
+    mem = r["mem"]
     print(f"| {r['server']} | {r['setup_per_sec']:.0f} | {r['kib_per_session']:.1f} KiB ({mem}) | "
           f"{f(r['lateness_p50_ms'])} / {f(r['lateness_p99_ms'])} / {f(r['lateness_max_ms'])} ms | "
           f"{r['reaped_early']} / {r['never_reaped']} | {r['idle_cpu_s']:.2f} in {r['idle_window_s']:.0f} s | "

@@ -432,6 +432,15 @@ fn session_and_frame_limits_refuse_new_work_and_spare_existing_sessions() {
     assert_eq!(c.poke(s1).unwrap(), NtStatus::BAD_NETWORK_NAME);
     assert_eq!(c.poke(s2).unwrap(), NtStatus::BAD_NETWORK_NAME);
 
+    // A connection that has not logged in may not send a frame over 64 KiB
+    // (here 100 KiB): it is dropped before anything is buffered.
+    let mut pre = TcpStream::connect(srv.addr).unwrap();
+    pre.write_all(&[0x00, 0x01, 0x90, 0x00, 0xFE, b'S', b'M', b'B'])
+        .unwrap();
+    pre.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 1];
+    assert!(matches!(pre.read(&mut b), Ok(0) | Err(_)));
+
     // A frame that claims more than the maximum frame size: that connection
     // is dropped before anything is buffered; the other one goes on.
     let mut bad = TcpStream::connect(srv.addr).unwrap();

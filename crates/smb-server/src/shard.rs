@@ -294,7 +294,8 @@ impl Shard {
         let conn = self.conns.get(key)?.conn;
         let mut used = 0;
         loop {
-            match split_frame(&data[used..], self.max_frame) {
+            let limit = self.engine.frame_limit(conn, self.max_frame);
+            match split_frame(&data[used..], limit) {
                 Ok(Some((payload, consumed))) => {
                     let frame = &data[used + payload.start..used + payload.end];
                     used += consumed;

@@ -222,6 +222,11 @@ pub(crate) struct Counters {
     pub logged_off: u64,
 }
 
+/// Largest frame accepted before a session on the connection has
+/// authenticated (a NEGOTIATE or SESSION_SETUP with a large Kerberos-sized
+/// token fits easily).
+pub const PRE_AUTH_MAX_FRAME: usize = 64 * 1024;
+
 /// Source of random bytes (server challenges, salts, file ids).
 pub type RandomSource = Box<dyn FnMut(&mut [u8]) + Send>;
 
@@ -326,6 +331,18 @@ impl Engine {
     /// The session table (read-only; for inspection and tests).
     pub fn table(&self) -> &SessionTable<SessionExt, ConnState> {
         &self.table
+    }
+
+    /// The largest NBSS frame to accept from `conn` right now: small until a
+    /// session on it has authenticated (NEGOTIATE and SESSION_SETUP fit in
+    /// [`PRE_AUTH_MAX_FRAME`]), so that connections which never log in
+    /// cannot make the runtime buffer large frames; `authenticated_max`
+    /// after that.
+    pub fn frame_limit(&self, conn: ConnId, authenticated_max: usize) -> usize {
+        match self.table.connection(conn) {
+            Some(c) if c.is_authenticated() => authenticated_max,
+            _ => PRE_AUTH_MAX_FRAME.min(authenticated_max),
+        }
     }
 
     /// When [`Engine::handle_timeout`] must next be called.

@@ -9,6 +9,10 @@
 //!
 //! Embedding: [`Server::start`] with [`ServeOptions`] returns a running
 //! server; [`Server::shutdown`] stops it.
+//!
+//! `unsafe` is denied everywhere but in [`transport`], the raw socket and
+//! thread tuning calls, each with its `SAFETY:` argument.
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod cli;
@@ -17,6 +21,7 @@ pub mod ctl;
 pub mod dump;
 pub mod metrics;
 mod shard;
+#[allow(unsafe_code)]
 pub mod transport;
 pub mod users;
 

@@ -478,21 +478,6 @@ impl Engine {
     ) -> Answer {
         let caller = self.caller_info(sid);
         let clustered = self.cfg.clustered;
-        let (local_sessions, local_trees) = if clustered {
-            (Vec::new(), Vec::new())
-        } else {
-            (self.local_srvs_sessions(req.now), self.admin_trees(req.now))
-        };
-        let mut backend = Backend {
-            engine_caller: caller.clone(),
-            server: self.server_info(),
-            shares: self.share_infos(),
-            sessions: &local_sessions,
-            trees: &local_trees,
-            deleted: None,
-            wanted: Cell::new(None),
-            recording: true,
-        };
         let Some(cs) = self.table.connection_mut(req.conn) else {
             return Answer::Drop;
         };
@@ -502,47 +487,58 @@ impl Engine {
         if p.deferred.is_some() {
             return Answer::Fail(NtStatus::PIPE_BUSY);
         }
+        // Only administrators can reach the session and connection calls
+        // (smb-rpc checks before asking the backend), so only their calls
+        // are probed, and only what the call asks for is gathered: a share
+        // list never builds the session listing.
+        let mut wanted = None;
         if caller.is_admin {
             // Learn what the call needs by running it against a copy of the
-            // pipe: session deletion always goes through the runtime (it may
-            // have to close connections), enumeration only when clustered.
+            // pipe with a recording backend.
+            let mut probe_backend = Backend {
+                engine_caller: caller.clone(),
+                server: self.server_info(),
+                shares: self.share_infos(),
+                sessions: &[],
+                trees: &[],
+                deleted: None,
+                wanted: Cell::new(None),
+                recording: true,
+            };
+            let Some(cs) = self.table.connection_mut(req.conn) else {
+                return Answer::Drop;
+            };
+            let Some(p) = cs.ext.pipes.find(id, sid) else {
+                return Answer::Fail(NtStatus::FILE_CLOSED);
+            };
             let mut probe = p.rpc.clone();
             let mut sink = Vec::new();
-            let _ = probe.transceive(input, MAX_PIPE_OUT, &mut backend, &mut sink);
-            let wanted = backend.wanted.take();
-            if let Some(op) = wanted {
-                if clustered || matches!(op, AdminOp::DeleteMany(_)) {
-                    let token = self.admin_token();
-                    let hdr = Header::new_unchecked(&req.msg[..HEADER_LEN]);
-                    let Some(cs) = self.table.connection_mut(req.conn) else {
-                        return Answer::Drop;
-                    };
-                    let Some(p) = cs.ext.pipes.find(id, sid) else {
-                        return Answer::Fail(NtStatus::FILE_CLOSED);
-                    };
-                    p.deferred = Some(Box::new(Deferred {
-                        token,
-                        command,
-                        message_id: req.message_id,
-                        credit_charge: hdr.credit_charge(),
-                        credit_request: hdr.credit(),
-                        process_id: hdr.process_id().unwrap_or(0),
-                        tree_id: req.tree_id,
-                        session: sid,
-                        input: input.to_vec(),
-                        max_out,
-                        request_signed: hdr.is_signed(),
-                    }));
-                    self.events.push_back(EngineEvent::Admin {
-                        conn: req.conn,
-                        token,
-                        op,
-                    });
-                    return Answer::Deferred;
-                }
+            let _ = probe.transceive(input, MAX_PIPE_OUT, &mut probe_backend, &mut sink);
+            wanted = probe_backend.wanted.take();
+        }
+        // Session deletion always goes through the runtime (it may have to
+        // close connections); enumeration only when other shards hold
+        // sessions too.
+        if let Some(op) = wanted.clone() {
+            if clustered || matches!(op, AdminOp::DeleteMany(_)) {
+                return self.defer_pipe_call(req, sid, id, command, input, max_out, op);
             }
         }
-        backend.recording = false;
+        let (local_sessions, local_trees) = match wanted {
+            Some(AdminOp::Sessions) => (self.local_srvs_sessions(req.now), Vec::new()),
+            Some(AdminOp::Trees) => (Vec::new(), self.admin_trees(req.now)),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let mut backend = Backend {
+            engine_caller: caller,
+            server: self.server_info(),
+            shares: self.share_infos(),
+            sessions: &local_sessions,
+            trees: &local_trees,
+            deleted: None,
+            wanted: Cell::new(None),
+            recording: false,
+        };
         let Some(cs) = self.table.connection_mut(req.conn) else {
             return Answer::Drop;
         };
@@ -551,6 +547,48 @@ impl Engine {
         };
         let start = out.len() - HEADER_LEN;
         write_pipe_answer(p, command, id, input, max_out, &mut backend, start, out)
+    }
+
+    /// Park a pipe call until the runtime has gathered what `op` needs from
+    /// every shard ([`Engine::complete_admin`] replays it).
+    #[allow(clippy::too_many_arguments)]
+    fn defer_pipe_call(
+        &mut self,
+        req: &Req<'_>,
+        sid: SessionId,
+        id: FileId,
+        command: Command,
+        input: &[u8],
+        max_out: u32,
+        op: AdminOp,
+    ) -> Answer {
+        let token = self.admin_token();
+        let hdr = Header::new_unchecked(&req.msg[..HEADER_LEN]);
+        let Some(cs) = self.table.connection_mut(req.conn) else {
+            return Answer::Drop;
+        };
+        let Some(p) = cs.ext.pipes.find(id, sid) else {
+            return Answer::Fail(NtStatus::FILE_CLOSED);
+        };
+        p.deferred = Some(Box::new(Deferred {
+            token,
+            command,
+            message_id: req.message_id,
+            credit_charge: hdr.credit_charge(),
+            credit_request: hdr.credit(),
+            process_id: hdr.process_id().unwrap_or(0),
+            tree_id: req.tree_id,
+            session: sid,
+            input: input.to_vec(),
+            max_out,
+            request_signed: hdr.is_signed(),
+        }));
+        self.events.push_back(EngineEvent::Admin {
+            conn: req.conn,
+            token,
+            op,
+        });
+        Answer::Deferred
     }
 
     /// This shard's sessions as srvsvc shows them.

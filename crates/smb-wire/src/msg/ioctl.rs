@@ -42,6 +42,33 @@ pub const FLAG_IS_FSCTL: u32 = 0x0000_0001;
 /// StructureSize of the IOCTL response.
 pub const RESPONSE_STRUCTURE_SIZE: u16 = 49;
 
+/// The Input buffer (InputOffset/InputCount at 24/28 of the fixed part) and
+/// the Output buffer (offset/count at `output_at`/`output_at + 4`) of an IOCTL
+/// request or response, checked to lie in the message and not to overlap.
+fn in_out_buffers<'a, const N: usize>(
+    msg: &'a [u8],
+    fixed: &[u8; N],
+    min: usize,
+    output_at: usize,
+) -> Result<(&'a [u8], &'a [u8]), WireError> {
+    let (input, ir) = buffer(
+        msg,
+        min,
+        u32_at(fixed, 24) as usize,
+        u32_at(fixed, 28) as usize,
+        "IOCTL Input",
+    )?;
+    let (output, or) = buffer(
+        msg,
+        min,
+        u32_at(fixed, output_at) as usize,
+        u32_at(fixed, output_at + 4) as usize,
+        "IOCTL Output",
+    )?;
+    no_overlap(&ir, &or, "IOCTL Input and Output")?;
+    Ok((input, output))
+}
+
 /// View of an SMB2 IOCTL request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IoctlRequest<'a> {
@@ -58,22 +85,7 @@ impl<'a> IoctlRequest<'a> {
     #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<56>(msg, Command::Ioctl, 57)?;
-        let min = var_offset(56);
-        let (input, ir) = buffer(
-            msg,
-            min,
-            u32_at(fixed, 24) as usize,
-            u32_at(fixed, 28) as usize,
-            "IOCTL Input",
-        )?;
-        let (output, or) = buffer(
-            msg,
-            min,
-            u32_at(fixed, 36) as usize,
-            u32_at(fixed, 40) as usize,
-            "IOCTL Output",
-        )?;
-        no_overlap(&ir, &or, "IOCTL Input and Output")?;
+        let (input, output) = in_out_buffers(msg, fixed, var_offset(56), 36)?;
         Ok(IoctlRequest {
             fixed,
             input,
@@ -182,22 +194,7 @@ impl<'a> IoctlResponse<'a> {
     #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
         let fixed = fixed::<48>(msg, Command::Ioctl, 49)?;
-        let min = var_offset(48);
-        let (input, ir) = buffer(
-            msg,
-            min,
-            u32_at(fixed, 24) as usize,
-            u32_at(fixed, 28) as usize,
-            "IOCTL Input",
-        )?;
-        let (output, or) = buffer(
-            msg,
-            min,
-            u32_at(fixed, 32) as usize,
-            u32_at(fixed, 36) as usize,
-            "IOCTL Output",
-        )?;
-        no_overlap(&ir, &or, "IOCTL Input and Output")?;
+        let (input, output) = in_out_buffers(msg, fixed, var_offset(48), 32)?;
         Ok(IoctlResponse {
             fixed,
             input,

@@ -31,73 +31,37 @@ done
 "$PY" -c 'import impacket' 2>/dev/null || { echo "capture-vectors: python3-impacket missing" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "capture-vectors: must run as root (smbd, useradd)" >&2; exit 1; }
 
+. "$ROOT/scripts/lib/samba-sandbox.sh"
 WORK="$(mktemp -d /tmp/smbvec.XXXXXX)"
 SMBD_PID=""
 PROXY_PID=""
 cleanup() {
     if [ -n "$PROXY_PID" ]; then kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; fi
-    if [ -n "$SMBD_PID" ]; then
-        # smbd runs in its own session and process group (setsid): on exit it signals that
-        # group, which holds its per-connection children and samba-dcerpcd, and nothing of ours.
-        kill "$SMBD_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SMBD_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 -- "-$SMBD_PID" 2>/dev/null || true
-        wait "$SMBD_PID" 2>/dev/null || true
-    fi
-    # samba-dcerpcd (started on demand by smbd for srvsvc) runs in a session of its own with
-    # its rpcd_* workers; it records its pid in our pid directory. End that group by its id.
-    for pidfile in "$WORK"/pid/*.pid; do
-        [ -f "$pidfile" ] || continue
-        pid="$(head -c 16 "$pidfile" | tr -dc 0-9)"
-        [ -n "$pid" ] && [ "$pid" != "$SMBD_PID" ] || continue
-        kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-    done
+    samba_stop "$WORK" "$SMBD_PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
-mkdir -p "$WORK"/{private,lock,state,cache,pid,log,ncalrpc,share,rec}
+mkdir -p "$WORK"/{share,rec}
 chmod 777 "$WORK/share"
 CONF="$WORK/smb.conf"
-cat >"$CONF" <<EOF
-[global]
-    server role = standalone
-    workgroup = VECTORS
-    netbios name = SMBVEC
+{
+    samba_global_conf "$WORK" "$SMBD_PORT" VECTORS SMBVEC 1
+    cat <<EOF
     server string = smbcore vectors
-    smb ports = $SMBD_PORT
-    interfaces = lo
-    bind interfaces only = yes
-    disable netbios = yes
-    private dir = $WORK/private
-    lock directory = $WORK/lock
-    state directory = $WORK/state
-    cache directory = $WORK/cache
-    pid directory = $WORK/pid
-    ncalrpc dir = $WORK/ncalrpc
-    log file = $WORK/log/%m.log
-    log level = 1
-    passdb backend = tdbsam:$WORK/private/passdb.tdb
-    map to guest = never
-    server min protocol = SMB2_02
-    load printers = no
-    printing = bsd
-    printcap name = /dev/null
-    disable spoolss = yes
 [tmp]
     path = $WORK/share
     read only = no
     comment = capture share
 EOF
+} >"$CONF"
 
 if ! id "$SMB_USER" >/dev/null 2>&1; then
     useradd --no-create-home --shell /usr/sbin/nologin "$SMB_USER"
 fi
 printf '%s\n%s\n' "$SMB_PASS" "$SMB_PASS" | smbpasswd -c "$CONF" -a -s "$SMB_USER" >/dev/null
 
-# setsid: smbd signals its whole process group when it stops; keep that group its own.
-setsid smbd -F --no-process-group --debug-stdout -s "$CONF" >"$WORK/log/smbd.out" 2>&1 &
-SMBD_PID=$!
+samba_start "$WORK" "$CONF"
 for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$SMBD_PORT") 2>/dev/null && break
     kill -0 "$SMBD_PID" 2>/dev/null || { cat "$WORK/log/smbd.out" >&2; exit 1; }

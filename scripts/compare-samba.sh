@@ -56,6 +56,7 @@ done
 SMBCORE="$TARGET_DIR/release/smbcore"
 LOADGEN="$TARGET_DIR/release/smb-loadgen"
 
+. "$ROOT/scripts/lib/samba-sandbox.sh"
 WORK="$(mktemp -d /tmp/smbcmp.XXXXXX)"
 SMBCORE_PID=""
 SMBD_PID=""
@@ -71,20 +72,7 @@ cleanup() {
         kill -9 -- "-$RUST_PID" 2>/dev/null || true
         wait "$RUST_PID" 2>/dev/null || true
     fi
-    if [ -n "$SMBD_PID" ]; then
-        # smbd runs in its own session and process group (setsid).
-        kill "$SMBD_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SMBD_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 -- "-$SMBD_PID" 2>/dev/null || true
-        wait "$SMBD_PID" 2>/dev/null || true
-    fi
-    # samba-dcerpcd (started on demand for srvsvc) records its pid in our pid directory.
-    for pidfile in "$WORK"/pid/*.pid; do
-        [ -f "$pidfile" ] || continue
-        pid="$(head -c 16 "$pidfile" | tr -dc 0-9)"
-        [ -n "$pid" ] && [ "$pid" != "$SMBD_PID" ] || continue
-        kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-    done
+    samba_stop "$WORK" "$SMBD_PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -190,37 +178,13 @@ measure smbcore smbcore "$SMBCORE_PID" "$SMBCORE_PORT" >"$WORK/rows"
 kill "$SMBCORE_PID"; wait "$SMBCORE_PID" 2>/dev/null || true; SMBCORE_PID=""
 
 # ---- Samba ----
-mkdir -p "$WORK"/{private,lock,state,cache,pid,log,ncalrpc}
 CONF="$WORK/smb.conf"
-cat >"$CONF" <<EOF
-[global]
-    server role = standalone
-    workgroup = COMPARE
-    netbios name = SMBCMP
-    smb ports = $SMBD_PORT
-    interfaces = lo
-    bind interfaces only = yes
-    disable netbios = yes
-    private dir = $WORK/private
-    lock directory = $WORK/lock
-    state directory = $WORK/state
-    cache directory = $WORK/cache
-    pid directory = $WORK/pid
-    ncalrpc dir = $WORK/ncalrpc
-    log file = $WORK/log/%m.log
-    log level = 0
-    passdb backend = tdbsam:$WORK/private/passdb.tdb
-    map to guest = never
-    server min protocol = SMB2_02
-    deadtime = $TIMEOUT_MIN
-    max connections = 0
-    load printers = no
-    printing = bsd
-    printcap name = /dev/null
-    disable spoolss = yes
-EOF
-setsid smbd -F --no-process-group --debug-stdout -s "$CONF" >"$WORK/log/smbd.out" 2>&1 &
-SMBD_PID=$!
+{
+    samba_global_conf "$WORK" "$SMBD_PORT" COMPARE SMBCMP 0
+    echo "    deadtime = $TIMEOUT_MIN"
+    echo "    max connections = 0"
+} >"$CONF"
+samba_start "$WORK" "$CONF"
 wait_port "$SMBD_PORT"
 echo "compare-samba: Samba smbd $(smbd --version | sed 's/Version //'): $N sessions ..." >&2
 measure samba smbd "$SMBD_PID" "$SMBD_PORT" >>"$WORK/rows"
@@ -228,10 +192,7 @@ measure samba smbd "$SMBD_PID" "$SMBD_PORT" >>"$WORK/rows"
 # ---- the third server (optional; built by hand, see loadgen/README.md) ----
 if [ -n "$RUST_SMB_SERVER_CMD" ]; then
     # smbd's tree goes first, so that it does not share the machine with the third server.
-    kill "$SMBD_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SMBD_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 -- "-$SMBD_PID" 2>/dev/null || true
-    wait "$SMBD_PID" 2>/dev/null || true
+    samba_stop "$WORK" "$SMBD_PID"
     SMBD_PID=""
     setsid bash -c "$RUST_SMB_SERVER_CMD" >"$WORK/rust.server.log" 2>&1 &
     RUST_PID=$!

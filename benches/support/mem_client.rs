@@ -99,10 +99,14 @@ impl MemConn {
         self.frame[..4].copy_from_slice(&fixed[..4]);
     }
 
-    /// Send the built frame; the response lands in `self.out` (cleared first).
+    /// Send the built frame; this connection's responses land in
+    /// `self.out` (the client's receive buffer, cleared first), taken from
+    /// the engine's queue for this connection as a socket would take them.
     pub fn send(&mut self, engine: &mut Engine) -> FrameOutcome {
         self.out.clear();
-        engine.handle_frame(self.conn, &self.frame[4..], self.now, &mut self.out)
+        let outcome = engine.handle_frame(self.conn, &self.frame[4..], self.now);
+        engine.drain_transmit(self.conn, &mut self.out);
+        outcome
     }
 
     /// Re-send the last built frame with the next MessageId (no allocation).
@@ -126,7 +130,9 @@ impl MemConn {
         self.next_mid += 1;
         frame[4 + 24..4 + 32].copy_from_slice(&mid.to_le_bytes());
         self.out.clear();
-        engine.handle_frame(self.conn, &frame[4..], self.now, &mut self.out)
+        let outcome = engine.handle_frame(self.conn, &frame[4..], self.now);
+        engine.drain_transmit(self.conn, &mut self.out);
+        outcome
     }
 
     /// NEGOTIATE 2.1.

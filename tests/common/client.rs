@@ -53,7 +53,77 @@ fn utf16(s: &str) -> Vec<u8> {
     s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
 }
 
+/// The NEGOTIATE request body every test client sends (2.0.2 and 2.1).
+pub fn negotiate_body() -> NegotiateRequestRepr<'static> {
+    NegotiateRequestRepr {
+        security_mode: 1,
+        capabilities: 0,
+        client_guid: [7; 16],
+        client_start_time: 0,
+        dialects: U16s::Native(&[0x0202, 0x0210]),
+        contexts: &[],
+    }
+}
+
+/// One request as a whole NBSS frame (header + body), asking for 64 credits.
+pub fn request_frame<B: EmitBody>(
+    command: Command,
+    message_id: u64,
+    session_id: u64,
+    tree_id: u32,
+    body: &B,
+) -> Vec<u8> {
+    let mut hdr = HeaderRepr::request(command, message_id, session_id, tree_id);
+    hdr.credit = 64;
+    let mut msg = Vec::new();
+    emit_message(&hdr, body, &mut msg);
+    let mut frame = Vec::new();
+    write_frame_header(&mut frame, msg.len());
+    frame.extend_from_slice(&msg);
+    frame
+}
+
 impl Client {
+    /// Connect without sending anything.
+    pub fn connect_raw(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            next_mid: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The MessageId the next [`Client::call`] uses.
+    pub fn next_message_id(&self) -> u64 {
+        self.next_mid
+    }
+
+    /// Whether nothing more arrives within `wait` (no bytes, no close).
+    pub fn is_silent(&mut self, wait: Duration) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let _ = self.stream.set_read_timeout(Some(wait));
+        let mut b = [0u8; 1];
+        let silent = match self.stream.read(&mut b) {
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(10)));
+        silent
+    }
+
+    /// The underlying stream (for half-close and similar).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Connect and NEGOTIATE dialect 2.1.
     pub fn connect(addr: SocketAddr) -> std::io::Result<Client> {
         let stream = TcpStream::connect(addr)?;
@@ -64,19 +134,7 @@ impl Client {
             next_mid: 0,
             buf: Vec::new(),
         };
-        let r = c.call(
-            Command::Negotiate,
-            0,
-            0,
-            &NegotiateRequestRepr {
-                security_mode: 1,
-                capabilities: 0,
-                client_guid: [7; 16],
-                client_start_time: 0,
-                dialects: U16s::Native(&[0x0202, 0x0210]),
-                contexts: &[],
-            },
-        )?;
+        let r = c.call(Command::Negotiate, 0, 0, &negotiate_body())?;
         if r.status != NtStatus::SUCCESS {
             return Err(std::io::Error::other(format!("negotiate: {}", r.status)));
         }
@@ -91,14 +149,8 @@ impl Client {
         tree_id: u32,
         body: &B,
     ) -> std::io::Result<Resp> {
-        let mut hdr = HeaderRepr::request(command, self.next_mid, session_id, tree_id);
-        hdr.credit = 64;
+        let frame = request_frame(command, self.next_mid, session_id, tree_id, body);
         self.next_mid += 1;
-        let mut msg = Vec::new();
-        emit_message(&hdr, body, &mut msg);
-        let mut frame = Vec::new();
-        write_frame_header(&mut frame, msg.len());
-        frame.extend_from_slice(&msg);
         self.stream.write_all(&frame)?;
         self.read_response()
     }

@@ -11,9 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Path of the `smbcore` binary built for these tests.
+/// Path of the `smbcore` binary built for these tests; `SMBCORE_BIN`
+/// overrides it (to run a regression test against an older build and see
+/// it fail there).
 pub fn smbcore_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_smbcore"))
+    std::env::var_os("SMBCORE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_smbcore")))
 }
 
 /// A free loopback port (bound, then released).

@@ -6,11 +6,13 @@
 //! The poll timeout is the engine's next deadline, capped at one second, so
 //! an idle shard sleeps until the next session is due.
 //!
-//! Buffers are pooled per shard: every read lands in one shard-wide scratch
-//! buffer and every response is encoded into one shard-wide output buffer. A
-//! connection holds bytes of its own only while a frame is half received or
-//! while the peer is slow to read what we sent, and it gives them back as
-//! soon as that ends, so an idle connection holds no buffer at all.
+//! Every read lands in one shard-wide scratch buffer. Output belongs to its
+//! connection: the engine queues each connection's responses on that
+//! connection alone (buffers drawn from a per-shard pool) and this loop
+//! writes `Engine::poll_transmit(conn)` to `conn`'s socket and nothing else
+//! (ARCHITECTURE.md, "Output belongs to its connection"). A connection holds
+//! bytes of its own only while a frame is half received or while the peer is
+//! slow to read what we sent, so an idle connection holds no buffer at all.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -46,9 +48,8 @@ struct ConnIo {
     conn: ConnId,
     /// Bytes of a frame not yet complete. Empty (no allocation) when idle.
     partial: Vec<u8>,
-    /// Output the peer has not taken yet. Empty (no allocation) when idle.
-    pending: Vec<u8>,
-    /// Reading paused because `pending` is over the high-water mark.
+    /// Reading paused because the engine holds more than the high-water
+    /// mark of output the peer has not taken.
     paused: bool,
     writable_registered: bool,
 }
@@ -77,7 +78,6 @@ pub(crate) struct Shard {
     by_conn: HashMap<ConnId, usize>,
     rx: Receiver<ShardCmd>,
     scratch: Vec<u8>,
-    out: Vec<u8>,
     shared: Arc<Shared>,
     max_frame: usize,
     pin_cpu: Option<usize>,
@@ -110,7 +110,6 @@ impl Shard {
             by_conn: HashMap::new(),
             rx,
             scratch: vec![0; SCRATCH],
-            out: Vec::with_capacity(SCRATCH),
             shared,
             max_frame,
             pin_cpu,
@@ -219,7 +218,6 @@ impl Shard {
             stream,
             conn,
             partial: Vec::new(),
-            pending: Vec::new(),
             paused: false,
             writable_registered: false,
         });
@@ -280,7 +278,7 @@ impl Shard {
             } else if used < n {
                 io.partial = self.scratch[used..n].to_vec();
             }
-            self.send_out(key);
+            self.flush(key);
             if self.conns.get(key).is_none() {
                 return;
             }
@@ -299,7 +297,7 @@ impl Shard {
                 Ok(Some((payload, consumed))) => {
                     let frame = &data[used + payload.start..used + payload.end];
                     used += consumed;
-                    match self.engine.handle_frame(conn, frame, now, &mut self.out) {
+                    match self.engine.handle_frame(conn, frame, now) {
                         FrameOutcome::Continue => {}
                         FrameOutcome::Close => return None,
                     }
@@ -317,52 +315,25 @@ impl Shard {
         }
     }
 
-    /// Move `self.out` to the socket (or the connection's pending queue).
-    fn send_out(&mut self, key: usize) {
-        if self.out.is_empty() {
-            return;
-        }
-        let Some(io) = self.conns.get_mut(key) else {
-            self.out.clear();
-            return;
-        };
-        if io.pending.is_empty() {
-            let mut written = 0;
-            while written < self.out.len() {
-                match io.stream.write(&self.out[written..]) {
-                    Ok(0) => break,
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
-            if written < self.out.len() {
-                io.pending.extend_from_slice(&self.out[written..]);
-            }
-        } else {
-            io.pending.extend_from_slice(&self.out);
-        }
-        self.out.clear();
-        self.update_interest(key);
-    }
-
-    /// Write what is pending after the socket became writable.
+    /// Write what the engine has queued for this connection (its own
+    /// responses, nothing else) until the socket would block.
     fn flush(&mut self, key: usize) {
         let Some(io) = self.conns.get_mut(key) else {
             return;
         };
-        let mut written = 0;
-        while written < io.pending.len() {
-            match io.stream.write(&io.pending[written..]) {
+        loop {
+            let bytes = self.engine.poll_transmit(io.conn);
+            if bytes.is_empty() {
+                break;
+            }
+            match io.stream.write(bytes) {
                 Ok(0) => break,
-                Ok(n) => written += n,
+                Ok(n) => self.engine.transmitted(io.conn, n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // WouldBlock: wait for WRITABLE. Other errors: the read side
+                // sees the reset and closes the connection.
                 Err(_) => break,
             }
-        }
-        io.pending.drain(..written);
-        if io.pending.is_empty() {
-            io.pending = Vec::new();
         }
         let was_paused = io.paused;
         self.update_interest(key);
@@ -376,8 +347,9 @@ impl Shard {
         let Some(io) = self.conns.get_mut(key) else {
             return;
         };
-        let want_write = !io.pending.is_empty();
-        let paused = io.pending.len() > OUTPUT_HIGH_WATER;
+        let queued = self.engine.transmit_len(io.conn);
+        let want_write = queued > 0;
+        let paused = queued > OUTPUT_HIGH_WATER;
         if want_write == io.writable_registered && paused == io.paused {
             return;
         }
@@ -397,6 +369,11 @@ impl Shard {
     fn drain_engine_events(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
             match ev {
+                EngineEvent::Transmit(conn) => {
+                    if let Some(&key) = self.by_conn.get(&conn) {
+                        self.flush(key);
+                    }
+                }
                 EngineEvent::CloseConnection(conn) => {
                     if let Some(&key) = self.by_conn.get(&conn) {
                         // Let the last answer (if any) go out first.
@@ -443,11 +420,9 @@ impl Shard {
                     token,
                     result,
                 } => {
-                    if let Some(&key) = self.by_conn.get(&conn) {
-                        self.engine
-                            .complete_admin(conn, token, result, now, &mut self.out);
-                        self.send_out(key);
-                    }
+                    // The answer is queued on `conn` alone and announced
+                    // with EngineEvent::Transmit.
+                    self.engine.complete_admin(conn, token, result, now);
                 }
             }
         }

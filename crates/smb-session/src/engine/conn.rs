@@ -4,6 +4,7 @@ use smb_auth::signing::SigningAlgorithm;
 
 use super::credits::CreditWindow;
 use super::ipc::Pipes;
+use super::transmit::TxQueue;
 
 /// Where the connection is in negotiation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct ConnState {
     pub(crate) credits: CreditWindow,
     /// Open named pipes.
     pub(crate) pipes: Pipes,
+    /// Output for this connection only, waiting for its socket.
+    pub(crate) tx: TxQueue,
 }
 
 impl ConnState {
@@ -56,6 +59,7 @@ impl ConnState {
             preauth: None,
             credits: CreditWindow::new(),
             pipes: Pipes::default(),
+            tx: TxQueue::default(),
         }
     }
 

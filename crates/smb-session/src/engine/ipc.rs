@@ -600,16 +600,28 @@ impl Engine {
     }
 
     /// The cluster-wide answer to a deferred srvsvc call has arrived: replay
-    /// the call and write its SMB2 response (framed) to `out`.
+    /// the call and queue its SMB2 response on `conn`'s output (announced
+    /// with [`EngineEvent::Transmit`](super::EngineEvent::Transmit)).
     pub fn complete_admin(
         &mut self,
         conn: ConnId,
         token: AdminToken,
         result: AdminOpResult,
         now: Instant,
-        out: &mut Vec<u8>,
     ) {
         let _ = now;
+        self.with_output(conn, |e, out| {
+            e.write_admin_answer(conn, token, result, out)
+        });
+    }
+
+    fn write_admin_answer(
+        &mut self,
+        conn: ConnId,
+        token: AdminToken,
+        result: AdminOpResult,
+        out: &mut Vec<u8>,
+    ) {
         let Some(cs) = self.table.connection_mut(conn) else {
             return;
         };
@@ -700,7 +712,7 @@ impl Engine {
         Header::new_unchecked(&mut out[start..start + HEADER_LEN]).set_status(status);
         let end = out.len();
         self.sign_response(conn, &mut out[start..end], d.request_signed);
-        let _ = mark.finish(out);
+        super::finish_frame(mark, out, start - 4);
     }
 }
 

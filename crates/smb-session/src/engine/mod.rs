@@ -7,12 +7,19 @@
 //!
 //! 1. [`Engine::accept`] when a TCP connection arrives,
 //! 2. [`Engine::handle_frame`] for each NBSS frame payload (responses are
-//!    appended, framed, to the caller's output buffer),
+//!    queued, framed, on that connection's own output queue),
 //! 3. [`Engine::handle_timeout`] whenever [`Engine::next_deadline`] passes,
 //! 4. [`Engine::connection_closed`] when the socket goes away,
 //!
 //! and then drains [`Engine::poll_event`] for work only the runtime can do
-//! (closing a socket, cluster-wide srvsvc queries).
+//! (closing a socket, writing output produced outside a frame, cluster-wide
+//! srvsvc queries).
+//!
+//! Output belongs to its connection ([`transmit`]): the runtime asks each
+//! connection for its bytes with [`Engine::poll_transmit`] and reports what
+//! its socket took with [`Engine::transmitted`]. No buffer is shared between
+//! connections, so bytes one connection caused can only ever reach that
+//! connection.
 //!
 //! Message processing follows MS-SMB2 3.3.5: framing and protocol id
 //! (3.3.5.2), the compound chain (3.3.5.2.7), credits and the MessageId
@@ -27,6 +34,7 @@ mod negotiate;
 mod setup;
 #[cfg(test)]
 mod tests;
+mod transmit;
 mod tree;
 
 use std::collections::VecDeque;
@@ -202,6 +210,10 @@ pub enum EngineEvent {
     /// Close this connection (idle reap of its last session, pre-auth
     /// timeout, or a protocol violation discovered outside a frame).
     CloseConnection(ConnId),
+    /// Output was queued for this connection outside
+    /// [`Engine::handle_frame`] (a deferred answer completed, a held
+    /// response released): write [`Engine::poll_transmit`] to its socket.
+    Transmit(ConnId),
     /// A srvsvc call needs every shard's sessions: gather, then call
     /// [`Engine::complete_admin`].
     Admin {
@@ -246,6 +258,9 @@ pub struct Engine {
     /// A LOGOFF answered in this frame: the session goes once its response
     /// is signed.
     pending_logoff: Option<SessionId>,
+    /// Free output buffers, shared by this shard's connections one at a
+    /// time (a buffer belongs to one connection while it holds bytes).
+    pool: transmit::BufferPool,
 }
 
 impl fmt::Debug for Engine {
@@ -318,6 +333,7 @@ impl Engine {
             next_admin_token: 1,
             spnego_hint: smb_auth::spnego::neg_token_init_hint().into(),
             pending_logoff: None,
+            pool: transmit::BufferPool::default(),
         }
     }
 
@@ -374,8 +390,12 @@ impl Engine {
         self.table.add_connection_with(peer, ConnState::new(), now)
     }
 
-    /// The socket of `conn` is gone: log its sessions off and forget it.
+    /// The socket of `conn` is gone: log its sessions off, drop its unsent
+    /// output and forget it.
     pub fn connection_closed(&mut self, conn: ConnId, now: Instant) {
+        if let Some(c) = self.table.connection_mut(conn) {
+            c.ext.tx.release(&mut self.pool);
+        }
         let _ = self.table.remove_connection(conn, now);
     }
 
@@ -423,29 +443,87 @@ impl Engine {
         self.events.pop_front()
     }
 
-    /// Answer one NBSS frame payload from `conn`. Responses are appended to
-    /// `out` with their NBSS header.
-    pub fn handle_frame(
-        &mut self,
-        conn: ConnId,
-        payload: &[u8],
-        now: Instant,
-        out: &mut Vec<u8>,
-    ) -> FrameOutcome {
-        if self.table.connection(conn).is_none() {
+    /// Answer one NBSS frame payload from `conn`. Responses are queued,
+    /// framed, on `conn`'s own output ([`Engine::poll_transmit`]). On
+    /// [`FrameOutcome::Close`] nothing of this frame was queued and the
+    /// runtime must drop the connection.
+    pub fn handle_frame(&mut self, conn: ConnId, payload: &[u8], now: Instant) -> FrameOutcome {
+        let Some(c) = self.table.connection_mut(conn) else {
             return FrameOutcome::Close;
-        }
+        };
+        let mut out = c.ext.tx.take(&mut self.pool);
+        let frame_start = out.len();
         let outcome = match classify(payload) {
-            ProtocolId::Smb2 => self.handle_smb2(conn, payload, now, out),
-            ProtocolId::Smb1 => self.handle_smb1_negotiate(conn, payload, now, out),
+            ProtocolId::Smb2 => self.handle_smb2(conn, payload, now, &mut out),
+            ProtocolId::Smb1 => self.handle_smb1_negotiate(conn, payload, now, &mut out),
             // We negotiate neither encryption nor compression: a TRANSFORM
             // or compressed frame is a protocol violation (3.3.5.2.1).
             _ => FrameOutcome::Close,
         };
         if outcome == FrameOutcome::Close {
             self.counters.protocol_errors += 1;
+            out.truncate(frame_start);
         }
+        self.put_output(conn, out);
         outcome
+    }
+
+    /// Give `conn`'s output buffer back after appending to it (or to the
+    /// pool when the connection went meanwhile).
+    fn put_output(&mut self, conn: ConnId, out: Vec<u8>) {
+        match self.table.connection_mut(conn) {
+            Some(c) => c.ext.tx.put(out, &mut self.pool),
+            None => self.pool.give(out),
+        }
+    }
+
+    /// Append to `conn`'s output outside a frame and tell the runtime.
+    pub(crate) fn with_output(&mut self, conn: ConnId, f: impl FnOnce(&mut Self, &mut Vec<u8>)) {
+        let Some(c) = self.table.connection_mut(conn) else {
+            return;
+        };
+        let mut out = c.ext.tx.take(&mut self.pool);
+        let before = out.len();
+        f(self, &mut out);
+        let added = out.len() > before;
+        self.put_output(conn, out);
+        if added {
+            self.events.push_back(EngineEvent::Transmit(conn));
+        }
+    }
+
+    // ----- outputs -------------------------------------------------------
+
+    /// The bytes queued for `conn` that its socket has not taken yet (empty
+    /// when there are none). Only `conn`'s own responses are ever here.
+    pub fn poll_transmit(&self, conn: ConnId) -> &[u8] {
+        match self.table.connection(conn) {
+            Some(c) => c.ext.tx.pending(),
+            None => &[],
+        }
+    }
+
+    /// How many bytes wait for `conn`'s socket (for backpressure).
+    pub fn transmit_len(&self, conn: ConnId) -> usize {
+        self.table.connection(conn).map_or(0, |c| c.ext.tx.len())
+    }
+
+    /// `conn`'s socket took the first `n` bytes of [`Engine::poll_transmit`].
+    pub fn transmitted(&mut self, conn: ConnId, n: usize) {
+        if let Some(c) = self.table.connection_mut(conn) {
+            c.ext.tx.advance(n, &mut self.pool);
+        }
+    }
+
+    /// Move everything queued for `conn` to the end of `into` (in-memory
+    /// transports and tests; a socket runtime uses
+    /// [`Engine::poll_transmit`] and [`Engine::transmitted`]).
+    pub fn drain_transmit(&mut self, conn: ConnId, into: &mut Vec<u8>) {
+        if let Some(c) = self.table.connection_mut(conn) {
+            let n = c.ext.tx.len();
+            into.extend_from_slice(c.ext.tx.pending());
+            c.ext.tx.advance(n, &mut self.pool);
+        }
     }
 
     fn handle_smb2(
@@ -609,7 +687,12 @@ impl Engine {
             }
             self.sign_response(conn, &mut out[start..end], w.request_signed);
         }
-        let _ = mark.finish(out);
+        if !finish_frame(mark, out, frame_start) {
+            // The chain's responses do not fit one NBSS frame: no defined
+            // way to answer, so drop the connection rather than send a
+            // frame with a wrong length.
+            return FrameOutcome::Close;
+        }
         if let Some(sid) = self.pending_logoff.take() {
             let _ = self.table.logoff(sid, now);
         }
@@ -738,6 +821,21 @@ impl Engine {
         let t = AdminToken(self.next_admin_token);
         self.next_admin_token += 1;
         t
+    }
+}
+
+/// Write the NBSS length of the frame begun at `frame_start`; when the
+/// payload is too large for a frame (over 16 MiB, RFC 1002 4.3.1) remove
+/// the whole frame from `out` and return false: a frame must never go out
+/// with a wrong length.
+pub(crate) fn finish_frame(mark: FrameMark, out: &mut Vec<u8>, frame_start: usize) -> bool {
+    match mark.finish(out) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "response too large for one frame; dropped");
+            out.truncate(frame_start);
+            false
+        }
     }
 }
 

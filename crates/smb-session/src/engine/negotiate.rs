@@ -266,7 +266,9 @@ impl Engine {
             contexts: &[],
         }
         .emit_body(start, out);
-        let _ = mark.finish(out);
+        if !super::finish_frame(mark, out, start - 4) {
+            return FrameOutcome::Close;
+        }
         let Some(c) = self.table.connection_mut(conn) else {
             return FrameOutcome::Close;
         };

@@ -60,10 +60,15 @@ fn rng(seed: u64) -> super::RandomSource {
     })
 }
 
-/// The engine under test with a fake clock.
+/// The engine under test with a fake clock. It remembers every connection
+/// it accepted and, after each frame, checks that output went to the
+/// connection that caused it and to no other (nothing is ever cleared
+/// between frames: each connection's queue is drained the way a socket
+/// drains it).
 struct Server {
     engine: Engine,
     now: Instant,
+    conns: Vec<ConnId>,
 }
 
 impl Server {
@@ -72,6 +77,7 @@ impl Server {
         Server {
             engine: Engine::new(0, Arc::new(cfg), now, SystemTime::now(), rng(42)),
             now,
+            conns: Vec::new(),
         }
     }
 
@@ -82,19 +88,56 @@ impl Server {
 
     fn accept(&mut self, port: u16) -> ConnId {
         let peer: SocketAddr = ([127, 0, 0, 1], port).into();
-        self.engine.accept(peer, self.now)
+        let c = self.engine.accept(peer, self.now);
+        self.conns.push(c);
+        c
     }
 
     /// One NBSS payload in; every response message out (compounds split).
+    /// Panics if any other connection was given output, or if a response
+    /// answers a MessageId this payload did not carry.
     fn frame(&mut self, conn: ConnId, payload: &[u8]) -> (FrameOutcome, Vec<Vec<u8>>) {
+        let outcome = self.engine.handle_frame(conn, payload, self.now);
         let mut out = Vec::new();
-        let outcome = self.engine.handle_frame(conn, payload, self.now, &mut out);
-        (outcome, split_frames(&out))
+        self.engine.drain_transmit(conn, &mut out);
+        for &other in &self.conns {
+            if other != conn {
+                assert!(
+                    self.engine.poll_transmit(other).is_empty(),
+                    "a frame on {conn:?} queued output for {other:?}"
+                );
+            }
+        }
+        let msgs = split_frames(&out);
+        let asked = request_message_ids(payload);
+        for m in &msgs {
+            let id = Header::new_checked(&m[..]).expect("header").message_id();
+            assert!(
+                asked.contains(&id),
+                "response to MessageId {id} on {conn:?}, which asked only {asked:?}"
+            );
+        }
+        if outcome == FrameOutcome::Close {
+            assert!(msgs.is_empty(), "a dropped frame queued output");
+        }
+        (outcome, msgs)
     }
 
     fn sessions(&self) -> usize {
         self.engine.table().stats().sessions
     }
+}
+
+/// The MessageIds a request payload carries (an SMB1 NEGOTIATE is answered
+/// with MessageId 0).
+fn request_message_ids(payload: &[u8]) -> Vec<u64> {
+    if payload.starts_with(b"\xffSMB") {
+        return vec![0];
+    }
+    Compound::new(payload)
+        .map_while(Result::ok)
+        .filter_map(|m| Header::new_checked(m).ok().map(|h| h.message_id()))
+        .collect()
 }
 
 /// NBSS frames -> SMB2 messages.
@@ -992,15 +1035,13 @@ proptest! {
         let d = [dialect::SMB210, dialect::SMB300, dialect::SMB311][dialect_pick];
         b.negotiate(&mut s, d);
         for f in frames {
-            let mut out = Vec::new();
-            let outcome = s.engine.handle_frame(b.conn, &f, s.now, &mut out);
-            let msgs = split_frames(&out);
+            let (outcome, msgs) = s.frame(b.conn, &f);
             for m in &msgs {
                 let h = Header::new_checked(&m[..]).expect("a response header");
                 prop_assert!(h.is_response());
             }
             if outcome == FrameOutcome::Close {
-                prop_assert!(out.is_empty());
+                prop_assert!(msgs.is_empty());
                 s.engine.connection_closed(b.conn, s.now);
                 break;
             }

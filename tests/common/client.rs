@@ -202,6 +202,12 @@ impl Client {
 
     /// Log a session in; returns its id.
     pub fn login(&mut self, who: Login<'_>, workstation: &str) -> std::io::Result<u64> {
+        self.setup(0, who, workstation)
+    }
+
+    /// SESSION_SETUP legs on session `sid` (0: a new session; otherwise a
+    /// re-authentication, unsigned); returns the session id.
+    pub fn setup(&mut self, sid: u64, who: Login<'_>, workstation: &str) -> std::io::Result<u64> {
         let mut ntlm = match who {
             Login::Anonymous => NtlmInitiator::anonymous(),
             Login::User(u, p) => NtlmInitiator::user(u, "", p),
@@ -211,7 +217,7 @@ impl Client {
         let tok = sp.initial_token();
         let r = self.call(
             Command::SessionSetup,
-            0,
+            sid,
             0,
             &SessionSetupRequestRepr {
                 security_mode: 1,

@@ -255,9 +255,11 @@ pub struct Engine {
     counters: Counters,
     next_admin_token: u64,
     spnego_hint: Arc<[u8]>,
-    /// A LOGOFF answered in this frame: the session goes once its response
-    /// is signed.
-    pending_logoff: Option<SessionId>,
+    /// Sessions a LOGOFF of this frame ended: they go once the frame's
+    /// responses are signed; later requests of the same chain that name
+    /// them get USER_SESSION_DELETED. Emptied at the end of every frame,
+    /// whatever its outcome.
+    pending_logoffs: Vec<SessionId>,
     /// Free output buffers, shared by this shard's connections one at a
     /// time (a buffer belongs to one connection while it holds bytes).
     pool: transmit::BufferPool,
@@ -332,7 +334,7 @@ impl Engine {
             counters: Counters::default(),
             next_admin_token: 1,
             spnego_hint: smb_auth::spnego::neg_token_init_hint().into(),
-            pending_logoff: None,
+            pending_logoffs: Vec::new(),
             pool: transmit::BufferPool::default(),
         }
     }
@@ -464,6 +466,12 @@ impl Engine {
             self.counters.protocol_errors += 1;
             out.truncate(frame_start);
         }
+        // Every LOGOFF of the frame takes effect, after its response was
+        // signed (or the frame dropped).
+        for i in 0..self.pending_logoffs.len() {
+            let _ = self.table.logoff(self.pending_logoffs[i], now);
+        }
+        self.pending_logoffs.clear();
         self.put_output(conn, out);
         outcome
     }
@@ -693,9 +701,6 @@ impl Engine {
             // frame with a wrong length.
             return FrameOutcome::Close;
         }
-        if let Some(sid) = self.pending_logoff.take() {
-            let _ = self.table.logoff(sid, now);
-        }
         FrameOutcome::Continue
     }
 
@@ -747,7 +752,7 @@ impl Engine {
         match req.command {
             Command::Negotiate => return self.handle_negotiate(req, out),
             _ if !negotiated => return Answer::Drop,
-            Command::SessionSetup => return self.handle_session_setup(req, out),
+            Command::SessionSetup => return self.handle_session_setup(req, hdr, out),
             Command::Echo => {
                 // ECHO keeps the connection alive; it is not session activity.
                 smb_wire::msg::echo::EchoResponseRepr::default()
@@ -792,6 +797,7 @@ impl Engine {
     fn check_session(&mut self, req: &Req<'_>, hdr: &Header<&[u8]>) -> Result<SessionId, Answer> {
         let sid = SessionId::from_raw(req.session_id)
             .filter(|&id| self.table.session_conn(id) == Some(req.conn))
+            .filter(|id| !self.pending_logoffs.contains(id))
             .ok_or(Answer::Fail(NtStatus::USER_SESSION_DELETED))?;
         let Some(s) = self.table.session(sid) else {
             return Err(Answer::Fail(NtStatus::USER_SESSION_DELETED));
@@ -800,6 +806,23 @@ impl Engine {
             tracing::debug!(shard = self.shard, session = %sid, command = ?req.command, "request on a session not yet authenticated");
             return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
         }
+        self.verify_signature(sid, req, hdr)?;
+        self.table.touch(sid, req.now);
+        Ok(sid)
+    }
+
+    /// MS-SMB2 3.3.5.2.4: a signed request on a session with a key must
+    /// verify; an unsigned one is refused when the session requires
+    /// signing. Either failure is ACCESS_DENIED and changes nothing.
+    pub(crate) fn verify_signature(
+        &self,
+        sid: SessionId,
+        req: &Req<'_>,
+        hdr: &Header<&[u8]>,
+    ) -> Result<(), Answer> {
+        let Some(s) = self.table.session(sid) else {
+            return Err(Answer::Fail(NtStatus::USER_SESSION_DELETED));
+        };
         if let Some(key) = s.ext.signing_key.as_ref() {
             if hdr.is_signed() {
                 if !smb_auth::signing::verify(key, req.msg) {
@@ -811,8 +834,7 @@ impl Engine {
                 return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
             }
         }
-        self.table.touch(sid, req.now);
-        Ok(sid)
+        Ok(())
     }
 
     // ----- administration -------------------------------------------------

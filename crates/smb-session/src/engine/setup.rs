@@ -58,7 +58,12 @@ impl Engine {
     }
 
     /// SESSION_SETUP (3.3.5.5).
-    pub(crate) fn handle_session_setup(&mut self, req: &Req<'_>, out: &mut Vec<u8>) -> Answer {
+    pub(crate) fn handle_session_setup(
+        &mut self,
+        req: &Req<'_>,
+        hdr: &Header<&[u8]>,
+        out: &mut Vec<u8>,
+    ) -> Answer {
         let Ok(sreq) = SessionSetupRequest::parse(req.msg) else {
             return Answer::Fail(NtStatus::INVALID_PARAMETER);
         };
@@ -82,11 +87,26 @@ impl Engine {
         } else {
             match SessionId::from_raw(req.session_id)
                 .filter(|&id| self.table.session_conn(id) == Some(conn))
+                .filter(|id| !self.pending_logoffs.contains(id))
             {
                 Some(id) => id,
                 None => return Answer::Fail(NtStatus::USER_SESSION_DELETED),
             }
         };
+        // Re-authentication of a valid session is a request on that session
+        // like any other (MS-SMB2 3.3.5.2.4): on a signing session it must be
+        // signed, and correctly, or it is refused before it can change
+        // anything.
+        if req.session_id != 0
+            && self
+                .table
+                .session(sid)
+                .is_some_and(|s| s.is_authenticated())
+        {
+            if let Err(a) = self.verify_signature(sid, req, hdr) {
+                return a;
+            }
+        }
         // Start (or restart, for re-authentication) the exchange.
         let needs_start = self
             .table
@@ -131,6 +151,9 @@ impl Engine {
                 let preauth = auth.preauth.as_ref().map(|h| h.value());
                 let was_valid = s.is_authenticated();
                 s.ext.auth = None;
+                if was_valid {
+                    return self.finish_reauth(req, sid, &outcome.identity, &output, start, out);
+                }
                 let (user, admin, flags) = match &outcome.identity {
                     Identity::Anonymous => (UserName::Anonymous, false, session_flags::IS_NULL),
                     Identity::Guest => (UserName::Guest, false, session_flags::IS_GUEST),
@@ -185,16 +208,61 @@ impl Engine {
                 Answer::Done(NtStatus::SUCCESS)
             }
             Err(e) => {
+                // MS-SMB2 3.3.5.5.3: a failed authentication removes the
+                // session, a re-authenticated one included.
                 let was_valid = s.is_authenticated();
                 s.ext.auth = None;
                 self.counters.auth_failures += 1;
-                if !was_valid {
-                    let _ = self.table.logoff(sid, req.now);
-                }
-                tracing::debug!(shard = self.shard, error = %e, "authentication failed");
+                let _ = self.table.logoff(sid, req.now);
+                tracing::debug!(shard = self.shard, error = %e, reauth = was_valid, "authentication failed");
                 Answer::Fail(NtStatus(e.ntstatus()))
             }
         }
+    }
+
+    /// The end of a successful re-authentication of a valid session
+    /// (MS-SMB2 3.3.5.5.3): the identity may not change (a null session
+    /// cannot become a user, a user cannot become someone else or
+    /// anonymous), and the keys, signing requirement and flags of the first
+    /// authentication stay as they are: re-authentication never downgrades
+    /// a signed session. A different identity fails with ACCESS_DENIED and,
+    /// like any failed authentication, removes the session.
+    fn finish_reauth(
+        &mut self,
+        req: &Req<'_>,
+        sid: SessionId,
+        identity: &Identity,
+        output: &[u8],
+        start: usize,
+        out: &mut Vec<u8>,
+    ) -> Answer {
+        let same = match (self.table.user(sid), identity) {
+            (Some(UserName::Anonymous), Identity::Anonymous) => true,
+            (Some(UserName::Guest), Identity::Guest) => true,
+            (Some(UserName::User(old)), Identity::User { name, .. }) => {
+                old.eq_ignore_ascii_case(name.as_str())
+            }
+            _ => false,
+        };
+        if !same {
+            self.counters.auth_failures += 1;
+            let _ = self.table.logoff(sid, req.now);
+            tracing::debug!(shard = self.shard, session = %sid, "re-authentication as another identity refused");
+            return Answer::Fail(NtStatus::ACCESS_DENIED);
+        }
+        self.table.touch(sid, req.now);
+        let flags = match identity {
+            Identity::Anonymous => session_flags::IS_NULL,
+            Identity::Guest => session_flags::IS_GUEST,
+            Identity::User { .. } => 0,
+        };
+        tracing::debug!(shard = self.shard, session = %sid, "session re-authenticated");
+        SessionSetupResponseRepr {
+            session_flags: flags,
+            security_buffer: output,
+        }
+        .emit_body(start, out);
+        Answer::Done(NtStatus::SUCCESS)
     }
 
     /// Feed a finished SESSION_SETUP response into the session's 3.1.1
@@ -237,7 +305,7 @@ impl Engine {
         // The response is signed with the session's key, so sign it before
         // the session goes: keep the key in the chain by signing here.
         LogoffResponseRepr::default().emit_body(out.len() - HEADER_LEN, out);
-        self.pending_logoff = Some(sid);
+        self.pending_logoffs.push(sid);
         self.counters.logged_off += 1;
         Answer::Done(NtStatus::SUCCESS)
     }

@@ -304,6 +304,56 @@ impl Client {
         resp
     }
 
+    /// Re-authenticate the current session as `who` (None: anonymous),
+    /// signing each leg when `sign`; returns the status of the last leg
+    /// answered (MORE_PROCESSING_REQUIRED legs are followed through).
+    fn reauth(&mut self, server: &mut Server, who: Option<(&str, &str)>, sign: bool) -> NtStatus {
+        let ntlm = match who {
+            Some((u, p)) => NtlmInitiator::user(u, "WORKGROUP", p),
+            None => NtlmInitiator::anonymous(),
+        };
+        let mut spnego = SpnegoInitiator::new(ntlm);
+        let tok = spnego.initial_token();
+        let mut req = self.request(
+            Command::SessionSetup,
+            &SessionSetupRequestRepr {
+                security_mode: security_mode::SIGNING_ENABLED as u8,
+                security_buffer: &tok,
+                ..Default::default()
+            },
+        );
+        if sign {
+            req = self.signed(req);
+        }
+        let resp = self.call(server, &req);
+        if status(&resp) != NtStatus::MORE_PROCESSING_REQUIRED {
+            return status(&resp);
+        }
+        if self.session == 0 {
+            // A new session on this connection (no NEGOTIATE again).
+            self.session = Header::new_checked(&resp[..]).unwrap().session_id();
+        }
+        let chal = SessionSetupResponse::parse(&resp)
+            .unwrap()
+            .security_buffer()
+            .to_vec();
+        let tok = spnego
+            .respond(&chal, [5; 8], [6; 16])
+            .expect("authenticate");
+        let mut req = self.request(
+            Command::SessionSetup,
+            &SessionSetupRequestRepr {
+                security_mode: security_mode::SIGNING_ENABLED as u8,
+                security_buffer: &tok,
+                ..Default::default()
+            },
+        );
+        if sign {
+            req = self.signed(req);
+        }
+        status(&self.call(server, &req))
+    }
+
     fn tree_connect(&mut self, server: &mut Server, share: &str, sign: bool) -> Vec<u8> {
         let path = utf16(&format!("\\\\SMBCORE\\{share}"));
         let mut req = self.request(
@@ -513,6 +563,176 @@ fn logoff_response_is_signed_and_the_session_goes() {
         status(&c.call(&mut s, &req)),
         NtStatus::USER_SESSION_DELETED
     );
+}
+
+// ----- re-authentication (MS-SMB2 3.3.5.2.4, 3.3.5.5.3) --------------------
+
+fn signing_config() -> EngineConfig {
+    let mut cfg = config();
+    cfg.require_signing = true;
+    cfg
+}
+
+#[test]
+fn an_unsigned_reauth_of_a_signing_session_is_refused_and_changes_nothing() {
+    let mut s = Server::new(signing_config());
+    let mut c = Client::new(&mut s, 1000);
+    c.login(&mut s, dialect::SMB311, Some(USER));
+    let sid = c.session;
+    // Unsigned, as the same user and as anonymous: refused before any
+    // authentication happens.
+    assert_eq!(c.reauth(&mut s, Some(USER), false), NtStatus::ACCESS_DENIED);
+    assert_eq!(c.reauth(&mut s, None, false), NtStatus::ACCESS_DENIED);
+    assert_eq!(c.session, sid);
+    assert_eq!(s.sessions(), 1, "the session survives a forged reauth");
+    // Still the same user, still signing, still refusing unsigned requests.
+    let r = c.tree_connect(&mut s, "IPC$", true);
+    assert_eq!(status(&r), NtStatus::SUCCESS);
+    assert!(is_signed_by(c.key.as_ref().unwrap(), &r));
+    let r = c.tree_connect(&mut s, "IPC$", false);
+    assert_eq!(status(&r), NtStatus::ACCESS_DENIED);
+    let rows = s.engine.admin_sessions(&Default::default(), s.now);
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].user.matches(USER.0));
+}
+
+#[test]
+fn a_wrongly_signed_reauth_is_refused() {
+    let mut s = Server::new(signing_config());
+    let mut c = Client::new(&mut s, 1000);
+    c.login(&mut s, dialect::SMB300, Some(USER));
+    let good = c.key.take();
+    c.key = Some(derive_signing_key(
+        dialect::SMB300,
+        &[9u8; 16],
+        None,
+        SigningAlgorithm::AesCmac,
+    ));
+    assert_eq!(c.reauth(&mut s, Some(USER), true), NtStatus::ACCESS_DENIED);
+    c.key = good;
+    assert_eq!(s.sessions(), 1);
+    assert_unharmed(&mut s, &mut c);
+}
+
+#[test]
+fn a_signed_reauth_as_the_same_user_keeps_key_and_signing() {
+    for d in [dialect::SMB210, dialect::SMB300, dialect::SMB311] {
+        let mut s = Server::new(signing_config());
+        let mut c = Client::new(&mut s, 1000);
+        c.login(&mut s, d, Some(USER));
+        assert_eq!(c.reauth(&mut s, Some(USER), true), NtStatus::SUCCESS);
+        // The key of the first authentication still signs and verifies.
+        let r = c.tree_connect(&mut s, "IPC$", true);
+        assert_eq!(status(&r), NtStatus::SUCCESS, "dialect {d:#x}");
+        assert!(is_signed_by(c.key.as_ref().unwrap(), &r));
+        let r = c.tree_connect(&mut s, "IPC$", false);
+        assert_eq!(
+            status(&r),
+            NtStatus::ACCESS_DENIED,
+            "still requires signing"
+        );
+    }
+}
+
+#[test]
+fn reauth_cannot_change_the_identity() {
+    // A null session cannot become an administrator.
+    let mut s = Server::new(config());
+    let mut c = Client::new(&mut s, 1000);
+    c.login(&mut s, dialect::SMB311, None);
+    assert_eq!(
+        c.reauth(&mut s, Some(ADMIN), false),
+        NtStatus::ACCESS_DENIED
+    );
+    assert_eq!(s.sessions(), 0, "a refused reauth removes the session");
+    let rows = s.engine.admin_sessions(&Default::default(), s.now);
+    assert!(rows.iter().all(|r| !r.admin));
+
+    // A signed user session cannot be downgraded to anonymous (which would
+    // drop its key and signing), nor become another user.
+    for who in [None, Some(ADMIN)] {
+        let mut s = Server::new(signing_config());
+        let mut c = Client::new(&mut s, 1000);
+        c.login(&mut s, dialect::SMB300, Some(USER));
+        assert_eq!(c.reauth(&mut s, who, true), NtStatus::ACCESS_DENIED);
+        assert_eq!(s.sessions(), 0);
+        let r = c.tree_connect(&mut s, "IPC$", false);
+        assert_eq!(status(&r), NtStatus::USER_SESSION_DELETED);
+    }
+}
+
+#[test]
+fn a_failed_reauth_removes_the_session() {
+    let mut s = Server::new(config());
+    let mut c = Client::new(&mut s, 1000);
+    c.login(&mut s, dialect::SMB210, Some(USER));
+    assert_eq!(
+        c.reauth(&mut s, Some((USER.0, "wrong")), true),
+        NtStatus::LOGON_FAILURE
+    );
+    assert_eq!(s.sessions(), 0);
+}
+
+#[test]
+fn every_logoff_of_a_compound_takes_effect() {
+    let mut s = Server::new(config());
+    let mut c = Client::new(&mut s, 1000);
+    c.login(&mut s, dialect::SMB210, None);
+    let first = c.session;
+    c.session = 0;
+    assert_eq!(c.reauth(&mut s, None, false), NtStatus::SUCCESS);
+    let second = c.session;
+    assert_eq!(s.sessions(), 2);
+    // Two sessions logged off in one compound: both go.
+    c.session = first;
+    let a = c.request(Command::Logoff, &LogoffRequestRepr::default());
+    c.session = second;
+    let b = c.request(Command::Logoff, &LogoffRequestRepr::default());
+    let (outcome, msgs) = s.frame(c.conn, &chain(vec![a, b], &[false, false]));
+    assert_eq!(outcome, FrameOutcome::Continue);
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs.iter().all(|m| status(m) == NtStatus::SUCCESS));
+    assert_eq!(s.sessions(), 0, "both LOGOFFs took effect");
+
+    // The same session twice: the second is answered as a deleted session.
+    c.session = 0;
+    assert_eq!(c.reauth(&mut s, None, false), NtStatus::SUCCESS);
+    let a = c.request(Command::Logoff, &LogoffRequestRepr::default());
+    let b = c.request(Command::Logoff, &LogoffRequestRepr::default());
+    let (_, msgs) = s.frame(c.conn, &chain(vec![a, b], &[false, false]));
+    assert_eq!(status(&msgs[0]), NtStatus::SUCCESS);
+    assert_eq!(status(&msgs[1]), NtStatus::USER_SESSION_DELETED);
+    assert_eq!(s.sessions(), 0);
+}
+
+#[test]
+fn a_logoff_in_a_dropped_frame_does_not_leak_into_the_next_frame() {
+    let mut s = Server::new(config());
+    let mut a = bystander(&mut s);
+    let mut c = Client::new(&mut s, 1000);
+    c.login(&mut s, dialect::SMB210, None);
+    // LOGOFF followed by a message whose NextCommand runs off the end: the
+    // frame is dropped whole.
+    let l = c.request(Command::Logoff, &LogoffRequestRepr::default());
+    let mut frame = chain(vec![l, vec![0xFE, b'S', b'M', b'B']], &[false, false]);
+    frame.truncate(frame.len() - 2);
+    let (outcome, _) = s.frame(c.conn, &frame);
+    assert_eq!(outcome, FrameOutcome::Close);
+    s.engine.connection_closed(c.conn, s.now);
+    assert_unharmed(&mut s, &mut a);
+}
+
+#[test]
+fn a_response_too_large_for_one_frame_is_never_sent_with_a_wrong_length() {
+    let mut out = vec![1, 2, 3];
+    let mark = smb_wire::frame::FrameMark::begin(&mut out);
+    out.resize(out.len() + (16 << 20) + 1, 0);
+    assert!(!super::finish_frame(mark, &mut out, 3));
+    assert_eq!(out, vec![1, 2, 3], "the oversized frame is removed whole");
+    let mark = smb_wire::frame::FrameMark::begin(&mut out);
+    out.extend_from_slice(&[9; 10]);
+    assert!(super::finish_frame(mark, &mut out, 3));
+    assert_eq!(&out[3..7], &[0, 0, 0, 10]);
 }
 
 // ----- bad input -----------------------------------------------------------

@@ -311,7 +311,9 @@ pub fn stats_json(shared: &Shared) -> Value {
         "sessions_logged_off": s.logged_off,
         "pre_auth_timeouts": s.pre_auth_timeouts,
         "protocol_errors": s.protocol_errors + rt.protocol_errors.load(ld),
-        "auth_failures": s.auth_failures,
+        "logons_failed": s.logons_failed,
+        "logons_delayed": s.logons_delayed,
+        "logons_waiting": s.logons_waiting,
         "connections_refused": rt.refused_connections.load(ld),
         "accept_errors": rt.accept_errors.load(ld),
         "lateness_us": {

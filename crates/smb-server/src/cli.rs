@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (listens on 127.0.0.1:4450 by default; port 445 needs privileges).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Administer a running server over its admin socket.
     Ctl(CtlArgs),
     /// Decode captured SMB byte streams (NBSS frames), one line per message.
@@ -49,6 +49,10 @@ struct ServeArgs {
     /// Time a new connection has to authenticate (e.g. 30s).
     #[arg(long)]
     pre_auth_timeout: Option<String>,
+    /// How long the answer to a failed logon is held back: 0 (off) to 10s
+    /// in steps of 100ms (default 2s, as Windows Server 2025).
+    #[arg(long)]
+    auth_failure_delay: Option<String>,
     /// Users file (TOML: [[user]] name, password or nt_hash, admin).
     #[arg(long)]
     users: Option<PathBuf>,
@@ -95,7 +99,7 @@ struct CtlArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Ctl(args) => {
             let path = args
                 .admin_socket
@@ -124,6 +128,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         ("threads", args.threads),
         ("autodisconnect", args.autodisconnect),
         ("pre-auth-timeout", args.pre_auth_timeout),
+        ("auth-failure-delay", args.auth_failure_delay),
         ("max-connections", args.max_connections),
         ("min-dialect", args.min_dialect),
         ("max-dialect", args.max_dialect),

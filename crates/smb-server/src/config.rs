@@ -72,6 +72,11 @@ pub const KEYS: &[KeySpec] = &[
         live: true,
     },
     KeySpec {
+        name: "auth-failure-delay",
+        accepts: "0 (off) to 10s in steps of 100ms: 0, 500ms, 2s, 10s",
+        live: true,
+    },
+    KeySpec {
         name: "max-connections",
         accepts: "a positive integer",
         live: true,
@@ -246,6 +251,8 @@ pub struct Effective {
     pub autodisconnect: AutoDisconnect,
     /// Time a connection has to finish NEGOTIATE + SESSION_SETUP.
     pub pre_auth_timeout: Duration,
+    /// How long the answer to a failed logon is held back.
+    pub auth_failure_delay: Duration,
     /// Connections accepted at once, all shards together.
     pub max_connections: u64,
     /// Sessions one connection may hold.
@@ -294,6 +301,8 @@ impl Settings {
         match key {
             "autodisconnect" => "15".to_string(),
             "pre-auth-timeout" => "30s".to_string(),
+            // Windows Server 2025's InvalidAuthenticationDelayTimeInMs default.
+            "auth-failure-delay" => "2s".to_string(),
             // Leave headroom for listeners, pollers, the admin socket, logs.
             "max-connections" => m.open_files.saturating_sub(100).max(16).to_string(),
             "max-sessions-per-connection" => "1024".to_string(),
@@ -326,6 +335,17 @@ impl Settings {
             "pre-auth-timeout" => {
                 let d = parse_duration(v).map_err(|_| bad())?;
                 if d.is_zero() {
+                    return Err(bad());
+                }
+                format_duration(d)
+            }
+            "auth-failure-delay" => {
+                let d = if v == "0" {
+                    Duration::ZERO
+                } else {
+                    parse_duration(v).map_err(|_| bad())?
+                };
+                if d > Duration::from_secs(10) || d.as_millis() % 100 != 0 {
                     return Err(bad());
                 }
                 format_duration(d)
@@ -458,6 +478,7 @@ impl Settings {
                 .parse()
                 .map_err(|_| bad("autodisconnect"))?,
             pre_auth_timeout: parse_duration(&v("pre-auth-timeout"))?,
+            auth_failure_delay: parse_duration(&v("auth-failure-delay"))?,
             max_connections: v("max-connections")
                 .parse()
                 .map_err(|_| bad("max-connections"))?,

@@ -168,6 +168,7 @@ pub(crate) fn engine_config(
     let mut cfg = EngineConfig::new(server_guid);
     cfg.autodisconnect = eff.autodisconnect;
     cfg.pre_auth_timeout = eff.pre_auth_timeout;
+    cfg.auth_failure_delay = eff.auth_failure_delay;
     cfg.max_sessions_per_connection = eff.max_sessions_per_connection as usize;
     cfg.credit_cap = eff.credit_cap;
     cfg.require_signing = eff.require_signing;

@@ -43,7 +43,21 @@ pub fn render(stats: &Value) -> String {
             "counter",
             "Connections dropped for protocol errors.",
         ),
-        ("auth_failures", "counter", "Failed authentications."),
+        (
+            "logons_failed",
+            "counter",
+            "Failed logons (wrong password, unknown user, malformed or refused authentication).",
+        ),
+        (
+            "logons_delayed",
+            "counter",
+            "Failed logons whose answer was held back by auth-failure-delay.",
+        ),
+        (
+            "logons_waiting",
+            "gauge",
+            "Answers to failed logons waiting out auth-failure-delay now.",
+        ),
         (
             "connections_refused",
             "counter",

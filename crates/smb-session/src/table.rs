@@ -212,6 +212,11 @@ pub enum TableEvent {
         /// The connection.
         conn: ConnId,
     },
+    /// A timer set with [`SessionTable::schedule`] is due.
+    Timer {
+        /// The token it was set with.
+        token: u32,
+    },
 }
 
 /// A user name stored compactly: the name lives once in the table's interner.
@@ -227,6 +232,8 @@ enum UserRef {
 enum Target {
     Session(u32),
     Conn(u32),
+    /// A timer of the table's owner ([`SessionTable::schedule`]).
+    Owner(u32),
 }
 
 const F_VALID: u8 = 1;
@@ -677,6 +684,15 @@ impl<X, C> SessionTable<X, C> {
 
     fn now_tick(&self, now_ns: u64) -> u64 {
         now_ns / self.tick_ns
+    }
+
+    /// Set a timer on the shard's wheel for the table's owner (the engine's
+    /// held responses, for instance): at the first poll at or after `at`,
+    /// [`poll_timeouts`](Self::poll_timeouts) reports
+    /// [`TableEvent::Timer`] with `token`. Never early; O(1).
+    pub fn schedule(&mut self, at: Instant, token: u32) {
+        let tick = self.deadline_tick(self.ns(at));
+        let _ = self.wheel.insert(tick, Target::Owner(token));
     }
 
     /// When the runtime must next call [`poll_timeouts`](Self::poll_timeouts):
@@ -1138,6 +1154,7 @@ impl<X, C> SessionTable<X, C> {
         let now_tick = self.now_tick(now_ns);
         while let Some(e) = self.wheel.poll_one(now_tick) {
             match e.value {
+                Target::Owner(token) => out.push(TableEvent::Timer { token }),
                 Target::Session(i) => self.session_timer(i, now_ns, out),
                 Target::Conn(ci) => {
                     let c = &mut self.conns[ci as usize];

@@ -83,8 +83,13 @@ pub struct EngineStats {
     pub pre_auth_timeouts: u64,
     /// Connections dropped for protocol violations.
     pub protocol_errors: u64,
-    /// Failed authentications.
-    pub auth_failures: u64,
+    /// Failed logons (wrong password, unknown user, malformed or refused
+    /// authentication, refused re-authentication).
+    pub logons_failed: u64,
+    /// Failed logons whose answer was held back by auth-failure-delay.
+    pub logons_delayed: u64,
+    /// Answers to failed logons waiting right now.
+    pub logons_waiting: u64,
     /// Reap time minus deadline, microseconds.
     pub lateness_us: Histogram<u64>,
 }
@@ -100,7 +105,9 @@ impl Default for EngineStats {
             logged_off: 0,
             pre_auth_timeouts: 0,
             protocol_errors: 0,
-            auth_failures: 0,
+            logons_failed: 0,
+            logons_delayed: 0,
+            logons_waiting: 0,
             lateness_us: new_histogram(),
         }
     }
@@ -123,7 +130,9 @@ impl EngineStats {
         self.logged_off += o.logged_off;
         self.pre_auth_timeouts += o.pre_auth_timeouts;
         self.protocol_errors += o.protocol_errors;
-        self.auth_failures += o.auth_failures;
+        self.logons_failed += o.logons_failed;
+        self.logons_delayed += o.logons_delayed;
+        self.logons_waiting += o.logons_waiting;
         let _ = self.lateness_us.add(&o.lateness_us);
     }
 }
@@ -261,7 +270,9 @@ impl Engine {
             logged_off: self.counters.logged_off,
             pre_auth_timeouts: t.pre_auth_timeouts,
             protocol_errors: self.counters.protocol_errors,
-            auth_failures: self.counters.auth_failures,
+            logons_failed: self.counters.logons_failed,
+            logons_delayed: self.counters.logons_delayed,
+            logons_waiting: self.held.len() as u64,
             lateness_us,
         }
     }

@@ -42,6 +42,8 @@ pub struct ConnState {
     pub(crate) pipes: Pipes,
     /// Output for this connection only, waiting for its socket.
     pub(crate) tx: TxQueue,
+    /// Answers to failed logons held back for this connection.
+    pub(crate) held_answers: u8,
 }
 
 impl ConnState {
@@ -60,6 +62,7 @@ impl ConnState {
             credits: CreditWindow::new(),
             pipes: Pipes::default(),
             tx: TxQueue::default(),
+            held_answers: 0,
         }
     }
 

@@ -34,6 +34,7 @@ mod negotiate;
 mod setup;
 #[cfg(test)]
 mod tests;
+pub mod throttle;
 mod transmit;
 mod tree;
 
@@ -131,6 +132,9 @@ pub struct EngineConfig {
     pub autodisconnect: AutoDisconnect,
     /// Time a connection has to authenticate.
     pub pre_auth_timeout: Duration,
+    /// How long the answer to a failed logon is held back (0: not at all;
+    /// at most [`throttle::MAX_DELAY`]). Windows' default is 2 s.
+    pub auth_failure_delay: Duration,
     /// MaxTransactSize / MaxReadSize / MaxWriteSize advertised (2.1+).
     pub max_io: u32,
     /// Whether srvsvc session calls must gather from other shards (the
@@ -154,6 +158,7 @@ impl fmt::Debug for EngineConfig {
             .field("credit_cap", &self.credit_cap)
             .field("autodisconnect", &self.autodisconnect)
             .field("pre_auth_timeout", &self.pre_auth_timeout)
+            .field("auth_failure_delay", &self.auth_failure_delay)
             .finish_non_exhaustive()
     }
 }
@@ -178,6 +183,7 @@ impl EngineConfig {
             max_sessions_per_connection: 1024,
             autodisconnect: AutoDisconnect::default(),
             pre_auth_timeout: Duration::from_secs(30),
+            auth_failure_delay: Duration::from_secs(2),
             max_io: 1024 * 1024,
             clustered: false,
             users: Arc::new(NoUsers),
@@ -230,7 +236,8 @@ pub enum EngineEvent {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counters {
     pub protocol_errors: u64,
-    pub auth_failures: u64,
+    pub logons_failed: u64,
+    pub logons_delayed: u64,
     pub logged_off: u64,
 }
 
@@ -263,6 +270,11 @@ pub struct Engine {
     /// Free output buffers, shared by this shard's connections one at a
     /// time (a buffer belongs to one connection while it holds bytes).
     pool: transmit::BufferPool,
+    /// Answers to failed logons waiting out the delay.
+    held: throttle::HeldResponses,
+    /// Set while a frame is answered when a logon in it failed: the whole
+    /// frame's answer is held back.
+    hold_frame: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -336,6 +348,8 @@ impl Engine {
             spnego_hint: smb_auth::spnego::neg_token_init_hint().into(),
             pending_logoffs: Vec::new(),
             pool: transmit::BufferPool::default(),
+            held: throttle::HeldResponses::default(),
+            hold_frame: false,
         }
     }
 
@@ -416,11 +430,12 @@ impl Engine {
     }
 
     /// Reap what is due: idle sessions, connections that did not
-    /// authenticate in time.
+    /// authenticate in time; release held answers whose delay has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.table_events.clear();
-        self.table.poll_timeouts(now, &mut self.table_events);
-        for ev in self.table_events.drain(..) {
+        let mut events = std::mem::take(&mut self.table_events);
+        events.clear();
+        self.table.poll_timeouts(now, &mut events);
+        for ev in events.drain(..) {
             match ev {
                 TableEvent::SessionExpired { session, .. } => {
                     tracing::debug!(shard = self.shard, %session, "session reaped by autodisconnect");
@@ -436,8 +451,10 @@ impl Engine {
                 TableEvent::CloseConnection { conn } => {
                     self.events.push_back(EngineEvent::CloseConnection(conn));
                 }
+                TableEvent::Timer { token } => self.release_held(token),
             }
         }
+        self.table_events = events;
     }
 
     /// Next piece of work for the runtime.
@@ -455,6 +472,7 @@ impl Engine {
         };
         let mut out = c.ext.tx.take(&mut self.pool);
         let frame_start = out.len();
+        self.hold_frame = false;
         let outcome = match classify(payload) {
             ProtocolId::Smb2 => self.handle_smb2(conn, payload, now, &mut out),
             ProtocolId::Smb1 => self.handle_smb1_negotiate(conn, payload, now, &mut out),
@@ -701,6 +719,9 @@ impl Engine {
             // frame with a wrong length.
             return FrameOutcome::Close;
         }
+        if std::mem::take(&mut self.hold_frame) && !self.cfg.auth_failure_delay.is_zero() {
+            return self.hold_answer(conn, out, frame_start, now);
+        }
         FrameOutcome::Continue
     }
 
@@ -835,6 +856,49 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Hold back the frame just answered (a logon in it failed): it goes
+    /// out when the delay has passed ([`throttle`]).
+    fn hold_answer(
+        &mut self,
+        conn: ConnId,
+        out: &mut Vec<u8>,
+        frame_start: usize,
+        now: Instant,
+    ) -> FrameOutcome {
+        let bytes = out[frame_start..].to_vec();
+        out.truncate(frame_start);
+        let Some(c) = self.table.connection_mut(conn) else {
+            return FrameOutcome::Close;
+        };
+        match self.held.hold(conn, bytes, &mut c.ext.held_answers) {
+            Ok(token) => {
+                let at = throttle::due(now, self.cfg.auth_failure_delay);
+                self.table.schedule(at, token);
+                self.counters.logons_delayed += 1;
+                FrameOutcome::Continue
+            }
+            Err(throttle::HoldError::TooMany) => {
+                tracing::debug!(
+                    shard = self.shard,
+                    ?conn,
+                    "too many failed logons waiting; dropping the connection"
+                );
+                FrameOutcome::Close
+            }
+        }
+    }
+
+    /// A held answer is due: queue it on its connection, if still there.
+    fn release_held(&mut self, token: u32) {
+        let Some((conn, bytes)) = self.held.release(token) else {
+            return;
+        };
+        if let Some(c) = self.table.connection_mut(conn) {
+            c.ext.held_answers = c.ext.held_answers.saturating_sub(1);
+            self.with_output(conn, |_, out| out.extend_from_slice(&bytes));
+        }
     }
 
     // ----- administration -------------------------------------------------

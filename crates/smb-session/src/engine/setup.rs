@@ -212,7 +212,9 @@ impl Engine {
                 // session, a re-authenticated one included.
                 let was_valid = s.is_authenticated();
                 s.ext.auth = None;
-                self.counters.auth_failures += 1;
+                self.counters.logons_failed += 1;
+                // The answer waits out auth-failure-delay (throttle.rs).
+                self.hold_frame = true;
                 let _ = self.table.logoff(sid, req.now);
                 tracing::debug!(shard = self.shard, error = %e, reauth = was_valid, "authentication failed");
                 Answer::Fail(NtStatus(e.ntstatus()))
@@ -245,7 +247,8 @@ impl Engine {
             _ => false,
         };
         if !same {
-            self.counters.auth_failures += 1;
+            self.counters.logons_failed += 1;
+            self.hold_frame = true;
             let _ = self.table.logoff(sid, req.now);
             tracing::debug!(shard = self.shard, session = %sid, "re-authentication as another identity refused");
             return Answer::Fail(NtStatus::ACCESS_DENIED);

@@ -205,9 +205,15 @@ impl Client {
         msg
     }
 
-    /// Send one message; expect exactly one response.
+    /// Send one message; expect exactly one response (waiting out the
+    /// auth-failure delay when the answer is a held logon failure).
     fn call(&mut self, server: &mut Server, msg: &[u8]) -> Vec<u8> {
         let (outcome, mut resp) = server.frame(self.conn, msg);
+        if resp.is_empty() && outcome == FrameOutcome::Continue {
+            let delay = server.engine.config().auth_failure_delay;
+            server.advance(delay + Duration::from_millis(1));
+            resp = released(server, self.conn);
+        }
         assert_eq!(outcome, FrameOutcome::Continue, "connection dropped");
         assert_eq!(resp.len(), 1, "one response");
         resp.remove(0)
@@ -733,6 +739,130 @@ fn a_response_too_large_for_one_frame_is_never_sent_with_a_wrong_length() {
     out.extend_from_slice(&[9; 10]);
     assert!(super::finish_frame(mark, &mut out, 3));
     assert_eq!(&out[3..7], &[0, 0, 0, 10]);
+}
+
+// ----- the authentication rate limiter (throttle.rs) ------------------------
+
+fn delay_config(delay: Duration) -> EngineConfig {
+    let mut cfg = config();
+    cfg.auth_failure_delay = delay;
+    cfg
+}
+
+/// Output queued for `conn` since the last frame (held answers released by
+/// the wheel), with the Transmit events drained.
+fn released(s: &mut Server, conn: ConnId) -> Vec<Vec<u8>> {
+    let mut announced = false;
+    while let Some(ev) = s.engine.poll_event() {
+        if let super::EngineEvent::Transmit(c) = ev {
+            assert_eq!(c, conn, "a release announced for another connection");
+            announced = true;
+        }
+    }
+    let mut out = Vec::new();
+    s.engine.drain_transmit(conn, &mut out);
+    assert_eq!(announced, !out.is_empty(), "released output is announced");
+    split_frames(&out)
+}
+
+#[test]
+fn a_failed_logon_is_answered_after_the_delay_and_others_are_not_held() {
+    let delay = Duration::from_secs(2);
+    let mut s = Server::new(delay_config(delay));
+    let mut bad = Client::new(&mut s, 1000);
+    bad.negotiate(&mut s, dialect::SMB311);
+    // Leg 1 is answered at once; the failing leg 2 is held.
+    let ntlm = NtlmInitiator::user(USER.0, "WORKGROUP", "wrong");
+    let mut spnego = SpnegoInitiator::new(ntlm);
+    let tok = spnego.initial_token();
+    let req = bad.request(
+        Command::SessionSetup,
+        &SessionSetupRequestRepr {
+            security_buffer: &tok,
+            ..Default::default()
+        },
+    );
+    let r = bad.call(&mut s, &req);
+    bad.session = Header::new_checked(&r[..]).unwrap().session_id();
+    let chal = SessionSetupResponse::parse(&r)
+        .unwrap()
+        .security_buffer()
+        .to_vec();
+    let tok = spnego.respond(&chal, [5; 8], [6; 16]).unwrap();
+    let req = bad.request(
+        Command::SessionSetup,
+        &SessionSetupRequestRepr {
+            security_buffer: &tok,
+            ..Default::default()
+        },
+    );
+    let (outcome, now) = s.frame(bad.conn, &req);
+    assert_eq!(outcome, FrameOutcome::Continue);
+    assert!(now.is_empty(), "the failure is not answered at once");
+
+    // Meanwhile another connection logs in without waiting.
+    let mut good = Client::new(&mut s, 2000);
+    good.login(&mut s, dialect::SMB311, Some(ADMIN));
+
+    s.advance(delay - Duration::from_millis(2));
+    assert!(released(&mut s, bad.conn).is_empty(), "never early");
+    s.advance(Duration::from_millis(3));
+    let msgs = released(&mut s, bad.conn);
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(status(&msgs[0]), NtStatus::LOGON_FAILURE);
+    let st = s.engine.stats();
+    assert_eq!(
+        (st.logons_failed, st.logons_delayed, st.logons_waiting),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn with_no_delay_a_failed_logon_is_answered_at_once() {
+    let mut s = Server::new(delay_config(Duration::ZERO));
+    let mut c = Client::new(&mut s, 1000);
+    c.negotiate(&mut s, dialect::SMB210);
+    c.session = 0;
+    assert_eq!(
+        c.reauth(&mut s, Some((USER.0, "wrong")), false),
+        NtStatus::LOGON_FAILURE
+    );
+    let st = s.engine.stats();
+    assert_eq!((st.logons_failed, st.logons_delayed), (1, 0));
+}
+
+#[test]
+fn a_client_that_pipelines_failing_logons_is_disconnected_not_buffered() {
+    let mut s = Server::new(delay_config(Duration::from_secs(2)));
+    let mut a = bystander(&mut s);
+    let mut c = Client::new(&mut s, 1000);
+    c.negotiate(&mut s, dialect::SMB210);
+    // A malformed NTLMSSP token fails at once: send many, never waiting.
+    let mut closed = false;
+    for _ in 0..(usize::from(super::throttle::MAX_HELD_PER_CONNECTION) + 1) {
+        c.session = 0;
+        let req = c.request(
+            Command::SessionSetup,
+            &SessionSetupRequestRepr {
+                security_buffer: &[0x60, 0x03, 0x06, 0x01, 0x00],
+                ..Default::default()
+            },
+        );
+        let (outcome, msgs) = s.frame(c.conn, &req);
+        assert!(msgs.is_empty(), "held, not answered");
+        if outcome == FrameOutcome::Close {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the connection is dropped past the bound");
+    s.engine.connection_closed(c.conn, s.now);
+    assert!(s.engine.stats().logons_waiting <= u64::from(super::throttle::MAX_HELD_PER_CONNECTION));
+    // The held answers of the dropped connection go nowhere when due.
+    s.advance(Duration::from_secs(3));
+    assert!(released(&mut s, a.conn).is_empty());
+    assert_eq!(s.engine.stats().logons_waiting, 0);
+    assert_unharmed(&mut s, &mut a);
 }
 
 // ----- bad input -----------------------------------------------------------

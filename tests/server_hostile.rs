@@ -133,3 +133,215 @@ fn reauthentication_cannot_turn_a_null_session_into_an_administrator() {
     // The refused session is gone (a failed authentication removes it).
     assert!(rows.iter().all(|r| r["computer"] != "NULLPC"), "{rows:?}");
 }
+
+// ----- memory a client can pin (pipe buffers) -------------------------------
+
+mod pipes {
+    use smb_rpc::client::RpcClient;
+    use smb_rpc::ndr::Syntax;
+    use smb_rpc::pipe::Interface;
+    use smb_wire::header::Command;
+    use smb_wire::msg::create::CreateRequestRepr;
+    use smb_wire::msg::read::ReadRequestRepr;
+    use smb_wire::msg::write::WriteRequestRepr;
+    use smb_wire::msg::FileId;
+    use smb_wire::NtStatus;
+
+    use crate::common::client::Client;
+
+    /// CREATE `srvsvc` on the IPC$ tree.
+    pub fn open(c: &mut Client, sid: u64, tree: u32) -> Result<FileId, NtStatus> {
+        let name: Vec<u8> = "srvsvc".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let r = c
+            .call(
+                Command::Create,
+                sid,
+                tree,
+                &CreateRequestRepr {
+                    security_flags: 0,
+                    requested_oplock_level: 0,
+                    impersonation_level: 2,
+                    smb_create_flags: 0,
+                    desired_access: 0x0012_019f,
+                    file_attributes: 0,
+                    share_access: 3,
+                    create_disposition: 1,
+                    create_options: 0,
+                    name: &name,
+                    contexts: &[],
+                },
+            )
+            .expect("create");
+        if r.status != NtStatus::SUCCESS {
+            return Err(r.status);
+        }
+        let body = &r.msg[64..];
+        Ok(FileId {
+            persistent: u64::from_le_bytes(body[64..72].try_into().unwrap()),
+            volatile: u64::from_le_bytes(body[72..80].try_into().unwrap()),
+        })
+    }
+
+    pub fn write(c: &mut Client, sid: u64, tree: u32, fid: FileId, data: &[u8]) -> NtStatus {
+        c.call(
+            Command::Write,
+            sid,
+            tree,
+            &WriteRequestRepr {
+                offset: 0,
+                file_id: fid,
+                channel: 0,
+                remaining_bytes: 0,
+                flags: 0,
+                data,
+                channel_info: &[],
+            },
+        )
+        .expect("write")
+        .status
+    }
+
+    pub fn read(c: &mut Client, sid: u64, tree: u32, fid: FileId, len: u32) -> (NtStatus, Vec<u8>) {
+        let r = c
+            .call(
+                Command::Read,
+                sid,
+                tree,
+                &ReadRequestRepr {
+                    padding: 0x50,
+                    flags: 0,
+                    length: len,
+                    offset: 0,
+                    file_id: fid,
+                    minimum_count: 0,
+                    channel: 0,
+                    remaining_bytes: 0,
+                    channel_info: &[],
+                },
+            )
+            .expect("read");
+        let data = if r.status.is_error() {
+            Vec::new()
+        } else {
+            // READ response: DataOffset at body+2 (from the header start).
+            let off = usize::from(r.msg[66]);
+            let n = u32::from_le_bytes(r.msg[68..72].try_into().unwrap()) as usize;
+            r.msg[off..off + n].to_vec()
+        };
+        (r.status, data)
+    }
+
+    /// Bind the pipe; returns a NetrShareEnum request PDU to repeat.
+    pub fn bind(c: &mut Client, sid: u64, tree: u32, fid: FileId) -> Vec<u8> {
+        let mut rpc = RpcClient::new(Interface::Srvsvc.syntax_id(), &[Syntax::Ndr20], 4280);
+        assert_eq!(
+            write(c, sid, tree, fid, &rpc.bind(false)),
+            NtStatus::SUCCESS
+        );
+        let (st, ack) = read(c, sid, tree, fid, 4280);
+        assert_eq!(st, NtStatus::SUCCESS);
+        rpc.handle_bind_response(&ack).expect("bind_ack");
+        let stub =
+            smb_rpc::srvsvc::share_enum_request(Syntax::Ndr20, Some("\\\\x"), 1, u32::MAX, None);
+        let mut frags = rpc.request(15, &stub).expect("request");
+        assert_eq!(frags.len(), 1);
+        frags.remove(0)
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One anonymous connection fills its pipes as far as the server lets it:
+/// 64 pipes, requests written and never read. Returns what it holds when
+/// every write is refused.
+fn fill_one_connection(srv: &TestServer, tag: &str) -> (Client, u64, usize) {
+    let mut c = Client::connect(srv.addr).expect("connect");
+    let sid = c.login(Login::Anonymous, tag).expect("anonymous");
+    let tree = c.tree_connect(sid, "IPC$").expect("io").expect("IPC$");
+    let mut fids = Vec::new();
+    loop {
+        match pipes::open(&mut c, sid, tree) {
+            Ok(f) => fids.push(f),
+            Err(st) => {
+                assert_eq!(st, smb_wire::NtStatus::INSUFFICIENT_RESOURCES);
+                break;
+            }
+        }
+        assert!(fids.len() <= 64, "more than 64 pipes on one connection");
+    }
+    assert_eq!(fids.len(), 64);
+    let pdu = pipes::bind(&mut c, sid, tree, fids[0]);
+    let mut batch = Vec::new();
+    while batch.len() + pdu.len() <= 1_000_000 {
+        batch.extend_from_slice(&pdu);
+    }
+    let mut accepted = 0usize;
+    for &fid in &fids {
+        for _ in 0..64 {
+            match pipes::write(&mut c, sid, tree, fid, &batch) {
+                smb_wire::NtStatus::SUCCESS => accepted += 1,
+                st => {
+                    assert!(
+                        st == smb_wire::NtStatus::INSUFFICIENT_RESOURCES
+                            || st == smb_wire::NtStatus(0xC000_00B0),
+                        "refused with {st}"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    (c, sid, accepted)
+}
+
+#[test]
+fn an_anonymous_client_cannot_pin_more_than_its_bound_and_the_server_budget_holds() {
+    let srv = TestServer::start(&["--threads", "1", "--auth-failure-delay", "0"]);
+    let pid = srv.child.id();
+    let rss0 = rss_kib(pid);
+    let (a, _, writes) = fill_one_connection(&srv, "PINNER1");
+    let held_one = stat(&srv, "client_memory_bytes");
+    let rss1 = rss_kib(pid);
+    eprintln!(
+        "worst case, one anonymous connection: {writes} writes of ~1 MB accepted, \
+         {held_one} bytes held in pipes, RSS {rss0} -> {rss1} KiB"
+    );
+    let per_conn = smb_session::engine::budget::PER_CONNECTION as u64;
+    assert!(
+        held_one > per_conn / 2,
+        "the flood did fill the pipes ({held_one})"
+    );
+    assert!(
+        held_one <= per_conn + 2 * 1024 * 1024,
+        "one connection holds {held_one} bytes, over its bound"
+    );
+
+    // The server-wide budget, changed live, stops a second connection.
+    let out = srv.ctl(&["config", "set", "memory-budget", "20MiB"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (b, _, _) = fill_one_connection(&srv, "PINNER2");
+    let held_two = stat(&srv, "client_memory_bytes");
+    eprintln!("two connections under a 20 MiB budget: {held_two} bytes held");
+    assert!(held_two <= 20 * 1024 * 1024 + 2 * 1024 * 1024, "{held_two}");
+    assert!(held_two > held_one, "the second connection got the rest");
+
+    // Everything a connection held goes with it.
+    drop(a);
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stat(&srv, "client_memory_bytes") != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(stat(&srv, "client_memory_bytes"), 0);
+}

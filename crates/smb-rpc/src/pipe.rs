@@ -196,6 +196,12 @@ impl RpcPipe {
         }
     }
 
+    /// Change the unread-output bound (the server narrows it to the room
+    /// its memory budget leaves before each call).
+    pub fn set_max_queued_output(&mut self, bytes: usize) {
+        self.limits.max_queued_output = bytes;
+    }
+
     /// True once a bind was acknowledged.
     pub fn is_bound(&self) -> bool {
         self.bound

@@ -213,7 +213,7 @@ pub fn change_config(shared: &Shared, key: &str, value: Option<&str>) -> Result<
         .store(eff.max_connections, std::sync::atomic::Ordering::Relaxed);
     let mut cfg = shared.engine_config.lock();
     let guid = cfg.server_guid;
-    let new = Arc::new(crate::engine_config(&eff, &shared.users, guid));
+    let new = Arc::new(crate::engine_config(&eff, &shared.users, guid, &cfg.memory));
     *cfg = new.clone();
     drop(cfg);
     for s in shared.shards() {
@@ -314,6 +314,8 @@ pub fn stats_json(shared: &Shared) -> Value {
         "logons_failed": s.logons_failed,
         "logons_delayed": s.logons_delayed,
         "logons_waiting": s.logons_waiting,
+        "client_memory_bytes": shared.engine_config.lock().memory.used(),
+        "memory_budget_bytes": shared.engine_config.lock().memory.limit(),
         "connections_refused": rt.refused_connections.load(ld),
         "accept_errors": rt.accept_errors.load(ld),
         "lateness_us": {

@@ -77,6 +77,11 @@ pub const KEYS: &[KeySpec] = &[
         live: true,
     },
     KeySpec {
+        name: "memory-budget",
+        accepts: "a size (64MiB, 2GiB): what clients together can make the server hold in pipe buffers",
+        live: true,
+    },
+    KeySpec {
         name: "max-connections",
         accepts: "a positive integer",
         live: true,
@@ -156,6 +161,8 @@ pub struct MachineFacts {
     pub cpus: usize,
     /// The soft open-file limit.
     pub open_files: u64,
+    /// Physical memory (`MemTotal` of /proc/meminfo).
+    pub memory_bytes: u64,
 }
 
 impl MachineFacts {
@@ -168,8 +175,53 @@ impl MachineFacts {
             .ok()
             .and_then(|s| parse_open_files_limit(&s))
             .unwrap_or(1024);
-        MachineFacts { cpus, open_files }
+        let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| parse_mem_total(&s))
+            .unwrap_or(1 << 30);
+        MachineFacts {
+            cpus,
+            open_files,
+            memory_bytes,
+        }
     }
+}
+
+fn parse_mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Parse a size: bytes, or a number with KiB, MiB, GiB (or K, M, G).
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    let err = || {
+        ConfigError(format!(
+            "bad size '{s}'; accepted: 64MiB, 2GiB, 512KiB, or bytes"
+        ))
+    };
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => return Err(err()),
+    };
+    n.checked_mul(mult).ok_or_else(err)
+}
+
+/// Format a size the way `parse_size` reads it (largest exact unit).
+pub fn format_size(n: u64) -> String {
+    for (unit, m) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n >= m && n % m == 0 {
+            return format!("{}{unit}", n / m);
+        }
+    }
+    n.to_string()
 }
 
 fn parse_open_files_limit(limits: &str) -> Option<u64> {
@@ -253,6 +305,8 @@ pub struct Effective {
     pub pre_auth_timeout: Duration,
     /// How long the answer to a failed logon is held back.
     pub auth_failure_delay: Duration,
+    /// Bytes clients together may make the server hold in pipe buffers.
+    pub memory_budget: u64,
     /// Connections accepted at once, all shards together.
     pub max_connections: u64,
     /// Sessions one connection may hold.
@@ -303,6 +357,8 @@ impl Settings {
             "pre-auth-timeout" => "30s".to_string(),
             // Windows Server 2025's InvalidAuthenticationDelayTimeInMs default.
             "auth-failure-delay" => "2s".to_string(),
+            // A quarter of physical memory, in whole MiB.
+            "memory-budget" => format_size((m.memory_bytes / 4) & !((1 << 20) - 1)),
             // Leave headroom for listeners, pollers, the admin socket, logs.
             "max-connections" => m.open_files.saturating_sub(100).max(16).to_string(),
             "max-sessions-per-connection" => "1024".to_string(),
@@ -338,6 +394,13 @@ impl Settings {
                     return Err(bad());
                 }
                 format_duration(d)
+            }
+            "memory-budget" => {
+                let n = parse_size(v).map_err(|_| bad())?;
+                if n == 0 {
+                    return Err(bad());
+                }
+                format_size(n)
             }
             "auth-failure-delay" => {
                 let d = if v == "0" {
@@ -479,6 +542,7 @@ impl Settings {
                 .map_err(|_| bad("autodisconnect"))?,
             pre_auth_timeout: parse_duration(&v("pre-auth-timeout"))?,
             auth_failure_delay: parse_duration(&v("auth-failure-delay"))?,
+            memory_budget: parse_size(&v("memory-budget"))?,
             max_connections: v("max-connections")
                 .parse()
                 .map_err(|_| bad("max-connections"))?,
@@ -529,7 +593,11 @@ mod tests {
     use super::*;
 
     fn machine(cpus: usize, open_files: u64) -> Settings {
-        Settings::new(MachineFacts { cpus, open_files })
+        Settings::new(MachineFacts {
+            cpus,
+            open_files,
+            memory_bytes: 8 << 30,
+        })
     }
 
     #[test]
@@ -556,6 +624,7 @@ mod tests {
         s.machine = MachineFacts {
             cpus: 8,
             open_files: 50_000,
+            memory_bytes: 16 << 30,
         };
         let e = s.effective().unwrap();
         assert_eq!(e.threads, 8);

@@ -34,6 +34,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
+use smb_session::engine::budget::MemoryBudget;
 use smb_session::engine::{Engine, EngineConfig};
 
 use crate::config::{Effective, MachineFacts, Settings};
@@ -160,12 +161,18 @@ fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Build the engine configuration from the settings in force.
+///
+/// `memory` is the server's one budget (shared by every shard and kept
+/// across configuration changes); its limit is set from `eff` here.
 pub(crate) fn engine_config(
     eff: &Effective,
     users: &Arc<UserFile>,
     server_guid: [u8; 16],
+    memory: &Arc<MemoryBudget>,
 ) -> EngineConfig {
     let mut cfg = EngineConfig::new(server_guid);
+    memory.set_limit(usize::try_from(eff.memory_budget).unwrap_or(usize::MAX));
+    cfg.memory = memory.clone();
     cfg.autodisconnect = eff.autodisconnect;
     cfg.pre_auth_timeout = eff.pre_auth_timeout;
     cfg.auth_failure_delay = eff.auth_failure_delay;
@@ -213,7 +220,8 @@ impl Server {
         let mut guid = [0u8; 16];
         getrandom_fill(&mut guid);
         let users = Arc::new(opts.users);
-        let ecfg = Arc::new(engine_config(&eff, &users, guid));
+        let memory = MemoryBudget::new(usize::MAX);
+        let ecfg = Arc::new(engine_config(&eff, &users, guid, &memory));
         let epoch = Instant::now();
         let wall = SystemTime::now();
         let shared = Arc::new(Shared {

@@ -63,6 +63,16 @@ pub fn render(stats: &Value) -> String {
             "counter",
             "Connections refused at max-connections.",
         ),
+        (
+            "client_memory_bytes",
+            "gauge",
+            "Bytes clients make the server hold in pipe buffers, all shards.",
+        ),
+        (
+            "memory_budget_bytes",
+            "gauge",
+            "The memory-budget setting in force.",
+        ),
         ("connections", "gauge", "Open connections."),
         ("sessions", "gauge", "Sessions."),
         ("trees", "gauge", "Tree connects."),

@@ -35,6 +35,7 @@ use smb_wire::msg::{EmitBody, FileId};
 use smb_wire::NtStatus;
 
 use super::admin::{AdminOp, AdminOpResult, AdminSelector, AdminToken, ToSrvs, TreeRow};
+use super::budget::{self, Charge, MemoryBudget};
 use super::{Answer, ChainState, Engine, EngineEvent, Req};
 use crate::ids::{ConnId, SessionId, TreeId};
 use crate::table::UserName;
@@ -79,6 +80,16 @@ pub(crate) struct Pipe {
     tree: u32,
     rpc: RpcPipe,
     deferred: Option<Box<Deferred>>,
+    /// What the pipe's buffers are charged to the server's budget.
+    charge: Charge,
+}
+
+impl Pipe {
+    /// Record what the pipe holds now (unread output plus reassembly).
+    fn account(&mut self) {
+        let held = self.rpc.pending_output() + self.rpc.buffered_input();
+        self.charge.set(held);
+    }
 }
 
 /// The open pipes of a connection (a handful at most; a Vec scan is fine
@@ -94,6 +105,24 @@ impl Pipes {
         self.open
             .iter_mut()
             .find(|p| p.id == id && p.session == session)
+    }
+
+    /// How many bytes pipe `id` may hold after its next call: the least of
+    /// the per-pipe bound, what the connection's other pipes leave of the
+    /// per-connection bound, and what the server's budget leaves.
+    fn room_for(&self, id: FileId, budget: &MemoryBudget) -> usize {
+        let mut others = 0;
+        let mut this = 0;
+        for p in &self.open {
+            if p.id == id {
+                this = p.charge.bytes();
+            } else {
+                others += p.charge.bytes();
+            }
+        }
+        budget::PER_PIPE
+            .min(budget::PER_CONNECTION.saturating_sub(others))
+            .min(budget.room() + this)
     }
 }
 
@@ -289,7 +318,7 @@ impl Engine {
                     return Answer::Drop;
                 };
                 let pipes = &mut cs.ext.pipes;
-                if pipes.open.len() >= 64 {
+                if pipes.open.len() >= budget::PIPES_PER_CONNECTION {
                     return Answer::Fail(NtStatus::INSUFFICIENT_RESOURCES);
                 }
                 pipes.next_persistent += 1;
@@ -303,6 +332,7 @@ impl Engine {
                     tree: req.tree_id,
                     rpc: RpcPipe::new(Interface::Srvsvc),
                     deferred: None,
+                    charge: Charge::new(self.cfg.memory.clone()),
                 });
                 let _ = self.table.open_handle(sid);
                 chain.prev_file = Some(id);
@@ -367,7 +397,9 @@ impl Engine {
                     return Answer::Fail(NtStatus::FILE_CLOSED);
                 };
                 let mut data = Vec::new();
-                match p.rpc.read(max, &mut data) {
+                let read = p.rpc.read(max, &mut data);
+                p.account();
+                match read {
                     ReadOutcome::Empty => Answer::Fail(NtStatus::PIPE_EMPTY),
                     ReadOutcome::Data { more } => {
                         ReadResponseRepr {
@@ -539,14 +571,26 @@ impl Engine {
             wanted: Cell::new(None),
             recording: false,
         };
+        let budget = self.cfg.memory.clone();
         let Some(cs) = self.table.connection_mut(req.conn) else {
             return Answer::Drop;
         };
+        let room = cs.ext.pipes.room_for(id, &budget);
         let Some(p) = cs.ext.pipes.find(id, sid) else {
             return Answer::Fail(NtStatus::FILE_CLOSED);
         };
         let start = out.len() - HEADER_LEN;
-        write_pipe_answer(p, command, id, input, max_out, &mut backend, start, out)
+        write_pipe_answer(
+            p,
+            room,
+            command,
+            id,
+            input,
+            max_out,
+            &mut backend,
+            start,
+            out,
+        )
     }
 
     /// Park a pipe call until the runtime has gathered what `op` needs from
@@ -682,16 +726,19 @@ impl Engine {
             wanted: Cell::new(None),
             recording: false,
         };
+        let budget = self.cfg.memory.clone();
         let Some(cs) = self.table.connection_mut(conn) else {
             out.truncate(start - 4);
             return;
         };
+        let room = cs.ext.pipes.room_for(pipe_id, &budget);
         let Some(p) = cs.ext.pipes.open.iter_mut().find(|p| p.id == pipe_id) else {
             out.truncate(start - 4);
             return;
         };
         let answer = write_pipe_answer(
             p,
+            room,
             d.command,
             pipe_id,
             &d.input,
@@ -726,8 +773,37 @@ fn resolve(id: FileId, chain: &ChainState) -> FileId {
 }
 
 /// Run WRITE / TRANSCEIVE on the pipe and write the SMB2 response body.
+///
+/// The pipe may hold at most `room` bytes afterwards ([`budget`]): a call
+/// whose input alone does not fit is refused with
+/// STATUS_INSUFFICIENT_RESOURCES before it runs, and the pipe's output
+/// bound is narrowed to what is left (a response that does not fit becomes a
+/// DCE/RPC fault).
 #[allow(clippy::too_many_arguments)]
 fn write_pipe_answer(
+    p: &mut Pipe,
+    room: usize,
+    command: Command,
+    id: FileId,
+    input: &[u8],
+    max_out: u32,
+    backend: &mut dyn SrvsvcBackend,
+    start: usize,
+    out: &mut Vec<u8>,
+) -> Answer {
+    let before = p.rpc.pending_output() + p.rpc.buffered_input();
+    if before + input.len() > room {
+        return Answer::Fail(NtStatus::INSUFFICIENT_RESOURCES);
+    }
+    p.rpc
+        .set_max_queued_output(room - p.rpc.buffered_input() - input.len());
+    let answer = pipe_io(p, command, id, input, max_out, backend, start, out);
+    p.account();
+    answer
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pipe_io(
     p: &mut Pipe,
     command: Command,
     id: FileId,

@@ -27,6 +27,7 @@
 //! (3.3.5.2.9), tree lookup (3.3.5.2.11), then the command.
 
 mod admin;
+pub mod budget;
 mod conn;
 pub mod credits;
 mod ipc;
@@ -140,6 +141,11 @@ pub struct EngineConfig {
     /// Whether srvsvc session calls must gather from other shards (the
     /// runtime sets this when it runs more than one shard).
     pub clustered: bool,
+    /// The server-wide budget for memory clients can make the server hold
+    /// (pipe buffers); share one between every shard's engine. The default
+    /// has no server-wide limit (per-pipe and per-connection bounds still
+    /// hold, see [`budget`]).
+    pub memory: Arc<budget::MemoryBudget>,
     /// Known users.
     pub users: Arc<dyn CredentialStore + Send + Sync>,
     /// Registered shares.
@@ -186,6 +192,7 @@ impl EngineConfig {
             auth_failure_delay: Duration::from_secs(2),
             max_io: 1024 * 1024,
             clustered: false,
+            memory: Arc::new(budget::MemoryBudget::default()),
             users: Arc::new(NoUsers),
             shares: Arc::new(NoShares),
         }

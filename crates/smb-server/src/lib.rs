@@ -2,7 +2,8 @@
 //!
 //! It drives the sans-IO engine of `smb-session` over real sockets: one
 //! shard thread per core, each with its own mio `Poll`, SO_REUSEPORT
-//! listener, connections, sessions and timer wheel ([`shard`]); an admin
+//! listener, connections, sessions and timer wheel (`shard`), on an address
+//! that one process serves at a time (`listeners`); an admin
 //! socket and the `smbcore ctl` client ([`admin`], [`ctl`]); layered, live
 //! configuration ([`config`]); Prometheus metrics ([`metrics`]); and the
 //! `smbcore dump` decoder ([`dump`]).
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod dump;
+mod listeners;
 pub mod metrics;
 mod shard;
 #[allow(unsafe_code)]
@@ -37,6 +39,7 @@ use parking_lot::Mutex;
 use smb_session::engine::{Engine, EngineConfig};
 
 use crate::config::{Effective, MachineFacts, Settings};
+use crate::listeners::{AddressClaim, ShardListeners};
 use crate::shard::{Shard, ShardHandle};
 use crate::users::UserFile;
 
@@ -147,16 +150,8 @@ pub struct Server {
     local_addr: SocketAddr,
     admin_socket: Option<PathBuf>,
     metrics_addr: Option<SocketAddr>,
-}
-
-fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
+    /// This process's claim on `local_addr`, held until the server is gone.
+    _claim: AddressClaim,
 }
 
 /// Build the engine configuration from the settings in force.
@@ -188,14 +183,11 @@ impl Server {
             .settings
             .effective()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let first = bind_reuseport(opts.listen).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.listen))
-        })?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..eff.threads {
-            listeners.push(bind_reuseport(local_addr)?);
-        }
+        let ShardListeners {
+            claim,
+            listeners,
+            local_addr,
+        } = listeners::bind(opts.listen, eff.threads.max(1))?;
         if eff.busy_poll_us > 0 {
             for l in &listeners {
                 transport::set_busy_poll(l, eff.busy_poll_us)?;
@@ -271,6 +263,7 @@ impl Server {
             local_addr,
             admin_socket,
             metrics_addr,
+            _claim: claim,
         })
     }
 }

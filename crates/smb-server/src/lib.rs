@@ -3,8 +3,8 @@
 //! It drives the sans-IO engine of `smb-session` over real sockets: one
 //! shard thread per core, each with its own mio `Poll`, SO_REUSEPORT
 //! listener, connections, sessions and timer wheel (`shard`), on an address
-//! that one process serves at a time (`listeners`); an admin
-//! socket and the `smbcore ctl` client ([`admin`], [`ctl`]); layered, live
+//! that one process serves at a time (`listeners`); an admin socket and the
+//! `smbcore ctl` client ([`admin`], [`admin_socket`], [`ctl`]); layered, live
 //! configuration ([`config`]); Prometheus metrics ([`metrics`]); and the
 //! `smbcore dump` decoder ([`dump`]).
 //!
@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod admin_socket;
 pub mod cli;
 pub mod config;
 pub mod ctl;
@@ -38,6 +39,7 @@ use std::time::{Instant, SystemTime};
 use parking_lot::Mutex;
 use smb_session::engine::{Engine, EngineConfig};
 
+use crate::admin_socket::AdminSocket;
 use crate::config::{Effective, MachineFacts, Settings};
 use crate::listeners::{AddressClaim, ShardListeners};
 use crate::shard::{Shard, ShardHandle};
@@ -52,24 +54,21 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4450";
 pub const MAX_FRAME: usize = 1024 * 1024 + 4096;
 
 /// The default admin socket for a server listening on `listen`: in
-/// `$XDG_RUNTIME_DIR/smbcore/`, else `/run/smbcore/` for root, else `/tmp`,
-/// named after the port so that servers on different ports do not collide.
+/// `$XDG_RUNTIME_DIR/smbcore/`, else `/run/smbcore/` for root, else
+/// `smbcore-UID/` in the temp dir (a directory per user: one that another
+/// user made there first is refused, see [`admin_socket`]), named after the
+/// port so that servers on different ports do not collide.
 pub fn default_admin_socket(listen: Option<SocketAddr>) -> PathBuf {
     let port = listen.map(|a| a.port()).unwrap_or(4450);
+    let uid = transport::effective_uid();
     let dir = if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
         PathBuf::from(d).join("smbcore")
-    } else if Path::new("/run").is_dir() && is_root() {
+    } else if Path::new("/run").is_dir() && uid == 0 {
         PathBuf::from("/run/smbcore")
     } else {
-        std::env::temp_dir().join("smbcore")
+        std::env::temp_dir().join(format!("smbcore-{uid}"))
     };
     dir.join(format!("admin-{port}.sock"))
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
 }
 
 /// Set up `tracing` from `RUST_LOG` (default `info`).
@@ -244,7 +243,7 @@ impl Server {
         }
         let admin_socket = match opts.admin_socket {
             Some(path) => {
-                threads.push(admin::serve_socket(&path, shared.clone())?);
+                threads.push(AdminSocket::bind(&path)?.spawn(shared.clone())?);
                 Some(path)
             }
             None => None,
@@ -329,11 +328,9 @@ impl Server {
         if let Some(a) = self.metrics_addr {
             let _ = std::net::TcpStream::connect(a);
         }
+        // The admin thread removes its socket as it ends.
         for t in self.threads {
             let _ = t.join();
-        }
-        if let Some(p) = &self.admin_socket {
-            let _ = std::fs::remove_file(p);
         }
         tracing::info!("smbcore stopped");
     }

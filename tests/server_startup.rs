@@ -1,11 +1,12 @@
 //! Start-up of `smbcore serve` as an operator sees it: one server per
 //! address (a second instance, or any other program's SO_REUSEPORT listener
 //! on the port, makes `serve` refuse to start instead of silently sharing the
-//! port). Each test starts the real binary on a free loopback port.
+//! port), and a start that fails leaves nothing behind. Each test starts the
+//! real binary on a free loopback port.
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::client::{Client, Login};
@@ -78,5 +79,67 @@ fn another_programs_reuseport_listener_on_the_port_is_refused() {
     assert!(
         line.starts_with(&format!("smbcore: cannot listen on {addr}:")),
         "{line}"
+    );
+}
+
+#[test]
+fn metrics_port_in_use_fails_the_start_and_leaves_no_listener_or_admin_socket() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let dir = TempDir::new("metrics-busy");
+    let admin = dir.join("admin.sock");
+    let out = serve_refused(
+        &[
+            "--listen",
+            &listen,
+            "--admin-socket",
+            admin.to_str().unwrap(),
+            "--metrics",
+            &busy_addr,
+        ],
+        REFUSAL_WAIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let line = one_line_of_stderr(&out);
+    assert!(
+        line.starts_with(&format!("smbcore: cannot serve metrics on {busy_addr}:")),
+        "{line}"
+    );
+    assert!(
+        TcpStream::connect(&listen).is_err(),
+        "SMB port still served"
+    );
+    assert!(!admin.exists(), "the failed start left its admin socket");
+}
+
+#[test]
+fn an_admin_socket_that_cannot_be_created_fails_the_start_with_one_line_naming_it() {
+    let dir = TempDir::new("admin-bad");
+    // Its parent is a plain file: no directory can be made there.
+    let file = dir.join("not-a-dir");
+    common::write_file(&file, "x");
+    let admin = file.join("admin.sock");
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let out = serve_refused(
+        &[
+            "--listen",
+            &listen,
+            "--admin-socket",
+            admin.to_str().unwrap(),
+        ],
+        REFUSAL_WAIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let line = one_line_of_stderr(&out);
+    assert!(
+        line.starts_with("smbcore: ") && line.contains(file.to_str().unwrap()),
+        "{line}"
+    );
+    assert!(
+        TcpStream::connect(&listen).is_err(),
+        "SMB port still served"
     );
 }

@@ -98,6 +98,11 @@ impl AdminSocket {
         })
     }
 
+    /// The socket's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Serve the socket on a thread, until `shared.stopping` is set and a connection wakes the thread.
     pub(crate) fn spawn(self, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
         std::thread::Builder::new()

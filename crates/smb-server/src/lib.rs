@@ -9,7 +9,9 @@
 //! `smbcore dump` decoder ([`dump`]).
 //!
 //! Embedding: [`Server::start`] with [`ServeOptions`] returns a running
-//! server; [`Server::shutdown`] stops it.
+//! server; [`Server::shutdown`] stops it. A start either succeeds whole or
+//! leaves nothing behind: every resource (address claim, listeners, admin
+//! socket, metrics listener) is claimed before the first thread starts.
 //!
 //! `unsafe` is denied everywhere but in [`transport`], the raw socket and
 //! thread tuning calls, each with its `SAFETY:` argument.
@@ -147,7 +149,9 @@ pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
+    /// Set once the admin thread runs (it removes the socket when it ends).
     admin_socket: Option<PathBuf>,
+    /// Set once the metrics thread runs.
     metrics_addr: Option<SocketAddr>,
     /// This process's claim on `local_addr`, held until the server is gone.
     _claim: AddressClaim,
@@ -176,7 +180,12 @@ pub(crate) fn engine_config(
 }
 
 impl Server {
-    /// Bind, start one shard per thread, the admin socket and metrics.
+    /// Claim the listen address, bind every listener and the admin socket,
+    /// then start one shard per thread, the admin socket and metrics.
+    ///
+    /// Nothing runs before everything is claimed: on any error, whatever was
+    /// made so far is closed (and the admin socket removed) before this
+    /// returns, and the error is one line that says what failed.
     pub fn start(opts: ServeOptions) -> io::Result<Server> {
         let eff = opts
             .settings
@@ -189,7 +198,9 @@ impl Server {
         } = listeners::bind(opts.listen, eff.threads.max(1))?;
         if eff.busy_poll_us > 0 {
             for l in &listeners {
-                transport::set_busy_poll(l, eff.busy_poll_us)?;
+                transport::set_busy_poll(l, eff.busy_poll_us).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot set SO_BUSY_POLL: {e}"))
+                })?;
             }
         }
         if eff.cpu_steering {
@@ -200,6 +211,13 @@ impl Server {
                 )
             })?;
         }
+        let admin = opts
+            .admin_socket
+            .as_deref()
+            .map(AdminSocket::bind)
+            .transpose()?;
+        let metrics = opts.metrics.map(metrics::bind).transpose()?;
+
         let mut guid = [0u8; 16];
         getrandom_fill(&mut guid);
         let users = Arc::new(opts.users);
@@ -233,37 +251,52 @@ impl Server {
             handles.push(handle);
         }
         let _ = shared.shards.set(handles);
-        let mut threads = Vec::new();
+
+        let mut server = Server {
+            shared,
+            threads: Vec::new(),
+            local_addr,
+            admin_socket: None,
+            metrics_addr: None,
+            _claim: claim,
+        };
+        if let Err(e) = server.spawn_threads(shards, admin, metrics) {
+            server.stop();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot start a server thread: {e}"),
+            ));
+        }
+        Ok(server)
+    }
+
+    /// Start every thread; on error, those already started are stopped by
+    /// the caller and what was not started yet is dropped (closed).
+    fn spawn_threads(
+        &mut self,
+        shards: Vec<Shard>,
+        admin: Option<AdminSocket>,
+        metrics: Option<std::net::TcpListener>,
+    ) -> io::Result<()> {
         for (i, shard) in shards.into_iter().enumerate() {
-            threads.push(
+            self.threads.push(
                 std::thread::Builder::new()
                     .name(format!("smbcore-shard-{i}"))
                     .spawn(move || shard.run())?,
             );
         }
-        let admin_socket = match opts.admin_socket {
-            Some(path) => {
-                threads.push(AdminSocket::bind(&path)?.spawn(shared.clone())?);
-                Some(path)
-            }
-            None => None,
-        };
-        let metrics_addr = match opts.metrics {
-            Some(addr) => {
-                let (t, bound) = metrics::serve(addr, shared.clone())?;
-                threads.push(t);
-                Some(bound)
-            }
-            None => None,
-        };
-        Ok(Server {
-            shared,
-            threads,
-            local_addr,
-            admin_socket,
-            metrics_addr,
-            _claim: claim,
-        })
+        if let Some(admin) = admin {
+            let path = admin.path().to_path_buf();
+            self.threads.push(admin.spawn(self.shared.clone())?);
+            self.admin_socket = Some(path);
+        }
+        if let Some(listener) = metrics {
+            let addr = listener.local_addr()?;
+            self.threads
+                .push(metrics::spawn(listener, self.shared.clone())?);
+            self.metrics_addr = Some(addr);
+        }
+        Ok(())
     }
 }
 
@@ -316,6 +349,11 @@ impl Server {
 
     /// Stop accepting, log every session off, close, and join the threads.
     pub fn shutdown(self) {
+        self.stop();
+        tracing::info!("smbcore stopped");
+    }
+
+    fn stop(self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         for s in self.shared.shards() {
             s.send(admin::ShardCmd::Shutdown);
@@ -332,6 +370,5 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
-        tracing::info!("smbcore stopped");
     }
 }

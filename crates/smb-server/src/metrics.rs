@@ -85,16 +85,16 @@ pub fn render(stats: &Value) -> String {
     out
 }
 
-/// Serve `/metrics` on `addr`; returns the thread and the bound address.
-pub(crate) fn serve(
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
-    let listener = TcpListener::bind(addr).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}"))
-    })?;
-    let bound = listener.local_addr()?;
-    let t = std::thread::Builder::new()
+/// Bind the metrics endpoint (served by [`spawn`] once the server starts).
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}")))
+}
+
+/// Serve `/metrics` on `listener`, until `shared.stopping` is set and a
+/// connection wakes the thread.
+pub(crate) fn spawn(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
         .name("smbcore-metrics".into())
         .spawn(move || {
             for stream in listener.incoming() {
@@ -121,8 +121,7 @@ pub(crate) fn serve(
                     body.len()
                 );
             }
-        })?;
-    Ok((t, bound))
+        })
 }
 
 #[cfg(test)]

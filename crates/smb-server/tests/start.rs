@@ -1,12 +1,46 @@
-//! `Server::start` as an embedder calls it: one listen address is served by
-//! one server at a time, also when the port is chosen by the kernel (`:0`).
+//! `Server::start` as an embedder calls it: a start that fails releases every
+//! resource it had claimed (no shard keeps serving the port, no admin socket
+//! is left behind), and one listen address is served by one server at a time,
+//! also when the port is chosen by the kernel (`:0`).
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use smb_server::admin::stats_json;
 use smb_server::config::Source;
 use smb_server::{ServeOptions, Server};
+
+/// A fresh private directory (removed on drop).
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut b = [0u8; 8];
+        smb_server::getrandom_fill(&mut b);
+        let p = std::env::temp_dir().join(format!(
+            "smb-server-start-{tag}-{}-{:x}",
+            std::process::id(),
+            u64::from_le_bytes(b)
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&p).unwrap();
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
 
 fn options(listen: SocketAddr, threads: usize) -> ServeOptions {
     let mut opts = ServeOptions::new(listen);
@@ -14,6 +48,40 @@ fn options(listen: SocketAddr, threads: usize) -> ServeOptions {
         .set(Source::CommandLine, "threads", &threads.to_string())
         .unwrap();
     opts
+}
+
+#[test]
+fn busy_metrics_port_fails_the_start_and_releases_the_listeners_and_admin_socket() {
+    let dir = Dir::new("metrics");
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = free_addr();
+    let mut opts = options(listen, 2);
+    let admin = dir.0.join("admin.sock");
+    opts.admin_socket = Some(admin.clone());
+    opts.metrics = Some(busy.local_addr().unwrap());
+    let err = Server::start(opts).expect_err("started with its metrics port taken");
+    assert!(err.to_string().contains("cannot serve metrics"), "{err}");
+    assert!(
+        TcpStream::connect(listen).is_err(),
+        "a shard still serves {listen} after the failed start"
+    );
+    assert!(!admin.exists(), "the failed start left its admin socket");
+}
+
+#[test]
+fn uncreatable_admin_socket_fails_the_start_and_releases_the_listeners() {
+    let dir = Dir::new("admin");
+    let file = dir.0.join("file");
+    std::fs::write(&file, "x").unwrap();
+    let listen = free_addr();
+    let mut opts = options(listen, 2);
+    opts.admin_socket = Some(file.join("admin.sock"));
+    let err = Server::start(opts).expect_err("started without its admin socket");
+    assert!(
+        TcpStream::connect(listen).is_err(),
+        "a shard still serves {listen} after the failed start"
+    );
+    assert!(err.to_string().contains(file.to_str().unwrap()), "{err}");
 }
 
 #[test]

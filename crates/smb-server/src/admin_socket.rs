@@ -12,27 +12,39 @@
 //! - **Each connection** is checked with SO_PEERCRED: only root and the
 //!   server's own uid are served; anyone else gets one error line and is
 //!   closed.
+//! - **Each client** is served on a thread of its own (at most
+//!   [`MAX_CLIENTS`] at once; more are told so and closed), must send its
+//!   request line (at most [`MAX_REQUEST`] bytes) within [`REQUEST_DEADLINE`],
+//!   and gets its reply within [`WRITE_TIMEOUT`]. A silent or slow client holds
+//!   up only itself.
 //!
 //! The requests themselves are in [`crate::admin`].
 
 use std::fs::{self, DirBuilder, Permissions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::admin::handle_request;
+use crate::client_slots::ClientSlots;
 use crate::transport::{effective_uid, peer_uid};
 use crate::Shared;
 
-/// Time a client has to send its request, and to take its reply.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Admin clients served at once.
+pub const MAX_CLIENTS: usize = 16;
+/// Longest admin request line, in bytes (the newline not counted).
+pub const MAX_REQUEST: usize = 64 * 1024;
+/// Time a client has to send its whole request line.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Time a client has to take its reply.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound admin socket, not yet served. Dropping it closes the socket and
 /// removes its path (unless something else has taken that path since).
@@ -103,7 +115,8 @@ impl AdminSocket {
         &self.path
     }
 
-    /// Serve the socket on a thread, until `shared.stopping` is set and a connection wakes the thread.
+    /// Serve the socket on a thread (each client on a thread of its own),
+    /// until `shared.stopping` is set and a connection wakes the thread.
     pub(crate) fn spawn(self, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("smbcore-admin".into())
@@ -111,20 +124,40 @@ impl AdminSocket {
     }
 
     fn accept_loop(&self, shared: &Arc<Shared>) {
+        let slots = ClientSlots::new(MAX_CLIENTS);
         let server_uid = effective_uid();
         for stream in self.listener.incoming() {
             if shared.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-            let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+            let mut stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin socket accept failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
             if let Err(e) = check_peer(&stream, server_uid) {
                 tracing::warn!(error = %e, "admin connection refused");
                 reply(&mut stream, &error_reply(&e));
                 continue;
             }
-            serve_client(stream, shared);
+            let Some(slot) = slots.acquire() else {
+                let e = format!(
+                    "too many admin clients at once (at most {}); try again",
+                    slots.max()
+                );
+                reply(&mut stream, &error_reply(&e));
+                continue;
+            };
+            let shared = shared.clone();
+            if let Err(e) = slot.spawn("smbcore-admin-client", move || {
+                serve_client(stream, &shared);
+            }) {
+                tracing::warn!(error = %e, "cannot start an admin client thread");
+            }
         }
     }
 }
@@ -142,11 +175,15 @@ fn check_peer(stream: &UnixStream, server_uid: u32) -> Result<(), String> {
 }
 
 fn serve_client(mut stream: UnixStream, shared: &Shared) {
-    let mut line = String::new();
-    if BufReader::new(&stream).read_line(&mut line).is_err() {
-        return;
-    }
-    let answer = match serde_json::from_str::<Value>(&line) {
+    let line = match read_request(&mut stream, Instant::now() + REQUEST_DEADLINE) {
+        Ok(Some(line)) => line,
+        Ok(None) => return,
+        Err(e) => {
+            reply(&mut stream, &error_reply(&e));
+            return;
+        }
+    };
+    let answer = match serde_json::from_slice::<Value>(&line) {
         Ok(req) => match handle_request(shared, &req) {
             Ok(data) => json!({ "ok": true, "data": data }),
             Err(e) => error_reply(&e),
@@ -164,6 +201,53 @@ fn reply(stream: &mut UnixStream, v: &Value) {
     let mut bytes = v.to_string().into_bytes();
     bytes.push(b'\n');
     let _ = stream.write_all(&bytes);
+}
+
+/// Read one request line (without its newline) of at most [`MAX_REQUEST`]
+/// bytes, complete before `deadline`. `Ok(None)`: the client left without
+/// sending anything. `Err`: what to tell the client.
+fn read_request(stream: &mut UnixStream, deadline: Instant) -> Result<Option<Vec<u8>>, String> {
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(timed_out());
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(0) if line.is_empty() => return Ok(None),
+            Ok(0) => return Ok(Some(line)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out())
+            }
+            Err(e) => return Err(format!("admin socket read: {e}")),
+        };
+        let got = &chunk[..n];
+        let end = got.iter().position(|&b| b == b'\n');
+        line.extend_from_slice(&got[..end.unwrap_or(n)]);
+        if line.len() > MAX_REQUEST {
+            return Err(format!(
+                "admin request longer than {MAX_REQUEST} bytes; refused"
+            ));
+        }
+        if end.is_some() {
+            return Ok(Some(line));
+        }
+    }
+}
+
+fn timed_out() -> String {
+    format!(
+        "no complete admin request line within {} s",
+        REQUEST_DEADLINE.as_secs()
+    )
 }
 
 /// Make sure `dir` is a directory of this server's own that nobody else may
@@ -293,5 +377,36 @@ mod tests {
         assert!(e.to_string().contains("is not a socket"), "{e}");
         assert_eq!(fs::read_to_string(&file).unwrap(), "keep me");
         drop(live);
+    }
+
+    #[test]
+    fn an_oversized_or_unfinished_request_is_an_error_a_line_is_not() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        b.write_all(b"{\"op\":\"stats\"}\nrest").unwrap();
+        let soon = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            read_request(&mut a, soon).unwrap().unwrap(),
+            b"{\"op\":\"stats\"}"
+        );
+
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let big = vec![b' '; MAX_REQUEST + 1];
+        let writer = std::thread::spawn(move || {
+            let _ = b.write_all(&big);
+            b
+        });
+        let e = read_request(&mut a, soon).unwrap_err();
+        assert!(e.contains("longer than 65536 bytes"), "{e}");
+        drop(a);
+        drop(writer.join().unwrap());
+
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        b.write_all(b"{\"op\":").unwrap();
+        let e = read_request(&mut a, Instant::now() + Duration::from_millis(50)).unwrap_err();
+        assert!(e.contains("no complete admin request line"), "{e}");
+        drop(b);
+        let (mut a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        assert_eq!(read_request(&mut a, soon).unwrap(), None);
     }
 }

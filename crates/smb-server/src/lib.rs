@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod admin_socket;
 pub mod cli;
+mod client_slots;
 pub mod config;
 pub mod ctl;
 pub mod dump;

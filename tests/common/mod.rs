@@ -7,6 +7,7 @@ pub mod client;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +42,10 @@ impl TempDir {
             rand_u64()
         ));
         std::fs::create_dir_all(&p).expect("create temp dir");
+        // Private whatever the umask: the server refuses an admin socket
+        // directory that others may write to.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod temp dir");
         TempDir(p)
     }
 
@@ -275,6 +280,33 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The uid tests run other users' programs as (`nobody`).
+pub const OTHER_UID: u32 = 65534;
+
+/// `smbcore serve ARGS...` that is expected to refuse to start: its output,
+/// once it has exited (a server that starts instead fails the test after
+/// `timeout`, and is killed).
+pub fn serve_refused(args: &[&str], timeout: Duration) -> Output {
+    run_with_timeout(
+        Command::new(smbcore_bin())
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", "info"),
+        timeout,
+    )
+}
+
+/// stderr of a finished command, which must be exactly one line: that line.
+pub fn one_line_of_stderr(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "expected one line on stderr, got:\n{err}"
+    );
+    err.trim_end().to_string()
 }
 
 /// Write a file.

@@ -1,9 +1,9 @@
-//! Administration: the admin socket, and fan-out of admin work to shards.
+//! Administration: the admin requests, and fan-out of admin work to shards.
 //!
-//! The admin socket is a Unix stream socket (mode 0600, root's or the
-//! server user's only). Each connection carries one JSON request line and gets
-//! one JSON reply line: `{"ok": true, "data": ...}` or `{"ok": false,
-//! "error": "..."}`. Requests: `sessions` (filters `user`, `computer`,
+//! The admin socket ([`crate::admin_socket`]) is a Unix stream socket
+//! (mode 0600, served to root and the server's own uid only). Each
+//! connection carries one JSON request line and gets one JSON reply line:
+//! `{"ok": true, "data": ...}` or `{"ok": false, "error": "..."}`. Requests: `sessions` (filters `user`, `computer`,
 //! `client`), `trees`, `disconnect` (one of `session`, `user`, `computer`,
 //! `client`), `config-show`, `config-set` (`key`, `value`), `config-reset`
 //! (`key`), `stats`.
@@ -14,13 +14,8 @@
 //! NetrSessionDel, NetrConnectionEnum) are handed to a short-lived helper
 //! thread that asks all shards and sends the result back to the origin shard.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixListener;
-use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -400,57 +395,4 @@ pub fn handle_request(shared: &Shared, req: &Value) -> Result<Value, String> {
             "unknown admin request '{other}'; known: sessions, trees, disconnect, config-show, config-set, config-reset, stats"
         )),
     }
-}
-
-/// Bind the admin socket and serve it on a thread.
-pub(crate) fn serve_socket(path: &Path, shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // A stale socket from a dead server is replaced; a live one is not.
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!(
-                    "admin socket {} is in use by another server",
-                    path.display()
-                ),
-            ));
-        }
-        let _ = std::fs::remove_file(path);
-    }
-    let listener = UnixListener::bind(path).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot bind admin socket {}: {e}", path.display()),
-        )
-    })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    listener.set_nonblocking(false)?;
-    std::thread::Builder::new()
-        .name("smbcore-admin".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut line = String::new();
-                if BufReader::new(&stream).read_line(&mut line).is_err() {
-                    continue;
-                }
-                let reply = match serde_json::from_str::<Value>(&line) {
-                    Ok(req) => match handle_request(&shared, &req) {
-                        Ok(data) => json!({ "ok": true, "data": data }),
-                        Err(e) => json!({ "ok": false, "error": e }),
-                    },
-                    Err(e) => json!({ "ok": false, "error": format!("bad request: {e}") }),
-                };
-                let mut bytes = reply.to_string().into_bytes();
-                bytes.push(b'\n');
-                let _ = stream.write_all(&bytes);
-            }
-        })
 }

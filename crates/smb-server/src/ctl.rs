@@ -99,13 +99,19 @@ pub fn request(path: &Path, req: &Value) -> Result<Value, String> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
     line.push(b'\n');
-    stream
-        .write_all(&line)
-        .map_err(|e| format!("admin socket write: {e}"))?;
+    // A server that refuses this client (another uid, too many clients)
+    // answers and closes without reading: its answer beats the write error.
+    let written = stream.write_all(&line);
     let mut reply = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut reply)
-        .map_err(|e| format!("admin socket read: {e}"))?;
+    let read = BufReader::new(&stream).read_line(&mut reply);
+    match (written, read) {
+        (_, Ok(n)) if n > 0 => {}
+        (Err(e), _) => return Err(format!("admin socket write: {e}")),
+        (Ok(()), Err(e)) => return Err(format!("admin socket read: {e}")),
+        (Ok(()), Ok(_)) => {
+            return Err("the server closed the admin socket without answering".into())
+        }
+    }
     let v: Value =
         serde_json::from_str(&reply).map_err(|e| format!("bad reply from server: {e}"))?;
     if v["ok"] == Value::Bool(true) {

@@ -2,23 +2,29 @@
 //!
 //! It drives the sans-IO engine of `smb-session` over real sockets: one
 //! shard thread per core, each with its own mio `Poll`, SO_REUSEPORT
-//! listener, connections, sessions and timer wheel ([`shard`]); an admin
-//! socket and the `smbcore ctl` client ([`admin`], [`ctl`]); layered, live
+//! listener, connections, sessions and timer wheel (`shard`), on an address
+//! that one process serves at a time (`listeners`); an admin socket and the
+//! `smbcore ctl` client ([`admin`], [`admin_socket`], [`ctl`]); layered, live
 //! configuration ([`config`]); Prometheus metrics ([`metrics`]); and the
 //! `smbcore dump` decoder ([`dump`]).
 //!
 //! Embedding: [`Server::start`] with [`ServeOptions`] returns a running
-//! server; [`Server::shutdown`] stops it.
+//! server; [`Server::shutdown`] stops it. A start either succeeds whole or
+//! leaves nothing behind: every resource (address claim, listeners, admin
+//! socket, metrics listener) is claimed before the first thread starts.
 //!
 //! `unsafe` is denied everywhere but in [`transport`], the raw socket and
 //! thread tuning calls, each with its `SAFETY:` argument.
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod admin_socket;
 pub mod cli;
+mod client_slots;
 pub mod config;
 pub mod ctl;
 pub mod dump;
+mod listeners;
 pub mod metrics;
 mod shard;
 #[allow(unsafe_code)]
@@ -37,7 +43,9 @@ use parking_lot::Mutex;
 use smb_session::engine::budget::MemoryBudget;
 use smb_session::engine::{Engine, EngineConfig};
 
+use crate::admin_socket::AdminSocket;
 use crate::config::{Effective, MachineFacts, Settings};
+use crate::listeners::{AddressClaim, ShardListeners};
 use crate::shard::{Shard, ShardHandle};
 use crate::users::UserFile;
 
@@ -50,24 +58,21 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4450";
 pub const MAX_FRAME: usize = 1024 * 1024 + 4096;
 
 /// The default admin socket for a server listening on `listen`: in
-/// `$XDG_RUNTIME_DIR/smbcore/`, else `/run/smbcore/` for root, else `/tmp`,
-/// named after the port so that servers on different ports do not collide.
+/// `$XDG_RUNTIME_DIR/smbcore/`, else `/run/smbcore/` for root, else
+/// `smbcore-UID/` in the temp dir (a directory per user: one that another
+/// user made there first is refused, see [`admin_socket`]), named after the
+/// port so that servers on different ports do not collide.
 pub fn default_admin_socket(listen: Option<SocketAddr>) -> PathBuf {
     let port = listen.map(|a| a.port()).unwrap_or(4450);
+    let uid = transport::effective_uid();
     let dir = if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
         PathBuf::from(d).join("smbcore")
-    } else if Path::new("/run").is_dir() && is_root() {
+    } else if Path::new("/run").is_dir() && uid == 0 {
         PathBuf::from("/run/smbcore")
     } else {
-        std::env::temp_dir().join("smbcore")
+        std::env::temp_dir().join(format!("smbcore-{uid}"))
     };
     dir.join(format!("admin-{port}.sock"))
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
 }
 
 /// Set up `tracing` from `RUST_LOG` (default `info`).
@@ -146,18 +151,12 @@ pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
+    /// Set once the admin thread runs (it removes the socket when it ends).
     admin_socket: Option<PathBuf>,
+    /// Set once the metrics thread runs.
     metrics_addr: Option<SocketAddr>,
-}
-
-fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
+    /// This process's claim on `local_addr`, held until the server is gone.
+    _claim: AddressClaim,
 }
 
 /// Build the engine configuration from the settings in force.
@@ -190,23 +189,27 @@ pub(crate) fn engine_config(
 }
 
 impl Server {
-    /// Bind, start one shard per thread, the admin socket and metrics.
+    /// Claim the listen address, bind every listener and the admin socket,
+    /// then start one shard per thread, the admin socket and metrics.
+    ///
+    /// Nothing runs before everything is claimed: on any error, whatever was
+    /// made so far is closed (and the admin socket removed) before this
+    /// returns, and the error is one line that says what failed.
     pub fn start(opts: ServeOptions) -> io::Result<Server> {
         let eff = opts
             .settings
             .effective()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let first = bind_reuseport(opts.listen).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.listen))
-        })?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..eff.threads {
-            listeners.push(bind_reuseport(local_addr)?);
-        }
+        let ShardListeners {
+            claim,
+            listeners,
+            local_addr,
+        } = listeners::bind(opts.listen, eff.threads.max(1))?;
         if eff.busy_poll_us > 0 {
             for l in &listeners {
-                transport::set_busy_poll(l, eff.busy_poll_us)?;
+                transport::set_busy_poll(l, eff.busy_poll_us).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot set SO_BUSY_POLL: {e}"))
+                })?;
             }
         }
         if eff.cpu_steering {
@@ -217,6 +220,13 @@ impl Server {
                 )
             })?;
         }
+        let admin = opts
+            .admin_socket
+            .as_deref()
+            .map(AdminSocket::bind)
+            .transpose()?;
+        let metrics = opts.metrics.map(metrics::bind).transpose()?;
+
         let mut guid = [0u8; 16];
         getrandom_fill(&mut guid);
         let users = Arc::new(opts.users);
@@ -251,36 +261,52 @@ impl Server {
             handles.push(handle);
         }
         let _ = shared.shards.set(handles);
-        let mut threads = Vec::new();
+
+        let mut server = Server {
+            shared,
+            threads: Vec::new(),
+            local_addr,
+            admin_socket: None,
+            metrics_addr: None,
+            _claim: claim,
+        };
+        if let Err(e) = server.spawn_threads(shards, admin, metrics) {
+            server.stop();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot start a server thread: {e}"),
+            ));
+        }
+        Ok(server)
+    }
+
+    /// Start every thread; on error, those already started are stopped by
+    /// the caller and what was not started yet is dropped (closed).
+    fn spawn_threads(
+        &mut self,
+        shards: Vec<Shard>,
+        admin: Option<AdminSocket>,
+        metrics: Option<std::net::TcpListener>,
+    ) -> io::Result<()> {
         for (i, shard) in shards.into_iter().enumerate() {
-            threads.push(
+            self.threads.push(
                 std::thread::Builder::new()
                     .name(format!("smbcore-shard-{i}"))
                     .spawn(move || shard.run())?,
             );
         }
-        let admin_socket = match opts.admin_socket {
-            Some(path) => {
-                threads.push(admin::serve_socket(&path, shared.clone())?);
-                Some(path)
-            }
-            None => None,
-        };
-        let metrics_addr = match opts.metrics {
-            Some(addr) => {
-                let (t, bound) = metrics::serve(addr, shared.clone())?;
-                threads.push(t);
-                Some(bound)
-            }
-            None => None,
-        };
-        Ok(Server {
-            shared,
-            threads,
-            local_addr,
-            admin_socket,
-            metrics_addr,
-        })
+        if let Some(admin) = admin {
+            let path = admin.path().to_path_buf();
+            self.threads.push(admin.spawn(self.shared.clone())?);
+            self.admin_socket = Some(path);
+        }
+        if let Some(listener) = metrics {
+            let addr = listener.local_addr()?;
+            self.threads
+                .push(metrics::spawn(listener, self.shared.clone())?);
+            self.metrics_addr = Some(addr);
+        }
+        Ok(())
     }
 }
 
@@ -333,6 +359,11 @@ impl Server {
 
     /// Stop accepting, log every session off, close, and join the threads.
     pub fn shutdown(self) {
+        self.stop();
+        tracing::info!("smbcore stopped");
+    }
+
+    fn stop(self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         for s in self.shared.shards() {
             s.send(admin::ShardCmd::Shutdown);
@@ -345,12 +376,9 @@ impl Server {
         if let Some(a) = self.metrics_addr {
             let _ = std::net::TcpStream::connect(a);
         }
+        // The admin thread removes its socket as it ends.
         for t in self.threads {
             let _ = t.join();
         }
-        if let Some(p) = &self.admin_socket {
-            let _ = std::fs::remove_file(p);
-        }
-        tracing::info!("smbcore stopped");
     }
 }

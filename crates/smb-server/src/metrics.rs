@@ -1,18 +1,27 @@
 //! Prometheus metrics over HTTP (`--metrics ADDR:PORT`, path `/metrics`).
 //!
 //! The figures are those of `smbcore ctl stats`, in the Prometheus text
-//! exposition format (version 0.0.4). The endpoint is a tiny blocking HTTP/1.0
-//! responder on its own thread: it answers one GET at a time and closes.
+//! exposition format (version 0.0.4). The endpoint is a tiny HTTP/1.0
+//! responder: one GET per connection, then close. Each client is served on a
+//! thread of its own (at most [`MAX_CLIENTS`] at once; more get 503) with
+//! [`IO_TIMEOUT`] to send its request and take the answer, so a slow client
+//! holds up only itself.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::client_slots::ClientSlots;
 use crate::Shared;
+
+/// Metrics clients served at once.
+pub const MAX_CLIENTS: usize = 8;
+/// Time a client has to send its request, and to take the answer.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Render the stats JSON of [`crate::admin::stats_json`] as Prometheus text.
 pub fn render(stats: &Value) -> String {
@@ -109,44 +118,71 @@ pub fn render(stats: &Value) -> String {
     out
 }
 
-/// Serve `/metrics` on `addr`; returns the thread and the bound address.
-pub(crate) fn serve(
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
-    let listener = TcpListener::bind(addr).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}"))
-    })?;
-    let bound = listener.local_addr()?;
-    let t = std::thread::Builder::new()
+/// Bind the metrics endpoint (served by [`spawn`] once the server starts).
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}")))
+}
+
+/// Serve `/metrics` on `listener` (each client on a thread of its own), until
+/// `shared.stopping` is set and a connection wakes the thread.
+pub(crate) fn spawn(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
         .name("smbcore-metrics".into())
         .spawn(move || {
+            let slots = ClientSlots::new(MAX_CLIENTS);
             for stream in listener.incoming() {
                 if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
-                let Ok(mut s) = stream else { continue };
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = [0u8; 2048];
-                let n = s.read(&mut buf).unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]);
-                let (status, body, ctype) = if req.starts_with("GET /metrics") {
-                    (
-                        "200 OK",
-                        render(&crate::admin::stats_json(&shared)),
-                        "text/plain; version=0.0.4",
-                    )
-                } else {
-                    ("404 Not Found", "try /metrics\n".to_string(), "text/plain")
+                let Ok(mut s) = stream else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
                 };
-                let _ = write!(
-                    s,
-                    "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+                let Some(slot) = slots.acquire() else {
+                    respond(&mut s, "503 Service Unavailable", "text/plain", "busy\n");
+                    continue;
+                };
+                let shared = shared.clone();
+                if let Err(e) =
+                    slot.spawn("smbcore-metrics-client", move || serve_client(s, &shared))
+                {
+                    tracing::warn!(error = %e, "cannot start a metrics client thread");
+                }
             }
-        })?;
-    Ok((t, bound))
+        })
+}
+
+fn serve_client(mut s: TcpStream, shared: &Shared) {
+    // The request line, however it is split, within IO_TIMEOUT.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while n < buf.len() && !buf[..n].contains(&b'\n') {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match s.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    if buf[..n].starts_with(b"GET /metrics") {
+        let body = render(&crate::admin::stats_json(shared));
+        respond(&mut s, "200 OK", "text/plain; version=0.0.4", &body);
+    } else {
+        respond(&mut s, "404 Not Found", "text/plain", "try /metrics\n");
+    }
+}
+
+fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str) {
+    let _ = write!(
+        s,
+        "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 #[cfg(test)]

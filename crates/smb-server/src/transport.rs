@@ -11,6 +11,9 @@
 //! - [`tighten_timer_slack`]: PR_SET_TIMERSLACK to 1 ns for a shard thread, so
 //!   that the kernel does not add its default 50 µs of slack to wake-ups that
 //!   reap sessions.
+//! - [`peer_uid`]: the uid of the process at the other end of a Unix socket
+//!   (SO_PEERCRED), which the admin socket checks on every connection.
+//! - [`effective_uid`]: this process's effective uid.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -107,6 +110,44 @@ pub fn tighten_timer_slack() -> io::Result<()> {
     check(rc)
 }
 
+/// The effective uid of the process that connected the Unix stream `sock`
+/// (SO_PEERCRED: the credentials it had when it called `connect`).
+pub fn peer_uid(sock: &impl AsRawFd) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a live, writable `ucred` and `len` holds its exact
+    // size; the kernel writes at most `len` bytes into it and stores the
+    // length it wrote in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    check(rc)?;
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "SO_PEERCRED returned a short answer",
+        ));
+    }
+    Ok(cred.uid)
+}
+
+/// This process's effective uid.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory of ours and
+    // cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +166,16 @@ mod tests {
         s.listen(16).unwrap();
         attach_cpu_steering(&s).unwrap();
         set_busy_poll(&s, 50).unwrap();
+    }
+
+    #[test]
+    fn peer_uid_is_that_of_the_connecting_process() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(peer_uid(&a).unwrap(), effective_uid());
+        assert_eq!(peer_uid(&b).unwrap(), effective_uid());
+        // Not a Unix socket: an error, not a made-up uid.
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(peer_uid(&f).is_err());
     }
 
     #[test]

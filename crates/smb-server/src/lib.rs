@@ -220,12 +220,14 @@ impl Server {
                 )
             })?;
         }
+        // The admin socket comes last: once it exists, everything is bound
+        // (scripts and tests wait for it).
+        let metrics = opts.metrics.map(metrics::bind).transpose()?;
         let admin = opts
             .admin_socket
             .as_deref()
             .map(AdminSocket::bind)
             .transpose()?;
-        let metrics = opts.metrics.map(metrics::bind).transpose()?;
 
         let mut guid = [0u8; 16];
         getrandom_fill(&mut guid);

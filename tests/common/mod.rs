@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod pipes;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};

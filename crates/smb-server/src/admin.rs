@@ -310,6 +310,7 @@ pub fn stats_json(shared: &Shared) -> Value {
         "logons_delayed": s.logons_delayed,
         "logons_waiting": s.logons_waiting,
         "client_memory_bytes": shared.engine_config.lock().memory.used(),
+        "output_queued_bytes": s.output_queued_bytes,
         "memory_budget_bytes": shared.engine_config.lock().memory.limit(),
         "connections_refused": rt.refused_connections.load(ld),
         "accept_errors": rt.accept_errors.load(ld),

@@ -78,6 +78,11 @@ pub fn render(stats: &Value) -> String {
             "Bytes clients make the server hold in pipe buffers, all shards.",
         ),
         (
+            "output_queued_bytes",
+            "gauge",
+            "Bytes of output waiting for peers that have not read them.",
+        ),
+        (
             "memory_budget_bytes",
             "gauge",
             "The memory-budget setting in force.",

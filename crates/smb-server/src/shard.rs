@@ -51,6 +51,9 @@ struct ConnIo {
     /// Reading paused because the engine holds more than the high-water
     /// mark of output the peer has not taken.
     paused: bool,
+    /// `partial` may hold complete frames left unanswered when the
+    /// high-water mark was reached in the middle of a batch.
+    backlog: bool,
     writable_registered: bool,
 }
 
@@ -156,7 +159,15 @@ impl Shard {
                         if ev.is_writable() {
                             self.flush(key);
                         }
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        if ev.is_error() || ev.is_write_closed() {
+                            // The peer is gone (reset, or shut both ways):
+                            // answer what it left unless it stopped reading
+                            // (a paused connection is not read), then close.
+                            // Without this a paused connection whose peer
+                            // reset would linger until its session is reaped.
+                            self.read_ready(key);
+                            self.close(key, Instant::now());
+                        } else if ev.is_readable() || ev.is_read_closed() {
                             self.read_ready(key);
                         }
                     }
@@ -219,12 +230,21 @@ impl Shard {
             conn,
             partial: Vec::new(),
             paused: false,
+            backlog: false,
             writable_registered: false,
         });
         self.by_conn.insert(conn, key);
     }
 
     /// Read everything the socket has, answering each complete frame.
+    ///
+    /// Backpressure is checked after every frame, not only between reads:
+    /// once a connection has more than [`OUTPUT_HIGH_WATER`] of output its
+    /// peer has not taken, the rest of the batch waits in `partial`
+    /// (`backlog`) and the connection is not read again until the peer
+    /// catches up. So what one connection can make the server queue is the
+    /// high-water mark plus one frame's answers, however many requests one
+    /// read brought.
     fn read_ready(&mut self, key: usize) {
         loop {
             let Some(io) = self.conns.get_mut(key) else {
@@ -233,51 +253,65 @@ impl Shard {
             if io.paused {
                 return;
             }
-            let n = match io.stream.read(&mut self.scratch) {
-                Ok(0) => {
-                    self.close(key, Instant::now());
-                    return;
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.close(key, Instant::now());
-                    return;
+            let fresh = if io.backlog {
+                // Frames held back by backpressure come first.
+                io.backlog = false;
+                None
+            } else {
+                match io.stream.read(&mut self.scratch) {
+                    Ok(0) => {
+                        self.close(key, Instant::now());
+                        return;
+                    }
+                    Ok(n) => Some(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        self.close(key, Instant::now());
+                        return;
+                    }
                 }
             };
             // The bytes arrived no earlier than now.
             let now = Instant::now();
-            let keep = if io.partial.is_empty() {
-                let data = std::mem::take(&mut self.scratch);
-                let r = self.process(key, &data[..n], now);
-                self.scratch = data;
-                r.map(|used| (used, false))
-            } else {
-                io.partial.extend_from_slice(&self.scratch[..n]);
-                let data = std::mem::take(&mut io.partial);
-                let r = self.process(key, &data, now);
-                match self.conns.get_mut(key) {
-                    Some(io) => io.partial = data,
-                    None => return,
+            let keep = match fresh {
+                Some(n) if io.partial.is_empty() => {
+                    let data = std::mem::take(&mut self.scratch);
+                    let r = self.process(key, &data[..n], now);
+                    self.scratch = data;
+                    r.map(|(used, stopped)| (used, stopped, Some(n)))
                 }
-                r.map(|used| (used, true))
+                _ => {
+                    if let Some(n) = fresh {
+                        io.partial.extend_from_slice(&self.scratch[..n]);
+                    }
+                    let data = std::mem::take(&mut io.partial);
+                    let r = self.process(key, &data, now);
+                    match self.conns.get_mut(key) {
+                        Some(io) => io.partial = data,
+                        None => return,
+                    }
+                    r.map(|(used, stopped)| (used, stopped, None))
+                }
             };
-            let Some((used, from_partial)) = keep else {
+            let Some((used, stopped, scratch_len)) = keep else {
                 self.close(key, now);
                 return;
             };
             let Some(io) = self.conns.get_mut(key) else {
                 return;
             };
-            if from_partial {
-                io.partial.drain(..used);
-                if io.partial.is_empty() {
-                    io.partial = Vec::new();
+            match scratch_len {
+                None => {
+                    io.partial.drain(..used);
+                    if io.partial.is_empty() {
+                        io.partial = Vec::new();
+                    }
                 }
-            } else if used < n {
-                io.partial = self.scratch[used..n].to_vec();
+                Some(n) if used < n => io.partial = self.scratch[used..n].to_vec(),
+                Some(_) => {}
             }
+            io.backlog = stopped;
             self.flush(key);
             if self.conns.get(key).is_none() {
                 return;
@@ -286,12 +320,17 @@ impl Shard {
         }
     }
 
-    /// Answer every complete frame in `data`; returns the bytes used, or
-    /// `None` when the connection must be dropped.
-    fn process(&mut self, key: usize, data: &[u8], now: Instant) -> Option<usize> {
+    /// Answer complete frames in `data` until the connection's unsent
+    /// output passes the high-water mark; returns the bytes used and
+    /// whether it stopped early for backpressure, or `None` when the
+    /// connection must be dropped.
+    fn process(&mut self, key: usize, data: &[u8], now: Instant) -> Option<(usize, bool)> {
         let conn = self.conns.get(key)?.conn;
         let mut used = 0;
         loop {
+            if self.engine.transmit_len(conn) > OUTPUT_HIGH_WATER {
+                return Some((used, true));
+            }
             let limit = self.engine.frame_limit(conn, self.max_frame);
             match split_frame(&data[used..], limit) {
                 Ok(Some((payload, consumed))) => {
@@ -302,7 +341,7 @@ impl Shard {
                         FrameOutcome::Close => return None,
                     }
                 }
-                Ok(None) => return Some(used),
+                Ok(None) => return Some((used, false)),
                 Err(e) => {
                     tracing::debug!(shard = self.id, error = %e, "bad framing, dropping connection");
                     self.shared
@@ -330,9 +369,13 @@ impl Shard {
                 Ok(0) => break,
                 Ok(n) => self.engine.transmitted(io.conn, n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // WouldBlock: wait for WRITABLE. Other errors: the read side
-                // sees the reset and closes the connection.
-                Err(_) => break,
+                // Wait for WRITABLE.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // The peer is gone: nothing queued for it can be delivered.
+                Err(_) => {
+                    self.close(key, Instant::now());
+                    return;
+                }
             }
         }
         let was_paused = io.paused;

@@ -90,6 +90,9 @@ pub struct EngineStats {
     pub logons_delayed: u64,
     /// Answers to failed logons waiting right now.
     pub logons_waiting: u64,
+    /// Bytes of output queued for connections whose peers have not taken
+    /// them yet, every connection together.
+    pub output_queued_bytes: u64,
     /// Reap time minus deadline, microseconds.
     pub lateness_us: Histogram<u64>,
 }
@@ -108,6 +111,7 @@ impl Default for EngineStats {
             logons_failed: 0,
             logons_delayed: 0,
             logons_waiting: 0,
+            output_queued_bytes: 0,
             lateness_us: new_histogram(),
         }
     }
@@ -133,6 +137,7 @@ impl EngineStats {
         self.logons_failed += o.logons_failed;
         self.logons_delayed += o.logons_delayed;
         self.logons_waiting += o.logons_waiting;
+        self.output_queued_bytes += o.output_queued_bytes;
         let _ = self.lateness_us.add(&o.lateness_us);
     }
 }
@@ -273,6 +278,7 @@ impl Engine {
             logons_failed: self.counters.logons_failed,
             logons_delayed: self.counters.logons_delayed,
             logons_waiting: self.held.len() as u64,
+            output_queued_bytes: self.queued as u64,
             lateness_us,
         }
     }

@@ -279,6 +279,8 @@ pub struct Engine {
     pool: transmit::BufferPool,
     /// Answers to failed logons waiting out the delay.
     held: throttle::HeldResponses,
+    /// Bytes in every connection's output queue together.
+    queued: usize,
     /// Set while a frame is answered when a logon in it failed: the whole
     /// frame's answer is held back.
     hold_frame: bool,
@@ -356,6 +358,7 @@ impl Engine {
             pending_logoffs: Vec::new(),
             pool: transmit::BufferPool::default(),
             held: throttle::HeldResponses::default(),
+            queued: 0,
             hold_frame: false,
         }
     }
@@ -417,6 +420,7 @@ impl Engine {
     /// output and forget it.
     pub fn connection_closed(&mut self, conn: ConnId, now: Instant) {
         if let Some(c) = self.table.connection_mut(conn) {
+            self.queued -= c.ext.tx.len();
             c.ext.tx.release(&mut self.pool);
         }
         let _ = self.table.remove_connection(conn, now);
@@ -477,6 +481,7 @@ impl Engine {
         let Some(c) = self.table.connection_mut(conn) else {
             return FrameOutcome::Close;
         };
+        let before = c.ext.tx.len();
         let mut out = c.ext.tx.take(&mut self.pool);
         let frame_start = out.len();
         self.hold_frame = false;
@@ -497,16 +502,22 @@ impl Engine {
             let _ = self.table.logoff(self.pending_logoffs[i], now);
         }
         self.pending_logoffs.clear();
-        self.put_output(conn, out);
+        self.put_output(conn, out, before);
         outcome
     }
 
     /// Give `conn`'s output buffer back after appending to it (or to the
     /// pool when the connection went meanwhile).
-    fn put_output(&mut self, conn: ConnId, out: Vec<u8>) {
+    fn put_output(&mut self, conn: ConnId, out: Vec<u8>, before: usize) {
         match self.table.connection_mut(conn) {
-            Some(c) => c.ext.tx.put(out, &mut self.pool),
-            None => self.pool.give(out),
+            Some(c) => {
+                c.ext.tx.put(out, &mut self.pool);
+                self.queued = self.queued + c.ext.tx.len() - before;
+            }
+            None => {
+                self.queued -= before;
+                self.pool.give(out);
+            }
         }
     }
 
@@ -515,11 +526,12 @@ impl Engine {
         let Some(c) = self.table.connection_mut(conn) else {
             return;
         };
+        let queued_before = c.ext.tx.len();
         let mut out = c.ext.tx.take(&mut self.pool);
         let before = out.len();
         f(self, &mut out);
         let added = out.len() > before;
-        self.put_output(conn, out);
+        self.put_output(conn, out, queued_before);
         if added {
             self.events.push_back(EngineEvent::Transmit(conn));
         }
@@ -544,8 +556,15 @@ impl Engine {
     /// `conn`'s socket took the first `n` bytes of [`Engine::poll_transmit`].
     pub fn transmitted(&mut self, conn: ConnId, n: usize) {
         if let Some(c) = self.table.connection_mut(conn) {
+            let before = c.ext.tx.len();
             c.ext.tx.advance(n, &mut self.pool);
+            self.queued -= before - c.ext.tx.len();
         }
+    }
+
+    /// Bytes queued for every connection of this engine together.
+    pub fn transmit_queued(&self) -> usize {
+        self.queued
     }
 
     /// Move everything queued for `conn` to the end of `into` (in-memory
@@ -556,6 +575,7 @@ impl Engine {
             let n = c.ext.tx.len();
             into.extend_from_slice(c.ext.tx.pending());
             c.ext.tx.advance(n, &mut self.pool);
+            self.queued -= n;
         }
     }
 

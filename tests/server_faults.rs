@@ -13,24 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::client::{negotiate_body, request_frame, Client, Login};
-use common::TestServer;
+use common::{fd_count, rss_kib, TestServer};
 use smb_wire::header::Command as Cmd;
 use smb_wire::NtStatus;
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn stats(srv: &TestServer) -> serde_json::Value {
     srv.ctl_json(&["stats"])

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::client::{Client, Login};
 use common::pipes;
-use common::{free_port, TestServer, ADMIN, USER};
+use common::{free_port, rss_kib, TestServer, ADMIN, USER};
 
 /// Log in with a wrong password; returns how long the failing (second)
 /// leg took to be answered, and checks it was LOGON_FAILURE.
@@ -136,15 +136,6 @@ fn reauthentication_cannot_turn_a_null_session_into_an_administrator() {
 }
 
 // ----- memory a client can pin (pipe buffers) -------------------------------
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 /// One anonymous connection fills its pipes as far as the server lets it:
 /// 64 pipes, requests written and never read. Returns what it holds when

@@ -253,6 +253,76 @@ fn ntlmv2_client_challenge_structure_is_checked_before_lookup() {
     );
 }
 
+/// A credential store that counts its lookups.
+struct CountingStore {
+    inner: StaticCredentials,
+    lookups: std::cell::Cell<usize>,
+}
+
+impl CredentialStore for CountingStore {
+    fn lookup(&self, user: &str, domain: &str) -> Option<Credential> {
+        self.lookups.set(self.lookups.get() + 1);
+        self.inner.lookup(user, domain)
+    }
+}
+
+/// What one AUTHENTICATE cost the acceptor: its result, the credential
+/// lookups, and the HMAC-MD5 computations with the bytes they covered.
+fn logon_work(
+    user: &str,
+    domain: &str,
+    password: &str,
+    guest: bool,
+) -> (Result<Identity, AuthError>, usize, (usize, usize)) {
+    let store = CountingStore {
+        inner: store(),
+        lookups: Default::default(),
+    };
+    let mut c = NtlmInitiator::user(user, domain, password);
+    let mut s = NtlmAcceptor::new(&cfg(false, guest), SERVER_CHALLENGE, TIMESTAMP);
+    let chal = s.challenge(&c.negotiate()).unwrap();
+    let (auth, _) = c.authenticate(&chal, [1; 8], [2; 16]).unwrap();
+    crypto::HMAC_MD5_WORK.with(|w| w.set((0, 0)));
+    let result = s.authenticate(&auth, &store).map(|o| o.identity);
+    let work = crypto::HMAC_MD5_WORK.with(|w| w.get());
+    (result, store.lookups.get(), work)
+}
+
+/// A user name that does not exist costs the acceptor the same work as a
+/// known user with a wrong password (the NTOWFv2 and NTProofStr HMACs of
+/// MS-NLMP 3.3.2, against a dummy key), so the failure's timing does not
+/// tell which names exist. "bob" is known, "eve" is not (same length, so the
+/// HMAC inputs are the same size too).
+#[test]
+fn unknown_user_costs_the_same_work_as_a_wrong_password() {
+    for domain in ["", "WORKGROUP", "workgroup"] {
+        let (known, known_lookups, known_work) = logon_work("bob", domain, "wrong", false);
+        let (unknown, unknown_lookups, unknown_work) = logon_work("eve", domain, "wrong", false);
+        assert_eq!(known, Err(AuthError::LogonFailure));
+        assert_eq!(unknown, Err(AuthError::LogonFailure));
+        assert_eq!((known_lookups, unknown_lookups), (1, 1));
+        assert!(known_work.0 > 0, "the proof is checked: {known_work:?}");
+        assert_eq!(
+            unknown_work, known_work,
+            "domain {domain:?}: (HMAC-MD5 calls, bytes) for an unknown user vs a wrong password"
+        );
+        // With guest allowed the unknown user is guest, after the same work.
+        let (guest, _, guest_work) = logon_work("eve", domain, "wrong", true);
+        assert_eq!(guest, Ok(Identity::Guest));
+        assert_eq!(guest_work, known_work);
+    }
+    // A client that knows the dummy key still cannot log on as a user that
+    // does not exist.
+    let mut c = NtlmInitiator::with_nt_hash("eve", "", crate::ntlm::acceptor::UNKNOWN_USER_NT_HASH);
+    let mut s = NtlmAcceptor::new(&cfg(false, false), SERVER_CHALLENGE, TIMESTAMP);
+    let chal = s.challenge(&c.negotiate()).unwrap();
+    let (auth, _) = c.authenticate(&chal, [1; 8], [2; 16]).unwrap();
+    assert_eq!(
+        s.authenticate(&auth, &store()),
+        Err(AuthError::LogonFailure)
+    );
+}
+
 #[test]
 fn spnego_acceptor_answers_raw_ntlmssp_in_kind() {
     let mut c = NtlmInitiator::user("alice", "", "Secret-1");

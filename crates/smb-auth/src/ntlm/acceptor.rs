@@ -157,12 +157,17 @@ impl NtlmAcceptor {
     /// everything else must carry a valid NTLMv2 response and, when the client
     /// says so in MsvAvFlags, a valid MIC.
     ///
-    /// An NtChallengeResponse longer than NTLMv1's 24 bytes must be a
-    /// well-formed NTLMv2_RESPONSE (MS-NLMP 2.2.2.8, 2.2.2.7, AV pairs
-    /// 2.2.2.1) for every user name, the empty one included, before the user
-    /// is looked up: a malformed one is [`AuthError::Malformed`]
-    /// (STATUS_INVALID_PARAMETER), as Samba answers it (Samba bug 14932,
-    /// smbtorture smb2.session.ntlmssp_bug14932, with or without a user).
+    /// Order of the checks:
+    /// 1. An NtChallengeResponse longer than NTLMv1's 24 bytes must be a
+    ///    well-formed NTLMv2_RESPONSE (MS-NLMP 2.2.2.8, 2.2.2.7, AV pairs
+    ///    2.2.2.1) for every user name, the empty one included, before the
+    ///    user is looked up: a malformed one is [`AuthError::Malformed`]
+    ///    (STATUS_INVALID_PARAMETER), as Samba answers it (Samba bug 14932,
+    ///    smbtorture smb2.session.ntlmssp_bug14932, with or without a user).
+    /// 2. A user name that is not in `store` costs the same work as a known
+    ///    user with a wrong password: NTOWFv2 and NTProofStr (MS-NLMP 3.3.2)
+    ///    are computed against a dummy key and compared in constant time, so
+    ///    the time of the failure does not tell which names exist.
     pub fn authenticate(
         &mut self,
         auth_msg: &[u8],
@@ -196,7 +201,7 @@ impl NtlmAcceptor {
                 Err(AuthError::LogonFailure)
             };
         }
-        // Structure first, whoever the user is. Up to 24 bytes is NTLMv1
+        // 1. Structure first, whoever the user is. Up to 24 bytes is NTLMv1
         // (or LM only), which is not supported and can never verify.
         let v2 = if nt.len() > 24 {
             Some(Ntlmv2Response::parse(nt)?)
@@ -206,18 +211,21 @@ impl NtlmAcceptor {
         if user.is_empty() {
             return Err(AuthError::LogonFailure);
         }
-        let Some(cred) = store.lookup(&user, &domain) else {
+        // 2. The same work for known and unknown users.
+        let cred = store.lookup(&user, &domain);
+        let nt_hash = cred.map_or(UNKNOWN_USER_NT_HASH, |c| c.nt_hash);
+        let verified = v2.and_then(|r| {
+            self.verify_ntlmv2(&nt_hash, &user, &domain, &r)
+                .map(|base| (base, r.av_pairs()))
+        });
+        let Some(cred) = cred else {
             return if self.cfg.allow_guest {
                 Ok(outcome(Identity::Guest, None))
             } else {
                 Err(AuthError::LogonFailure)
             };
         };
-        let v2 = v2.ok_or(AuthError::LogonFailure)?;
-        let base = self
-            .verify_ntlmv2(&cred.nt_hash, &user, &domain, &v2)
-            .ok_or(AuthError::LogonFailure)?;
-        let av = v2.av_pairs();
+        let (base, av) = verified.ok_or(AuthError::LogonFailure)?;
 
         let exported = if flags & F::KEY_EXCH != 0 {
             let enc: &[u8; 16] = auth
@@ -271,3 +279,8 @@ impl NtlmAcceptor {
         None
     }
 }
+
+/// The NT hash an unknown user is checked against, so that the failure costs
+/// what a wrong password costs. Never a logon: a user not in the store fails
+/// (or is guest) whatever the proof says.
+pub(crate) const UNKNOWN_USER_NT_HASH: [u8; 16] = [0x5a; 16];

@@ -1,7 +1,7 @@
 //! NTLMSSP, MS-NLMP: messages (2.2), NTLMv2 (3.3.2), the acceptor and the
 //! initiator, and session security for SPNEGO's mechListMIC (3.4).
 
-mod acceptor;
+pub(crate) mod acceptor;
 pub mod crypto;
 mod initiator;
 pub mod msg;

@@ -14,12 +14,17 @@ use common::{have, output_text, run_capture, TestServer, ADMIN};
 
 /// `smbtorture //127.0.0.1/IPC$ -p PORT -U admin%pw TEST`; asserts success.
 fn torture(server: &TestServer, test: &str) {
+    torture_as(server, test, &format!("{}%{}", ADMIN.0, ADMIN.1));
+}
+
+/// `smbtorture //127.0.0.1/IPC$ -p PORT -U CREDS TEST`; asserts success.
+fn torture_as(server: &TestServer, test: &str, creds: &str) {
     let mut cmd = Command::new("smbtorture");
     cmd.arg("//127.0.0.1/IPC$")
         .arg("-p")
         .arg(server.port.to_string())
         .arg("-U")
-        .arg(format!("{}%{}", ADMIN.0, ADMIN.1))
+        .arg(creds)
         .arg(test);
     let out = run_capture(&mut cmd, Duration::from_secs(60));
     let text = output_text(&out);
@@ -78,11 +83,23 @@ fn smbtorture_passing_tests_on_the_default_shard_count() {
     );
 }
 
-/// Needs smb-auth to parse the NTLMv2 client challenge (its AV pairs)
-/// before checking the proof, answering a malformed one with
-/// STATUS_INVALID_PARAMETER as Samba does (bug 14932); it answers
-/// STATUS_LOGON_FAILURE today.
+/// smb-auth checks the NTLMv2 client challenge (its AV pairs) before the
+/// proof, answering a malformed one with STATUS_INVALID_PARAMETER as Samba
+/// does (bug 14932).
 #[test]
 fn smbtorture_session_ntlmssp_bug14932() {
     run_all(&["--threads", "1"], &["smb2.session.ntlmssp_bug14932"]);
+}
+
+/// The same with anonymous credentials (`-U%`): the malformed blob then
+/// comes with an empty user name, and the structure is still checked first
+/// (STATUS_INVALID_PARAMETER, not STATUS_LOGON_FAILURE), as Samba 4.17 does.
+/// The test's first session (the tree connect) is a null session.
+#[test]
+fn smbtorture_session_ntlmssp_bug14932_anonymous() {
+    if !have("smbtorture") {
+        return;
+    }
+    let server = TestServer::start(&["--threads", "1"]);
+    torture_as(&server, "smb2.session.ntlmssp_bug14932", "%");
 }

@@ -139,6 +139,190 @@ fn raw_ntlm_login_and_mic_tampering() {
     ));
 }
 
+/// The NtChallengeResponse smbtorture's smb2.session.ntlmssp_bug14932 sends
+/// (captured from `smbtorture ... -U% smb2.session.ntlmssp_bug14932`): a
+/// well-formed NTLMv2_RESPONSE header (MS-NLMP 2.2.2.8, RespType 1,
+/// HiRespType 1) whose AV pair list is garbage (AvLen runs past the end).
+const BUG14932_NT_RESPONSE: &str = concat!(
+    "abababababababababababababababab01010000000000003f3f3f3f3f3f3f3f",
+    "b8823af1b3dd08150000000011a20881503822782b9447fe54947bff17275ab4",
+    "f418badc2c38fd5bfb0ec1851ecc92bb9bb1c4d55314ff8c7649f5459019a2",
+);
+
+/// An AUTHENTICATE_MESSAGE from `user` with the given responses, answered to
+/// a fresh acceptor's CHALLENGE.
+fn authenticate_with(
+    cfg: AcceptorConfig,
+    user: &str,
+    lm: Vec<u8>,
+    nt: Vec<u8>,
+) -> Result<AuthOutcome, AuthError> {
+    let mut c = NtlmInitiator::anonymous();
+    let mut s = NtlmAcceptor::new(&cfg, SERVER_CHALLENGE, TIMESTAMP);
+    let chal = s.challenge(&c.negotiate()).unwrap();
+    let flags = ChallengeMessage::parse(&chal).unwrap().flags();
+    let auth = AuthenticateRepr {
+        lm_response: lm,
+        nt_response: nt,
+        domain: Vec::new(),
+        user: utf16le(user),
+        workstation: utf16le("VM"),
+        encrypted_session_key: vec![0x48; 16],
+        flags,
+        version: Some(Version::DEFAULT),
+        with_mic: false,
+    }
+    .emit();
+    s.authenticate(&auth, &store())
+}
+
+/// Samba bug 14932 (smbtorture smb2.session.ntlmssp_bug14932, also with the
+/// anonymous credentials `-U%`): a malformed NTLMv2_CLIENT_CHALLENGE
+/// (MS-NLMP 2.2.2.7) is STATUS_INVALID_PARAMETER for every user name, the
+/// empty one included, whatever the anonymous and guest policy; the
+/// structure is checked before the user is looked up.
+#[test]
+fn malformed_ntlmv2_blob_is_invalid_parameter_for_every_user() {
+    let nt = hex(BUG14932_NT_RESPONSE);
+    for user in ["", "bob", "mallory"] {
+        for (anonymous, guest) in [(true, true), (true, false), (false, false), (false, true)] {
+            let err = authenticate_with(cfg(anonymous, guest), user, vec![0; 24], nt.clone())
+                .expect_err("a malformed blob never logs on");
+            assert!(
+                matches!(err, AuthError::Malformed(_)),
+                "user {user:?} anonymous {anonymous} guest {guest}: {err:?}"
+            );
+            assert_eq!(err.ntstatus(), 0xC000_000D, "STATUS_INVALID_PARAMETER");
+        }
+    }
+}
+
+/// The other structural defects of MS-NLMP 2.2.2.7 are refused the same way:
+/// too short for the fixed part, RespType or HiRespType not 1, and an AV pair
+/// list without MsvAvEOL (MS-NLMP 2.2.2.1: it MUST end the list).
+#[test]
+fn ntlmv2_client_challenge_structure_is_checked_before_lookup() {
+    let good_av = {
+        let mut w = AvPairsWriter::new();
+        w.push_str(av_id::NB_DOMAIN_NAME, "WORKGROUP");
+        w.finish()
+    };
+    let blob = |resp: u8, hi: u8, av: &[u8]| {
+        let mut nt = vec![0xab; 16];
+        let mut temp = crypto::client_blob(TIMESTAMP, &[0x3f; 8], av);
+        temp[0] = resp;
+        temp[1] = hi;
+        temp.truncate(28 + av.len());
+        nt.extend_from_slice(&temp);
+        nt
+    };
+    let no_eol = &good_av[..good_av.len() - 4];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("short", blob(1, 1, &good_av)[..16 + 27].to_vec()),
+        ("RespType", blob(2, 1, &good_av)),
+        ("HiRespType", blob(1, 0, &good_av)),
+        ("no MsvAvEOL", blob(1, 1, no_eol)),
+        ("empty AV list", blob(1, 1, &[])),
+    ];
+    for (what, nt) in cases {
+        for user in ["", "bob", "mallory"] {
+            let err =
+                authenticate_with(cfg(true, true), user, vec![0; 24], nt.clone()).expect_err(what);
+            assert!(
+                matches!(err, AuthError::Malformed(_)),
+                "{what}, user {user:?}: {err:?}"
+            );
+        }
+    }
+    // A well-formed blob with a wrong proof is a plain logon failure, and
+    // with an unknown user and guest allowed it is guest.
+    let nt = blob(1, 1, &good_av);
+    assert_eq!(
+        authenticate_with(cfg(true, false), "bob", vec![0; 24], nt.clone()).unwrap_err(),
+        AuthError::LogonFailure
+    );
+    assert_eq!(
+        authenticate_with(cfg(true, false), "", vec![0; 24], nt.clone()).unwrap_err(),
+        AuthError::LogonFailure
+    );
+    assert_eq!(
+        authenticate_with(cfg(false, true), "mallory", vec![0; 24], nt)
+            .unwrap()
+            .identity,
+        Identity::Guest
+    );
+}
+
+/// A credential store that counts its lookups.
+struct CountingStore {
+    inner: StaticCredentials,
+    lookups: std::cell::Cell<usize>,
+}
+
+impl CredentialStore for CountingStore {
+    fn lookup(&self, user: &str, domain: &str) -> Option<Credential> {
+        self.lookups.set(self.lookups.get() + 1);
+        self.inner.lookup(user, domain)
+    }
+}
+
+/// What one AUTHENTICATE cost the acceptor: its result, the credential
+/// lookups, and the HMAC-MD5 computations with the bytes they covered.
+fn logon_work(
+    user: &str,
+    domain: &str,
+    password: &str,
+    guest: bool,
+) -> (Result<Identity, AuthError>, usize, (usize, usize)) {
+    let store = CountingStore {
+        inner: store(),
+        lookups: Default::default(),
+    };
+    let mut c = NtlmInitiator::user(user, domain, password);
+    let mut s = NtlmAcceptor::new(&cfg(false, guest), SERVER_CHALLENGE, TIMESTAMP);
+    let chal = s.challenge(&c.negotiate()).unwrap();
+    let (auth, _) = c.authenticate(&chal, [1; 8], [2; 16]).unwrap();
+    crypto::HMAC_MD5_WORK.with(|w| w.set((0, 0)));
+    let result = s.authenticate(&auth, &store).map(|o| o.identity);
+    let work = crypto::HMAC_MD5_WORK.with(|w| w.get());
+    (result, store.lookups.get(), work)
+}
+
+/// A user name that does not exist costs the acceptor the same work as a
+/// known user with a wrong password (the NTOWFv2 and NTProofStr HMACs of
+/// MS-NLMP 3.3.2, against a dummy key), so the failure's timing does not
+/// tell which names exist. "bob" is known, "eve" is not (same length, so the
+/// HMAC inputs are the same size too).
+#[test]
+fn unknown_user_costs_the_same_work_as_a_wrong_password() {
+    for domain in ["", "WORKGROUP", "workgroup"] {
+        let (known, known_lookups, known_work) = logon_work("bob", domain, "wrong", false);
+        let (unknown, unknown_lookups, unknown_work) = logon_work("eve", domain, "wrong", false);
+        assert_eq!(known, Err(AuthError::LogonFailure));
+        assert_eq!(unknown, Err(AuthError::LogonFailure));
+        assert_eq!((known_lookups, unknown_lookups), (1, 1));
+        assert!(known_work.0 > 0, "the proof is checked: {known_work:?}");
+        assert_eq!(
+            unknown_work, known_work,
+            "domain {domain:?}: (HMAC-MD5 calls, bytes) for an unknown user vs a wrong password"
+        );
+        // With guest allowed the unknown user is guest, after the same work.
+        let (guest, _, guest_work) = logon_work("eve", domain, "wrong", true);
+        assert_eq!(guest, Ok(Identity::Guest));
+        assert_eq!(guest_work, known_work);
+    }
+    // A client that knows the dummy key still cannot log on as a user that
+    // does not exist.
+    let mut c = NtlmInitiator::with_nt_hash("eve", "", crate::ntlm::acceptor::UNKNOWN_USER_NT_HASH);
+    let mut s = NtlmAcceptor::new(&cfg(false, false), SERVER_CHALLENGE, TIMESTAMP);
+    let chal = s.challenge(&c.negotiate()).unwrap();
+    let (auth, _) = c.authenticate(&chal, [1; 8], [2; 16]).unwrap();
+    assert_eq!(
+        s.authenticate(&auth, &store()),
+        Err(AuthError::LogonFailure)
+    );
+}
+
 #[test]
 fn spnego_acceptor_answers_raw_ntlmssp_in_kind() {
     let mut c = NtlmInitiator::user("alice", "", "Secret-1");

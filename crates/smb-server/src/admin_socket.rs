@@ -301,8 +301,7 @@ fn private_dir(dir: &Path) -> io::Result<()> {
 /// with a mode looser than 0600: bind it inside a fresh 0700 directory, set
 /// its mode, then rename it into place.
 fn bind_private(path: &Path, dir: &Path) -> io::Result<UnixListener> {
-    let mut tag = [0u8; 4];
-    crate::getrandom_fill(&mut tag);
+    let tag: [u8; 4] = crate::rng::os_random()?;
     let staging = dir.join(format!(".smbcore-{:08x}", u32::from_le_bytes(tag)));
     DirBuilder::new().mode(0o700).create(&staging)?;
     let staged = staging.join("s");

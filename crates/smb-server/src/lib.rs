@@ -26,6 +26,7 @@ pub mod ctl;
 pub mod dump;
 mod listeners;
 pub mod metrics;
+pub mod rng;
 mod shard;
 #[allow(unsafe_code)]
 pub mod transport;
@@ -229,8 +230,7 @@ impl Server {
             .map(AdminSocket::bind)
             .transpose()?;
 
-        let mut guid = [0u8; 16];
-        getrandom_fill(&mut guid);
+        let guid: [u8; 16] = rng::os_random()?;
         let users = Arc::new(opts.users);
         let memory = MemoryBudget::new(usize::MAX);
         let ecfg = Arc::new(engine_config(&eff, &users, guid, &memory));
@@ -255,7 +255,7 @@ impl Server {
                 ecfg.clone(),
                 epoch,
                 wall,
-                Box::new(getrandom_fill),
+                rng::ShardRng::from_os(i as u16)?.into_random_source(),
             );
             let pin = eff.cpu_steering.then_some(i);
             let (shard, handle) = Shard::new(i as u16, l, engine, shared.clone(), MAX_FRAME, pin)?;
@@ -309,21 +309,6 @@ impl Server {
             self.metrics_addr = Some(addr);
         }
         Ok(())
-    }
-}
-
-/// Fill `buf` with OS randomness (server challenges, GUIDs, salts).
-pub fn getrandom_fill(buf: &mut [u8]) {
-    if getrandom::getrandom(buf).is_err() {
-        // The OS source failing is not recoverable in a sensible way; fall
-        // back to a time-seeded mix so the server keeps running.
-        let mut x = Instant::now().elapsed().as_nanos() as u64 ^ 0x9E37_79B9_7F4A_7C15;
-        for b in buf.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
     }
 }
 

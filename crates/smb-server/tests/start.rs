@@ -17,8 +17,7 @@ struct Dir(PathBuf);
 impl Dir {
     fn new(tag: &str) -> Dir {
         use std::os::unix::fs::DirBuilderExt;
-        let mut b = [0u8; 8];
-        smb_server::getrandom_fill(&mut b);
+        let b: [u8; 8] = smb_server::rng::os_random().expect("OS randomness");
         let p = std::env::temp_dir().join(format!(
             "smb-server-start-{tag}-{}-{:x}",
             std::process::id(),

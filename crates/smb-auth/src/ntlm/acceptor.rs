@@ -8,8 +8,8 @@ use subtle::ConstantTimeEq;
 
 use super::crypto;
 use super::msg::{
-    av_id, decode_string, utf16le, AuthenticateMessage, AvPairs, AvPairsWriter, ChallengeRepr,
-    NegotiateFlags as F, NegotiateMessage, Version, AV_FLAG_MIC_PRESENT,
+    av_id, decode_string, utf16le, AuthenticateMessage, AvPairsWriter, ChallengeRepr,
+    NegotiateFlags as F, NegotiateMessage, Ntlmv2Response, Version, AV_FLAG_MIC_PRESENT,
 };
 use super::users::CredentialStore;
 use crate::error::AuthError;
@@ -156,6 +156,18 @@ impl NtlmAcceptor {
     /// with `allow_anonymous`; unknown users become guest with `allow_guest`;
     /// everything else must carry a valid NTLMv2 response and, when the client
     /// says so in MsvAvFlags, a valid MIC.
+    ///
+    /// Order of the checks:
+    /// 1. An NtChallengeResponse longer than NTLMv1's 24 bytes must be a
+    ///    well-formed NTLMv2_RESPONSE (MS-NLMP 2.2.2.8, 2.2.2.7, AV pairs
+    ///    2.2.2.1) for every user name, the empty one included, before the
+    ///    user is looked up: a malformed one is [`AuthError::Malformed`]
+    ///    (STATUS_INVALID_PARAMETER), as Samba answers it (Samba bug 14932,
+    ///    smbtorture smb2.session.ntlmssp_bug14932, with or without a user).
+    /// 2. A user name that is not in `store` costs the same work as a known
+    ///    user with a wrong password: NTOWFv2 and NTProofStr (MS-NLMP 3.3.2)
+    ///    are computed against a dummy key and compared in constant time, so
+    ///    the time of the failure does not tell which names exist.
     pub fn authenticate(
         &mut self,
         auth_msg: &[u8],
@@ -189,37 +201,31 @@ impl NtlmAcceptor {
                 Err(AuthError::LogonFailure)
             };
         }
+        // 1. Structure first, whoever the user is. Up to 24 bytes is NTLMv1
+        // (or LM only), which is not supported and can never verify.
+        let v2 = if nt.len() > 24 {
+            Some(Ntlmv2Response::parse(nt)?)
+        } else {
+            None
+        };
         if user.is_empty() {
             return Err(AuthError::LogonFailure);
         }
-        let Some(cred) = store.lookup(&user, &domain) else {
+        // 2. The same work for known and unknown users.
+        let cred = store.lookup(&user, &domain);
+        let nt_hash = cred.map_or(UNKNOWN_USER_NT_HASH, |c| c.nt_hash);
+        let verified = v2.and_then(|r| {
+            self.verify_ntlmv2(&nt_hash, &user, &domain, &r)
+                .map(|base| (base, r.av_pairs()))
+        });
+        let Some(cred) = cred else {
             return if self.cfg.allow_guest {
                 Ok(outcome(Identity::Guest, None))
             } else {
                 Err(AuthError::LogonFailure)
             };
         };
-
-        // NTLMv2_RESPONSE: NTProofStr(16) || NTLMv2_CLIENT_CHALLENGE(>= 28).
-        if nt.len() < 16 + 28 || nt[16] != 1 || nt[17] != 1 {
-            return Err(AuthError::LogonFailure);
-        }
-        let (proof, temp) = nt.split_at(16);
-        // The client's AV pairs are checked before the proof, as Samba does
-        // (a malformed list is INVALID_PARAMETER, not LOGON_FAILURE; Samba
-        // bug 14932, smbtorture smb2.session.ntlmssp_bug14932).
-        let av = AvPairs::parse(&temp[28..])?;
-        let upper = domain.to_uppercase();
-        let mut verified = None;
-        for dom in [domain.as_str(), upper.as_str(), ""] {
-            let key = crypto::ntowfv2(&cred.nt_hash, &user, dom);
-            let expect = crypto::nt_proof_str(&key, &self.server_challenge, temp);
-            if bool::from(expect.ct_eq(proof)) {
-                verified = Some(crypto::session_base_key(&key, &expect));
-                break;
-            }
-        }
-        let base = verified.ok_or(AuthError::LogonFailure)?;
+        let (base, av) = verified.ok_or(AuthError::LogonFailure)?;
 
         let exported = if flags & F::KEY_EXCH != 0 {
             let enc: &[u8; 16] = auth
@@ -249,4 +255,32 @@ impl NtlmAcceptor {
             Some(exported),
         ))
     }
+
+    /// Checks NTProofStr (MS-NLMP 3.3.2) with the NTOWFv2 of `nt_hash` for
+    /// the domain as sent, upper-cased, and empty (clients differ), comparing
+    /// in constant time; every form is tried unless one matches, so a wrong
+    /// password always costs the same. Returns the SessionBaseKey.
+    fn verify_ntlmv2(
+        &self,
+        nt_hash: &[u8; 16],
+        user: &str,
+        domain: &str,
+        response: &Ntlmv2Response<'_>,
+    ) -> Option<[u8; 16]> {
+        let temp = response.client_challenge();
+        let upper = domain.to_uppercase();
+        for dom in [domain, upper.as_str(), ""] {
+            let key = crypto::ntowfv2(nt_hash, user, dom);
+            let expect = crypto::nt_proof_str(&key, &self.server_challenge, temp);
+            if bool::from(expect.ct_eq(response.nt_proof_str())) {
+                return Some(crypto::session_base_key(&key, &expect));
+            }
+        }
+        None
+    }
 }
+
+/// The NT hash an unknown user is checked against, so that the failure costs
+/// what a wrong password costs. Never a logon: a user not in the store fails
+/// (or is guest) whatever the proof says.
+pub(crate) const UNKNOWN_USER_NT_HASH: [u8; 16] = [0x5a; 16];

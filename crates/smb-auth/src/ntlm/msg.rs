@@ -219,6 +219,20 @@ pub struct AvPairs<'a> {
 impl<'a> AvPairs<'a> {
     /// Validates `buf` as an AV_PAIR list.
     pub fn parse(buf: &'a [u8]) -> Result<Self, AuthError> {
+        Self::scan(buf).map(|(list, _)| list)
+    }
+
+    /// Validates `buf` as an AV_PAIR list that ends with MsvAvEOL, as
+    /// MS-NLMP 2.2.2.1 requires ("MsvAvEOL MUST be the last item").
+    pub fn parse_terminated(buf: &'a [u8]) -> Result<Self, AuthError> {
+        match Self::scan(buf)? {
+            (list, true) => Ok(list),
+            (_, false) => Err(AuthError::Malformed("AV_PAIR list without MsvAvEOL")),
+        }
+    }
+
+    /// The list and whether it ended with MsvAvEOL.
+    fn scan(buf: &'a [u8]) -> Result<(Self, bool), AuthError> {
         let mut pos = 0usize;
         while pos < buf.len() {
             let id = u16_at(buf, pos).ok_or(AuthError::Malformed("AV_PAIR truncated"))?;
@@ -228,11 +242,11 @@ impl<'a> AvPairs<'a> {
                 return Err(AuthError::Malformed("AV_PAIR value outside list"));
             }
             if id == av_id::EOL {
-                return Ok(AvPairs { buf: &buf[..end] });
+                return Ok((AvPairs { buf: &buf[..end] }, true));
             }
             pos = end;
         }
-        Ok(AvPairs { buf })
+        Ok((AvPairs { buf }, false))
     }
 
     /// The list bytes (up to and including MsvAvEOL when present).
@@ -261,6 +275,65 @@ impl<'a> AvPairs<'a> {
     /// The MsvAvTimestamp value, if present and 8 bytes long.
     pub fn timestamp(&self) -> Option<u64> {
         self.get(av_id::TIMESTAMP).and_then(|v| u64_at(v, 0))
+    }
+}
+
+/// A structurally valid NTLMv2_RESPONSE (MS-NLMP 2.2.2.8), borrowed:
+/// NTProofStr (16 bytes) followed by the NTLMv2_CLIENT_CHALLENGE of
+/// MS-NLMP 2.2.2.7 (RespType 1, HiRespType 1, Reserved1, Reserved2,
+/// TimeStamp, ChallengeFromClient, Reserved3, then AvPairs ending with
+/// MsvAvEOL; bytes after MsvAvEOL, such as the Z(4) of MS-NLMP 3.3.2, are
+/// covered by the proof but not parsed).
+///
+/// Parsing checks the structure only, no key is involved: an acceptor can
+/// refuse a malformed response before it looks the user up, as Samba does
+/// (Samba bug 14932: STATUS_INVALID_PARAMETER, not STATUS_LOGON_FAILURE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ntlmv2Response<'a> {
+    proof: &'a [u8],
+    client_challenge: &'a [u8],
+    av_pairs: AvPairs<'a>,
+}
+
+impl<'a> Ntlmv2Response<'a> {
+    /// Length of NTProofStr.
+    pub const PROOF_LEN: usize = 16;
+    /// Length of the fixed part of NTLMv2_CLIENT_CHALLENGE (before AvPairs).
+    pub const CLIENT_CHALLENGE_FIXED_LEN: usize = 28;
+
+    /// Validates an NtChallengeResponse as an NTLMv2_RESPONSE.
+    pub fn parse(nt_response: &'a [u8]) -> Result<Self, AuthError> {
+        if nt_response.len() < Self::PROOF_LEN + Self::CLIENT_CHALLENGE_FIXED_LEN {
+            return Err(AuthError::Malformed("NTLMv2_CLIENT_CHALLENGE truncated"));
+        }
+        let (proof, client_challenge) = nt_response.split_at(Self::PROOF_LEN);
+        // RespType and HiRespType: "MUST be set to 1" (MS-NLMP 2.2.2.7).
+        if client_challenge[0] != 1 || client_challenge[1] != 1 {
+            return Err(AuthError::Malformed("NTLMv2_CLIENT_CHALLENGE RespType"));
+        }
+        let av_pairs =
+            AvPairs::parse_terminated(&client_challenge[Self::CLIENT_CHALLENGE_FIXED_LEN..])?;
+        Ok(Ntlmv2Response {
+            proof,
+            client_challenge,
+            av_pairs,
+        })
+    }
+
+    /// NTProofStr (16 bytes).
+    pub fn nt_proof_str(&self) -> &'a [u8] {
+        self.proof
+    }
+
+    /// The whole NTLMv2_CLIENT_CHALLENGE ("temp" in MS-NLMP 3.3.2), as the
+    /// proof covers it.
+    pub fn client_challenge(&self) -> &'a [u8] {
+        self.client_challenge
+    }
+
+    /// The client's AV pairs (MsvAvFlags, MsvAvTimestamp, ...).
+    pub fn av_pairs(&self) -> AvPairs<'a> {
+        self.av_pairs
     }
 }
 

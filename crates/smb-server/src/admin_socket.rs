@@ -322,8 +322,7 @@ mod tests {
     struct Tmp(PathBuf);
     impl Tmp {
         fn new(tag: &str) -> Tmp {
-            let mut r = [0u8; 8];
-            crate::getrandom_fill(&mut r);
+            let r: [u8; 8] = crate::rng::os_random().expect("OS randomness");
             let p = std::env::temp_dir().join(format!(
                 "smb-server-admin-{tag}-{:x}",
                 u64::from_le_bytes(r)

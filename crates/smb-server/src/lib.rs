@@ -47,7 +47,8 @@ use smb_session::engine::{Engine, EngineConfig};
 use crate::admin_socket::AdminSocket;
 use crate::config::{Effective, MachineFacts, Settings};
 use crate::listeners::{AddressClaim, ShardListeners};
-use crate::shard::{Shard, ShardHandle};
+use crate::shard::mio::MioShard;
+use crate::shard::ShardHandle;
 use crate::users::UserFile;
 
 /// Where `smbcore serve` listens when not told otherwise. Port 445 needs
@@ -258,7 +259,8 @@ impl Server {
                 rng::ShardRng::from_os(i as u16)?.into_random_source(),
             );
             let pin = eff.cpu_steering.then_some(i);
-            let (shard, handle) = Shard::new(i as u16, l, engine, shared.clone(), MAX_FRAME, pin)?;
+            let (shard, handle) =
+                MioShard::new(i as u16, l, engine, shared.clone(), MAX_FRAME, pin)?;
             shards.push(shard);
             handles.push(handle);
         }
@@ -286,7 +288,7 @@ impl Server {
     /// the caller and what was not started yet is dropped (closed).
     fn spawn_threads(
         &mut self,
-        shards: Vec<Shard>,
+        shards: Vec<MioShard>,
         admin: Option<AdminSocket>,
         metrics: Option<std::net::TcpListener>,
     ) -> io::Result<()> {

@@ -96,7 +96,9 @@ fn a_directory_others_may_write_to_is_refused() {
 /// temp dir, admin socket left to the default.
 fn serve_as_other_user(tmp: &Path, listen: &str) -> Command {
     let mut cmd = Command::new(smbcore_bin());
-    cmd.args(["serve", "--listen", listen, "--threads", "1"])
+    cmd.arg("serve")
+        .args(common::transport_args())
+        .args(["--listen", listen, "--threads", "1"])
         .env_remove("XDG_RUNTIME_DIR")
         .env("TMPDIR", tmp)
         .env("RUST_LOG", "info")

@@ -113,6 +113,9 @@ impl TestServer {
             "--admin-socket".into(),
             admin_socket.display().to_string(),
         ];
+        if !extra.contains(&"--transport") {
+            args.extend(transport_args());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(smbcore_bin())
             .args(&args)
@@ -283,6 +286,15 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     }
 }
 
+/// `--transport T` when `SMBCORE_TEST_TRANSPORT` names one: `scripts/test`
+/// runs every server test once per transport (io-uring, then mio).
+pub fn transport_args() -> Vec<String> {
+    match std::env::var("SMBCORE_TEST_TRANSPORT") {
+        Ok(t) if !t.is_empty() => vec!["--transport".into(), t],
+        _ => Vec::new(),
+    }
+}
+
 /// The uid tests run other users' programs as (`nobody`).
 pub const OTHER_UID: u32 = 65534;
 
@@ -293,6 +305,11 @@ pub fn serve_refused(args: &[&str], timeout: Duration) -> Output {
     run_with_timeout(
         Command::new(smbcore_bin())
             .arg("serve")
+            .args(if args.contains(&"--transport") {
+                Vec::new()
+            } else {
+                transport_args()
+            })
             .args(args)
             .env("RUST_LOG", "info"),
         timeout,

@@ -298,6 +298,7 @@ pub fn stats_json(shared: &Shared) -> Value {
     json!({
         "uptime_ms": shared.started.elapsed().as_millis() as u64,
         "shards": shared.shards().len(),
+        "transport": shared.transport,
         "connections": s.connections,
         "sessions": s.sessions,
         "trees": s.trees,

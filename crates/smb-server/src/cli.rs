@@ -84,6 +84,13 @@ struct ServeArgs {
     /// SO_BUSY_POLL microseconds on the listeners (0 = off).
     #[arg(long)]
     busy_poll: Option<String>,
+    /// Transport: auto (io_uring where the kernel allows it, else mio),
+    /// io-uring, or mio.
+    #[arg(long)]
+    transport: Option<String>,
+    /// io_uring SQPOLL idle time in milliseconds (0 = off).
+    #[arg(long)]
+    io_uring_sqpoll: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +145,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         ),
         ("allow-guest", args.allow_guest.then(|| "true".into())),
         ("cpu-steering", args.cpu_steering.then(|| "true".into())),
+        ("transport", args.transport),
+        ("io-uring-sqpoll", args.io_uring_sqpoll),
         ("busy-poll", args.busy_poll),
     ];
     if let Some(path) = &args.config {

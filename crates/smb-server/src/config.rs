@@ -141,7 +141,28 @@ pub const KEYS: &[KeySpec] = &[
         accepts: "microseconds of SO_BUSY_POLL, 0 = off (needs a restart)",
         live: false,
     },
+    KeySpec {
+        name: "transport",
+        accepts: "auto, io-uring or mio (auto: io_uring where the kernel allows it; needs a restart)",
+        live: false,
+    },
+    KeySpec {
+        name: "io-uring-sqpoll",
+        accepts: "milliseconds of SQPOLL idle time, 0 = off (a kernel poller thread per shard; needs a restart)",
+        live: false,
+    },
 ];
+
+/// Which transport moves the shards' bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportChoice {
+    /// io_uring where the kernel allows it, else mio.
+    Auto,
+    /// io_uring, or refuse to start.
+    IoUring,
+    /// mio (epoll).
+    Mio,
+}
 
 /// Look a key up by name.
 pub fn key_spec(name: &str) -> Result<&'static KeySpec, ConfigError> {
@@ -331,6 +352,10 @@ pub struct Effective {
     pub cpu_steering: bool,
     /// SO_BUSY_POLL microseconds (0 = off).
     pub busy_poll_us: u32,
+    /// Which transport the shards run.
+    pub transport: TransportChoice,
+    /// SQPOLL idle time in ms for io_uring (0 = no SQPOLL).
+    pub io_uring_sqpoll_ms: u32,
 }
 
 /// Layered settings: automatic values plus explicit layers per key.
@@ -372,6 +397,8 @@ impl Settings {
             "threads" => m.cpus.max(1).to_string(),
             "cpu-steering" => "false".to_string(),
             "busy-poll" => "0".to_string(),
+            "transport" => "auto".to_string(),
+            "io-uring-sqpoll" => "0".to_string(),
             _ => String::new(),
         }
     }
@@ -427,7 +454,13 @@ impl Settings {
                 }
                 n.to_string()
             }
-            "busy-poll" => v.parse::<u32>().map_err(|_| bad())?.to_string(),
+            "busy-poll" | "io-uring-sqpoll" => v.parse::<u32>().map_err(|_| bad())?.to_string(),
+            "transport" => match v {
+                "auto" => "auto".to_string(),
+                "io-uring" | "io_uring" | "uring" => "io-uring".to_string(),
+                "mio" | "epoll" => "mio".to_string(),
+                _ => return Err(bad()),
+            },
             "require-signing" | "allow-anonymous" | "allow-guest" | "cpu-steering" => match v {
                 "true" | "yes" | "on" | "1" => "true".to_string(),
                 "false" | "no" | "off" | "0" => "false".to_string(),
@@ -559,6 +592,14 @@ impl Settings {
             threads: v("threads").parse().map_err(|_| bad("threads"))?,
             cpu_steering: v("cpu-steering") == "true",
             busy_poll_us: v("busy-poll").parse().map_err(|_| bad("busy-poll"))?,
+            transport: match v("transport").as_str() {
+                "io-uring" => TransportChoice::IoUring,
+                "mio" => TransportChoice::Mio,
+                _ => TransportChoice::Auto,
+            },
+            io_uring_sqpoll_ms: v("io-uring-sqpoll")
+                .parse()
+                .map_err(|_| bad("io-uring-sqpoll"))?,
         };
         if e.min_dialect > e.max_dialect {
             return Err(ConfigError(format!(

@@ -138,6 +138,8 @@ pub struct Shared {
     pub(crate) stats: RuntimeStats,
     pub(crate) started: Instant,
     pub(crate) stopping: AtomicBool,
+    /// The transport every shard runs (`mio` or `io_uring`).
+    pub(crate) transport: &'static str,
 }
 
 impl Shared {
@@ -202,6 +204,7 @@ impl Server {
             .settings
             .effective()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let transport_kind = choose_transport(&eff)?;
         let ShardListeners {
             claim,
             listeners,
@@ -247,6 +250,7 @@ impl Server {
             stats: RuntimeStats::default(),
             started: epoch,
             stopping: AtomicBool::new(false),
+            transport: transport_kind.name(),
         });
         let mut shards = Vec::new();
         let mut handles = Vec::new();
@@ -259,8 +263,38 @@ impl Server {
                 rng::ShardRng::from_os(i as u16)?.into_random_source(),
             );
             let pin = eff.cpu_steering.then_some(i);
-            let (shard, handle) =
-                MioShard::new(i as u16, l, engine, shared.clone(), MAX_FRAME, pin)?;
+            let (shard, handle) = match transport_kind {
+                TransportKind::Mio => {
+                    let (s, h) =
+                        MioShard::new(i as u16, l, engine, shared.clone(), MAX_FRAME, pin)?;
+                    (AnyShard::Mio(s), h)
+                }
+                TransportKind::IoUring => {
+                    // Direct descriptors count against the open-file limit,
+                    // and each shard's table is checked against it alone.
+                    let files = u32::try_from(
+                        eff.max_connections
+                            .min(config::MachineFacts::detect().open_files),
+                    )
+                    .unwrap_or(u32::MAX)
+                    .max(16);
+                    let options = transport::uring::UringOptions {
+                        sqpoll_idle_ms: (eff.io_uring_sqpoll_ms > 0)
+                            .then_some(eff.io_uring_sqpoll_ms),
+                        files,
+                    };
+                    let (s, h) = transport::uring::UringShard::new(
+                        i as u16,
+                        l,
+                        engine,
+                        shared.clone(),
+                        MAX_FRAME,
+                        pin,
+                        options,
+                    )?;
+                    (AnyShard::Uring(s), h)
+                }
+            };
             shards.push(shard);
             handles.push(handle);
         }
@@ -288,7 +322,7 @@ impl Server {
     /// the caller and what was not started yet is dropped (closed).
     fn spawn_threads(
         &mut self,
-        shards: Vec<MioShard>,
+        shards: Vec<AnyShard>,
         admin: Option<AdminSocket>,
         metrics: Option<std::net::TcpListener>,
     ) -> io::Result<()> {
@@ -311,6 +345,62 @@ impl Server {
             self.metrics_addr = Some(addr);
         }
         Ok(())
+    }
+}
+
+/// The transport the shards run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// epoll through mio.
+    Mio,
+    /// One io_uring per shard.
+    IoUring,
+}
+
+impl TransportKind {
+    /// As `ctl stats` and `/metrics` name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Mio => "mio",
+            TransportKind::IoUring => "io_uring",
+        }
+    }
+}
+
+/// `transport = auto` takes io_uring when the kernel allows it and says in
+/// one log line why not otherwise; `io-uring` refuses to start without it.
+fn choose_transport(eff: &Effective) -> io::Result<TransportKind> {
+    match eff.transport {
+        config::TransportChoice::Mio => Ok(TransportKind::Mio),
+        config::TransportChoice::IoUring => match transport::uring::probe() {
+            Ok(()) => Ok(TransportKind::IoUring),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("the io_uring transport is not available here: {e}"),
+            )),
+        },
+        config::TransportChoice::Auto => match transport::uring::probe() {
+            Ok(()) => Ok(TransportKind::IoUring),
+            Err(e) => {
+                tracing::info!(error = %e, "io_uring is not available; using the mio transport");
+                Ok(TransportKind::Mio)
+            }
+        },
+    }
+}
+
+/// A shard on either transport.
+pub(crate) enum AnyShard {
+    Mio(MioShard),
+    Uring(transport::uring::UringShard),
+}
+
+impl AnyShard {
+    fn run(self) {
+        match self {
+            AnyShard::Mio(s) => s.run(),
+            AnyShard::Uring(s) => s.run(),
+        }
     }
 }
 

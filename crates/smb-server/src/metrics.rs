@@ -120,6 +120,16 @@ pub fn render(stats: &Value) -> String {
         "smbcore_reap_lateness_seconds_count {}\n",
         l["count"].as_u64().unwrap_or(0)
     ));
+    if let Some(t) = stats["transport"].as_str() {
+        out.push_str(
+            "# HELP smbcore_shard_info The transport each shard runs.\n# TYPE smbcore_shard_info gauge\n",
+        );
+        for shard in 0..stats["shards"].as_u64().unwrap_or(0) {
+            out.push_str(&format!(
+                "smbcore_shard_info{{shard=\"{shard}\",transport=\"{t}\"}} 1\n"
+            ));
+        }
+    }
     out
 }
 

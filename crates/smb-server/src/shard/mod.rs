@@ -148,11 +148,16 @@ impl ShardCore {
 
     /// Count an accept() failure.
     pub(crate) fn accept_failed(&self, e: &io::Error) {
-        tracing::warn!(shard = self.id, error = %e, "accept failed");
-        self.shared
+        let n = self
+            .shared
             .stats
             .accept_errors
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        // A persistent failure (a full file table) is logged at 1, 2, 4, ...
+        if n.is_power_of_two() {
+            tracing::warn!(shard = self.id, error = %e, failures = n, "accept failed");
+        }
     }
 
     /// Answer complete frames in `data` from `conn` until its unsent output

@@ -15,6 +15,8 @@
 //!   (SO_PEERCRED), which the admin socket checks on every connection.
 //! - [`effective_uid`]: this process's effective uid.
 
+pub mod uring;
+
 use std::io;
 use std::os::fd::AsRawFd;
 

@@ -562,6 +562,26 @@ impl Engine {
         }
     }
 
+    /// Take everything queued for `conn` as an owned buffer, for a
+    /// transport whose writes complete later and must own their bytes
+    /// (io_uring). The bytes count as transmitted; hand the buffer back
+    /// with [`Engine::recycle`] once the write completed.
+    pub fn take_transmit(&mut self, conn: ConnId) -> Option<Vec<u8>> {
+        let c = self.table.connection_mut(conn)?;
+        if c.ext.tx.len() == 0 {
+            return None;
+        }
+        let buf = c.ext.tx.take_all();
+        self.queued -= buf.len();
+        Some(buf)
+    }
+
+    /// Give back a buffer taken with [`Engine::take_transmit`] (pooled
+    /// for the next output of any connection of this engine).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.pool.give(buf);
+    }
+
     /// Bytes queued for every connection of this engine together.
     pub fn transmit_queued(&self) -> usize {
         self.queued

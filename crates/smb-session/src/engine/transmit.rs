@@ -70,6 +70,16 @@ impl TxQueue {
         }
     }
 
+    /// Everything queued, as an owned buffer; the queue is left empty
+    /// (the next output draws a buffer from the pool).
+    pub(crate) fn take_all(&mut self) -> Vec<u8> {
+        if self.sent > 0 {
+            self.buf.drain(..self.sent);
+            self.sent = 0;
+        }
+        std::mem::take(&mut self.buf)
+    }
+
     /// Drop everything queued and give the buffer back.
     pub(crate) fn release(&mut self, pool: &mut BufferPool) {
         self.sent = 0;

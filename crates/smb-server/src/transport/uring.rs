@@ -1,0 +1,965 @@
+//! The io_uring transport: one ring per shard, no other runtime.
+//!
+//! - The ring is `SINGLE_ISSUER | DEFER_TASKRUN` (completions run only when
+//!   the shard waits, on the shard's thread).
+//! - Accepts land in direct descriptors (a sparse file table per shard);
+//!   [`ACCEPTS`] single-shot accepts stay armed, each with its own address
+//!   buffer, so the peer address comes with the connection (multishot
+//!   accept cannot return it).
+//! - Receives are multishot into a provided buffer ring per shard
+//!   ([`BufRing`]); a buffer goes back to the ring as soon as its bytes were
+//!   fed to the engine (leftovers of a half frame are copied to the
+//!   connection's `partial`).
+//! - Sends own their bytes: the connection's whole queue is taken from the
+//!   engine ([`Engine::take_transmit`](smb_session::engine::Engine::take_transmit))
+//!   so several answers go out in one send; the buffer returns to the
+//!   engine's pool when the send completes.
+//! - Close is a cancel of everything on the descriptor hard-linked to the
+//!   close of the descriptor.
+//! - Waiting is one `io_uring_enter` with the wheel's next deadline as its
+//!   timeout; each completion batch is dated after the wait returned, so a
+//!   read is never dated before it arrived.
+//! - Admin commands wake the shard through an eventfd read on the ring.
+//!
+//! Every `unsafe` block below carries its `SAFETY:` argument; they are all
+//! about buffer lifetimes: memory the kernel writes or reads must stay put
+//! and unaliased until the operation that uses it completes.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::fs::File;
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use slab::Slab;
+use smb_session::engine::Engine;
+use smb_session::ids::ConnId;
+
+use crate::shard::{Fed, IoEvent, ShardCore, ShardHandle, ShardWaker, OUTPUT_HIGH_WATER};
+use crate::Shared;
+
+/// Accepts kept armed per shard.
+pub const ACCEPTS: usize = 16;
+/// Buffers in the provided buffer ring (a power of two).
+const RECV_BUFFERS: u16 = 256;
+/// Size of one receive buffer.
+const RECV_BUFFER_SIZE: usize = 16 * 1024;
+/// Buffer group id of the receive ring.
+const BGID: u16 = 0;
+/// Submission queue entries.
+const SQ_ENTRIES: u32 = 1024;
+
+// user_data: kind in the top byte, then a 24-bit generation, then a 32-bit
+// key (connection slab key or accept slot).
+const K_ACCEPT: u64 = 1;
+const K_RECV: u64 = 2;
+const K_SEND: u64 = 3;
+const K_CLOSE: u64 = 4;
+const K_CANCEL: u64 = 5;
+const K_WAKE: u64 = 6;
+const K_CLOSE_REFUSED: u64 = 7;
+
+fn token(kind: u64, gen: u32, key: usize) -> u64 {
+    kind << 56 | (u64::from(gen) & 0xFF_FFFF) << 32 | (key as u64 & 0xFFFF_FFFF)
+}
+
+fn untoken(t: u64) -> (u64, u32, usize) {
+    (
+        t >> 56,
+        ((t >> 32) & 0xFF_FFFF) as u32,
+        (t & 0xFFFF_FFFF) as usize,
+    )
+}
+
+/// Options of the io_uring transport.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UringOptions {
+    /// Run a kernel submission-queue poller (SQPOLL) with this idle time in
+    /// milliseconds (off by default: on 2 cores the poller takes a core).
+    pub sqpoll_idle_ms: Option<u32>,
+    /// Slots of the shard's direct-descriptor table (its connection limit;
+    /// checked against the open-file limit by the kernel).
+    pub files: u32,
+}
+
+/// Whether this kernel and process allow the io_uring transport: a ring
+/// with the flags the transport uses, a sparse file table, a provided
+/// buffer ring and the opcodes it submits. The error says why not.
+pub fn probe() -> io::Result<()> {
+    let ring: IoUring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(8)?;
+    let mut p = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut p)?;
+    for (code, name) in [
+        (opcode::Accept::CODE, "accept"),
+        (opcode::RecvMulti::CODE, "recv"),
+        (opcode::Send::CODE, "send"),
+        (opcode::Close::CODE, "close"),
+        (opcode::AsyncCancel2::CODE, "async cancel"),
+        (opcode::Read::CODE, "read"),
+    ] {
+        if !p.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring lacks the {name} operation"),
+            ));
+        }
+    }
+    ring.submitter().register_files_sparse(1)?;
+    let bufs = BufRing::new(2, 64)?;
+    bufs.register(&ring, BGID)?;
+    Ok(())
+}
+
+/// An eventfd other threads write to wake the shard.
+#[derive(Debug)]
+struct EventFd(File);
+
+impl EventFd {
+    fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd(2) takes no pointers; a non-negative return is a
+        // new descriptor that nothing else owns, so OwnedFd may take it.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created above and is owned by nobody else.
+        Ok(EventFd(File::from(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+}
+
+impl ShardWaker for EventFd {
+    fn wake(&self) -> io::Result<()> {
+        (&self.0).write_all(&1u64.to_ne_bytes())
+    }
+}
+
+/// A provided buffer ring (IORING_REGISTER_PBUF_RING): `count` buffers of
+/// `size` bytes, handed to the kernel through a ring of entries that the
+/// kernel consumes and this side refills.
+struct BufRing {
+    entries: *mut types::BufRingEntry,
+    entries_layout: Layout,
+    mem: *mut u8,
+    mem_layout: Layout,
+    count: u16,
+    size: usize,
+    tail: u16,
+}
+
+impl BufRing {
+    fn new(count: u16, size: usize) -> io::Result<BufRing> {
+        assert!(count.is_power_of_two());
+        let entries_layout = Layout::from_size_align(
+            usize::from(count) * std::mem::size_of::<types::BufRingEntry>(),
+            4096,
+        )
+        .map_err(io::Error::other)?;
+        let mem_layout =
+            Layout::from_size_align(usize::from(count) * size, 4096).map_err(io::Error::other)?;
+        // SAFETY: both layouts have non-zero sizes (count and size are
+        // positive); a null return is checked below.
+        let (entries, mem) = unsafe { (alloc_zeroed(entries_layout), alloc_zeroed(mem_layout)) };
+        if entries.is_null() || mem.is_null() {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        }
+        let mut r = BufRing {
+            entries: entries.cast(),
+            entries_layout,
+            mem,
+            mem_layout,
+            count,
+            size,
+            tail: 0,
+        };
+        for bid in 0..count {
+            r.stage(bid);
+        }
+        r.publish();
+        Ok(r)
+    }
+
+    /// Register the ring with `ring` as buffer group `bgid`.
+    fn register(&self, ring: &IoUring, bgid: u16) -> io::Result<()> {
+        // SAFETY: the entries array is page-aligned, `count` entries long,
+        // and lives as long as `self`; the shard drops its ring (which
+        // unregisters every buffer ring) before its BufRing (field order).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(self.entries as u64, self.count, bgid, 0)
+        }
+    }
+
+    /// Write buffer `bid` into the next free entry (not yet visible).
+    fn stage(&mut self, bid: u16) {
+        let idx = usize::from(self.tail & (self.count - 1));
+        // SAFETY: idx < count, so the entry is inside the allocation; the
+        // kernel reads only entries between its head and the published
+        // tail, and this one is past the tail until `publish`.
+        let e = unsafe { &mut *self.entries.add(idx) };
+        // SAFETY: bid < count, so the buffer lies inside `mem`.
+        e.set_addr(unsafe { self.mem.add(usize::from(bid) * self.size) } as u64);
+        e.set_len(self.size as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Make staged entries visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: the tail shares the first entry's `resv` field, which is
+        // 2-aligned and inside the allocation; the kernel reads it
+        // concurrently, hence the atomic release store.
+        let tail = unsafe { &*(types::BufRingEntry::tail(self.entries) as *const AtomicU16) };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    /// The first `len` bytes of buffer `bid`, which a completion handed to
+    /// us.
+    fn data(&self, bid: u16, len: usize) -> &[u8] {
+        assert!(bid < self.count && len <= self.size);
+        // SAFETY: the kernel filled `len` bytes of buffer `bid` and, having
+        // posted the completion, no longer writes it; it is not given back
+        // (`stage`) before this borrow ends, since `give_back` needs `&mut
+        // self`.
+        unsafe { std::slice::from_raw_parts(self.mem.add(usize::from(bid) * self.size), len) }
+    }
+
+    /// Give buffer `bid` back to the kernel.
+    fn give_back(&mut self, bid: u16) {
+        self.stage(bid);
+        self.publish();
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: both pointers came from alloc_zeroed with these layouts,
+        // and the ring that used them was dropped before (field order in
+        // `Ring`), so the kernel no longer touches them.
+        unsafe {
+            dealloc(self.entries.cast(), self.entries_layout);
+            dealloc(self.mem, self.mem_layout);
+        }
+    }
+}
+
+/// One armed accept: where the kernel writes the peer's address.
+struct AcceptSlot {
+    addr: MaybeUninit<libc::sockaddr_storage>,
+    len: libc::socklen_t,
+}
+
+/// Per connection.
+struct UConn {
+    conn: ConnId,
+    /// The direct descriptor.
+    slot: u32,
+    gen: u32,
+    /// Bytes of a frame not yet complete (or frames held back by
+    /// backpressure, with `backlog`).
+    partial: Vec<u8>,
+    backlog: bool,
+    /// A multishot receive is armed (until its last completion).
+    recv_armed: bool,
+    /// A cancel of the receive (backpressure) is in flight.
+    cancelling: bool,
+    /// The send in flight owns these bytes; `sent` of them went out.
+    sending: Option<Vec<u8>>,
+    sent: usize,
+    /// The engine forgot this connection; the descriptor closes once no
+    /// send is in flight.
+    closing: bool,
+    close_issued: bool,
+    /// Operations submitted that name this entry and have not completed
+    /// their last time (the entry is removed at zero once closed).
+    inflight: u32,
+}
+
+/// The ring and everything the kernel may touch while it runs. Field order
+/// is drop order: the ring goes first, then the memory it used.
+struct Ring {
+    ring: IoUring,
+    bufs: BufRing,
+    accepts: Box<[AcceptSlot; ACCEPTS]>,
+    wake_buf: Box<[u8; 8]>,
+}
+
+/// A shard on the io_uring transport.
+pub(crate) struct UringShard {
+    core: ShardCore,
+    listener: std::net::TcpListener,
+    eventfd: Arc<EventFd>,
+    pin_cpu: Option<usize>,
+    options: UringOptions,
+}
+
+impl UringShard {
+    /// Build a shard around an already bound listener; the ring itself is
+    /// made on the shard's thread (a SINGLE_ISSUER ring belongs to it).
+    pub(crate) fn new(
+        id: u16,
+        listener: std::net::TcpListener,
+        engine: Engine,
+        shared: Arc<Shared>,
+        max_frame: usize,
+        pin_cpu: Option<usize>,
+        options: UringOptions,
+    ) -> io::Result<(UringShard, ShardHandle)> {
+        let eventfd = Arc::new(EventFd::new()?);
+        let waker: Arc<dyn ShardWaker> = eventfd.clone();
+        let (core, handle) = ShardCore::new(id, engine, shared, max_frame, waker);
+        Ok((
+            UringShard {
+                core,
+                listener,
+                eventfd,
+                pin_cpu,
+                options,
+            },
+            handle,
+        ))
+    }
+
+    /// Run until a shutdown command arrives.
+    pub(crate) fn run(self) {
+        let id = self.core.id;
+        match Driver::new(self) {
+            Ok(d) => d.run(),
+            Err(e) => {
+                tracing::error!(shard = id, error = %e, "cannot start the io_uring transport")
+            }
+        }
+    }
+}
+
+/// The running loop of a [`UringShard`].
+struct Driver {
+    r: Ring,
+    core: ShardCore,
+    listener: std::net::TcpListener,
+    eventfd: Arc<EventFd>,
+    conns: Slab<UConn>,
+    by_conn: std::collections::HashMap<ConnId, usize>,
+    next_gen: u32,
+    to_close: Vec<ConnId>,
+    /// Connections whose receive must be re-armed (after ENOBUFS).
+    rearm: Vec<usize>,
+    /// Accept slots to re-arm after a failed accept, at the next turn.
+    accept_retry: Vec<usize>,
+}
+
+impl Driver {
+    fn new(s: UringShard) -> io::Result<Driver> {
+        s.core.tune_thread(s.pin_cpu);
+        let mut b = IoUring::builder();
+        b.setup_single_issuer().setup_cqsize(SQ_ENTRIES * 4);
+        match s.options.sqpoll_idle_ms {
+            Some(idle) => {
+                b.setup_sqpoll(idle);
+            }
+            None => {
+                b.setup_defer_taskrun();
+            }
+        }
+        let ring = b.build(SQ_ENTRIES)?;
+        ring.submitter().register_files_sparse(s.options.files)?;
+        let bufs = BufRing::new(RECV_BUFFERS, RECV_BUFFER_SIZE)?;
+        bufs.register(&ring, BGID)?;
+        let accepts: Box<[AcceptSlot; ACCEPTS]> = Box::new(std::array::from_fn(|_| AcceptSlot {
+            addr: MaybeUninit::zeroed(),
+            len: 0,
+        }));
+        let mut d = Driver {
+            r: Ring {
+                ring,
+                bufs,
+                accepts,
+                wake_buf: Box::new([0; 8]),
+            },
+            core: s.core,
+            listener: s.listener,
+            eventfd: s.eventfd,
+            conns: Slab::new(),
+            by_conn: std::collections::HashMap::new(),
+            next_gen: 1,
+            to_close: Vec::new(),
+            rearm: Vec::new(),
+            accept_retry: Vec::new(),
+        };
+        for i in 0..ACCEPTS {
+            d.arm_accept(i);
+        }
+        d.arm_wake();
+        Ok(d)
+    }
+
+    /// Queue a submission, submitting first when the queue is full.
+    fn push(&mut self, e: squeue::Entry) {
+        loop {
+            // SAFETY: every entry built in this module points only at
+            // memory that outlives its operation: accept address buffers
+            // and the wake buffer live in `Ring` (dropped after the ring),
+            // send buffers in their connection's `sending` until the send
+            // completes, receive buffers in the registered BufRing.
+            let pushed = unsafe { self.r.ring.submission().push(&e) }.is_ok();
+            if pushed {
+                return;
+            }
+            if let Err(e) = self.r.ring.submit() {
+                tracing::warn!(shard = self.core.id, error = %e, "io_uring submit failed");
+            }
+        }
+    }
+
+    fn arm_accept(&mut self, i: usize) {
+        let a = &mut self.r.accepts[i];
+        a.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let e = opcode::Accept::new(
+            types::Fd(self.listener.as_raw_fd()),
+            a.addr.as_mut_ptr().cast(),
+            &mut a.len,
+        )
+        .file_index(Some(types::DestinationSlot::auto_target()))
+        .build()
+        .user_data(token(K_ACCEPT, 0, i));
+        self.push(e);
+    }
+
+    fn arm_wake(&mut self) {
+        let e = opcode::Read::new(
+            types::Fd(self.eventfd.0.as_raw_fd()),
+            self.r.wake_buf.as_mut_ptr(),
+            8,
+        )
+        .build()
+        .user_data(token(K_WAKE, 0, 0));
+        self.push(e);
+    }
+
+    fn arm_recv(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.recv_armed || c.closing {
+            return;
+        }
+        c.recv_armed = true;
+        c.inflight += 1;
+        let e = opcode::RecvMulti::new(types::Fixed(c.slot), BGID)
+            .build()
+            .user_data(token(K_RECV, c.gen, key));
+        self.push(e);
+    }
+
+    fn run(mut self) {
+        tracing::debug!(
+            shard = self.core.id,
+            transport = "io_uring",
+            "shard started"
+        );
+        while !self.core.stopping {
+            let mut timeout = self.core.wait_timeout(Instant::now());
+            if !self.accept_retry.is_empty() {
+                for i in std::mem::take(&mut self.accept_retry) {
+                    self.arm_accept(i);
+                }
+                timeout = timeout.min(std::time::Duration::from_millis(10));
+            }
+            let ts = types::Timespec::from(timeout);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.r.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => {
+                    tracing::warn!(shard = self.core.id, error = %e, "io_uring wait failed");
+                    break;
+                }
+            }
+            // Every completion of this batch arrived no later than now.
+            let now = Instant::now();
+            while let Some(cqe) = self.next_cqe() {
+                self.complete(cqe.user_data(), cqe.result(), cqe.flags(), now);
+            }
+            for key in std::mem::take(&mut self.rearm) {
+                self.arm_recv(key);
+            }
+            self.core.engine.handle_timeout(Instant::now());
+            self.drain_engine_events();
+        }
+        self.shutdown();
+    }
+
+    fn next_cqe(&mut self) -> Option<cqueue::Entry> {
+        self.r.ring.completion().next()
+    }
+
+    fn complete(&mut self, user_data: u64, res: i32, flags: u32, now: Instant) {
+        let (kind, gen, key) = untoken(user_data);
+        match kind {
+            K_ACCEPT => self.accepted(key, res, now),
+            K_RECV => self.received(key, gen, res, flags, now),
+            K_SEND => self.sent(key, gen, res, now),
+            K_CLOSE | K_CANCEL => {
+                if let Some(c) = self.conns.get_mut(key).filter(|c| c.gen == gen) {
+                    c.inflight -= 1;
+                    if kind == K_CANCEL {
+                        c.cancelling = false;
+                    }
+                }
+                self.op_done(key, gen);
+            }
+            K_CLOSE_REFUSED => {}
+            K_WAKE => {
+                if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN {
+                    tracing::warn!(shard = self.core.id, error = res, "eventfd read failed");
+                }
+                self.drain_commands(now);
+                self.arm_wake();
+            }
+            _ => {}
+        }
+    }
+
+    fn accepted(&mut self, i: usize, res: i32, now: Instant) {
+        if res < 0 {
+            // EMFILE (a full file table) and friends: try this slot again
+            // after a pause rather than spin; existing sessions go on.
+            self.core.accept_failed(&io::Error::from_raw_os_error(-res));
+            self.accept_retry.push(i);
+            return;
+        }
+        let slot = res as u32;
+        let peer = sockaddr_to_std(&self.r.accepts[i]);
+        self.arm_accept(i);
+        let admitted = peer
+            .filter(|_| !self.core.stopping)
+            .and_then(|p| self.core.admit(p, now));
+        let Some(conn) = admitted else {
+            let e = opcode::Close::new(types::Fixed(slot))
+                .build()
+                .user_data(token(K_CLOSE_REFUSED, 0, 0));
+            self.push(e);
+            return;
+        };
+        let gen = self.next_gen;
+        self.next_gen = (self.next_gen + 1) & 0xFF_FFFF;
+        let key = self.conns.insert(UConn {
+            conn,
+            slot,
+            gen,
+            partial: Vec::new(),
+            backlog: false,
+            recv_armed: false,
+            cancelling: false,
+            sending: None,
+            sent: 0,
+            closing: false,
+            close_issued: false,
+            inflight: 0,
+        });
+        self.by_conn.insert(conn, key);
+        self.arm_recv(key);
+    }
+
+    fn live(&self, key: usize, gen: u32) -> bool {
+        self.conns.get(key).is_some_and(|c| c.gen == gen)
+    }
+
+    fn received(&mut self, key: usize, gen: u32, res: i32, flags: u32, now: Instant) {
+        let more = cqueue::more(flags);
+        let bid = cqueue::buffer_select(flags);
+        if !self.live(key, gen) {
+            if let Some(bid) = bid {
+                self.r.bufs.give_back(bid);
+            }
+            return;
+        }
+        if !more {
+            let c = &mut self.conns[key];
+            c.recv_armed = false;
+            c.inflight -= 1;
+        }
+        if res > 0 {
+            let Some(bid) = bid else {
+                self.close(key, now);
+                return;
+            };
+            self.feed_buffer(key, bid, res as usize, now);
+            self.r.bufs.give_back(bid);
+        } else if res == 0 {
+            // EOF.
+            self.close(key, now);
+            self.op_done(key, gen);
+            return;
+        } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
+            self.close(key, now);
+        }
+        // A receive that ended (the buffer ring ran dry, or it was
+        // cancelled) is re-armed after this batch, unless backpressure holds
+        // the connection (then `resume` re-arms it).
+        if !more
+            && self
+                .conns
+                .get(key)
+                .is_some_and(|c| !c.closing && !c.backlog)
+        {
+            self.rearm.push(key);
+        }
+        self.op_done(key, gen);
+    }
+
+    /// Feed `len` received bytes of buffer `bid` (and what waits in
+    /// `partial`) to the engine, then write the answers.
+    fn feed_buffer(&mut self, key: usize, bid: u16, len: usize, now: Instant) {
+        let c = &mut self.conns[key];
+        if c.closing {
+            return;
+        }
+        let conn = c.conn;
+        let data = self.r.bufs.data(bid, len);
+        let fed = if c.partial.is_empty() && !c.backlog {
+            let fed = self.core.feed(conn, data, now);
+            if let Fed::Used { used, stopped } = fed {
+                if used < len {
+                    c.partial = data[used..].to_vec();
+                }
+                c.backlog = stopped;
+            }
+            fed
+        } else {
+            // Frames held back by backpressure or a half frame come first.
+            c.partial.extend_from_slice(data);
+            if c.backlog && self.core.engine.transmit_len(conn) > OUTPUT_HIGH_WATER {
+                Fed::Used {
+                    used: 0,
+                    stopped: true,
+                }
+            } else {
+                let buf = std::mem::take(&mut c.partial);
+                let fed = self.core.feed(conn, &buf, now);
+                let c = &mut self.conns[key];
+                c.partial = buf;
+                if let Fed::Used { used, stopped } = fed {
+                    c.partial.drain(..used);
+                    if c.partial.is_empty() {
+                        c.partial = Vec::new();
+                    }
+                    c.backlog = stopped;
+                }
+                fed
+            }
+        };
+        if fed == Fed::Close {
+            self.close(key, now);
+            return;
+        }
+        self.flush(key);
+        if self
+            .conns
+            .get(key)
+            .is_some_and(|c| c.backlog && c.recv_armed && !c.cancelling)
+        {
+            // Stop receiving until the peer reads (backpressure); data in
+            // flight still lands in `partial` (a few buffers at most).
+            self.cancel_recv(key);
+        }
+    }
+
+    fn cancel_recv(&mut self, key: usize) {
+        let c = &mut self.conns[key];
+        c.inflight += 1;
+        c.cancelling = true;
+        let e =
+            opcode::AsyncCancel2::new(types::CancelBuilder::user_data(token(K_RECV, c.gen, key)))
+                .build()
+                .user_data(token(K_CANCEL, c.gen, key));
+        self.push(e);
+    }
+
+    /// Start a send of everything the engine queued for `key`, unless one
+    /// is in flight (it continues when that completes).
+    fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.sending.is_some() || c.close_issued {
+            return;
+        }
+        let Some(buf) = self.core.engine.take_transmit(c.conn) else {
+            if c.closing {
+                self.issue_close(key);
+            }
+            return;
+        };
+        c.sending = Some(buf);
+        c.sent = 0;
+        self.submit_send(key);
+    }
+
+    fn submit_send(&mut self, key: usize) {
+        let c = &mut self.conns[key];
+        let Some(buf) = c.sending.as_ref() else {
+            return;
+        };
+        let rest = &buf[c.sent..];
+        c.inflight += 1;
+        let e = opcode::Send::new(types::Fixed(c.slot), rest.as_ptr(), rest.len() as u32)
+            .build()
+            .user_data(token(K_SEND, c.gen, key));
+        self.push(e);
+    }
+
+    fn sent(&mut self, key: usize, gen: u32, res: i32, now: Instant) {
+        if !self.live(key, gen) {
+            return;
+        }
+        self.conns[key].inflight -= 1;
+        if res < 0 {
+            // The peer is gone: nothing queued for it can be delivered.
+            if let Some(buf) = self.conns[key].sending.take() {
+                self.core.engine.recycle(buf);
+            }
+            self.close(key, now);
+            self.issue_close(key);
+            self.op_done(key, gen);
+            return;
+        }
+        let c = &mut self.conns[key];
+        c.sent += res as usize;
+        let len = c.sending.as_ref().map_or(0, Vec::len);
+        if c.sent < len {
+            self.submit_send(key);
+            return;
+        }
+        if let Some(buf) = c.sending.take() {
+            self.core.engine.recycle(buf);
+        }
+        let was_backlogged = c.backlog;
+        let closing = c.closing;
+        // More may have been queued meanwhile.
+        self.flush(key);
+        if closing {
+            self.op_done(key, gen);
+            return;
+        }
+        if was_backlogged
+            && self
+                .conns
+                .get(key)
+                .is_some_and(|c| self.core.engine.transmit_len(c.conn) <= OUTPUT_HIGH_WATER)
+        {
+            // The peer caught up: answer the frames held back, then read on.
+            self.resume(key, now);
+        }
+    }
+
+    /// Answer frames held back by backpressure and re-arm the receive.
+    fn resume(&mut self, key: usize, now: Instant) {
+        let c = &mut self.conns[key];
+        let conn = c.conn;
+        let buf = std::mem::take(&mut c.partial);
+        let fed = self.core.feed(conn, &buf, now);
+        let c = &mut self.conns[key];
+        c.partial = buf;
+        match fed {
+            Fed::Close => {
+                self.close(key, now);
+                return;
+            }
+            Fed::Used { used, stopped } => {
+                c.partial.drain(..used);
+                if c.partial.is_empty() {
+                    c.partial = Vec::new();
+                }
+                c.backlog = stopped;
+            }
+        }
+        self.flush(key);
+        if self.conns.get(key).is_some_and(|c| !c.backlog) {
+            self.arm_recv(key);
+        }
+    }
+
+    /// Drop the connection: forget it in the engine now (with whatever it
+    /// still had queued); its descriptor closes once no send is in flight.
+    fn close(&mut self, key: usize, now: Instant) {
+        self.close_after(key, false, now);
+    }
+
+    /// Like [`Driver::close`]; with `last_answers`, what the engine still
+    /// queued for it goes out first (an engine-initiated close, such as the
+    /// reap of its last session), as on the mio transport.
+    fn close_after(&mut self, key: usize, last_answers: bool, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        let conn = c.conn;
+        if last_answers && c.sending.is_none() {
+            if let Some(buf) = self.core.engine.take_transmit(conn) {
+                c.sending = Some(buf);
+                c.sent = 0;
+                self.submit_send(key);
+            }
+        }
+        self.by_conn.remove(&conn);
+        self.core.closed(conn, now);
+        if self.conns[key].sending.is_none() {
+            self.issue_close(key);
+        }
+    }
+
+    /// Cancel every operation on the descriptor, then close it (hard-linked
+    /// so the close runs whatever the cancel found).
+    fn issue_close(&mut self, key: usize) {
+        let c = &mut self.conns[key];
+        if c.close_issued {
+            return;
+        }
+        c.close_issued = true;
+        c.inflight += 2;
+        let cancel =
+            opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fixed(c.slot)).all())
+                .build()
+                .flags(squeue::Flags::IO_HARDLINK)
+                .user_data(token(K_CANCEL, c.gen, key));
+        let close = opcode::Close::new(types::Fixed(c.slot))
+            .build()
+            .user_data(token(K_CLOSE, c.gen, key));
+        self.push(cancel);
+        self.push(close);
+    }
+
+    /// One operation naming `key` finished for good; a closed connection's
+    /// entry goes when its last one does.
+    fn op_done(&mut self, key: usize, gen: u32) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.gen != gen {
+            return;
+        }
+        if c.close_issued && c.inflight == 0 {
+            self.conns.remove(key);
+        }
+    }
+
+    fn drain_engine_events(&mut self) {
+        while let Some(ev) = self.core.next_io_event() {
+            match ev {
+                IoEvent::Flush(conn) => {
+                    if let Some(&key) = self.by_conn.get(&conn) {
+                        self.flush(key);
+                    }
+                }
+                IoEvent::Close(conn) => {
+                    if let Some(&key) = self.by_conn.get(&conn) {
+                        self.close_after(key, true, Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_commands(&mut self, now: Instant) {
+        let mut close = std::mem::take(&mut self.to_close);
+        self.core.drain_commands(now, &mut close);
+        for conn in close.drain(..) {
+            if let Some(&key) = self.by_conn.get(&conn) {
+                self.close(key, now);
+            }
+        }
+        self.to_close = close;
+        self.drain_engine_events();
+    }
+
+    fn shutdown(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(key, now);
+        }
+        // Let the closes (and last answers) go out, briefly.
+        let deadline = Instant::now() + std::time::Duration::from_millis(500);
+        while !self.conns.is_empty() && Instant::now() < deadline {
+            let ts = types::Timespec::from(std::time::Duration::from_millis(20));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = self.r.ring.submitter().submit_with_args(1, &args);
+            while let Some(cqe) = self.next_cqe() {
+                self.complete(cqe.user_data(), cqe.result(), cqe.flags(), now);
+            }
+        }
+        tracing::debug!(shard = self.core.id, "shard stopped");
+    }
+}
+
+/// The peer address an accept wrote.
+fn sockaddr_to_std(a: &AcceptSlot) -> Option<SocketAddr> {
+    // SAFETY: the kernel wrote `len` bytes of a sockaddr into the storage,
+    // which is zero-initialised and large enough for any address family;
+    // reading it as sockaddr_storage is reading initialised memory.
+    let st = unsafe { a.addr.assume_init_ref() };
+    match i32::from(st.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says it is a sockaddr_in, which fits in
+            // (and is less aligned than) sockaddr_storage.
+            let sin =
+                unsafe { &*(st as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 =
+                unsafe { &*(st as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for (k, g, key) in [
+            (K_RECV, 0xFF_FFFF, 0xFFFF_FFFF),
+            (K_SEND, 1, 0),
+            (K_WAKE, 77, 12345),
+        ] {
+            assert_eq!(untoken(token(k, g, key)), (k, g, key));
+        }
+    }
+
+    #[test]
+    fn buffer_ring_entries_point_into_its_memory() {
+        let r = BufRing::new(8, 128).expect("allocate");
+        for bid in 0..8u16 {
+            let d = r.data(bid, 128);
+            assert_eq!(d.as_ptr() as usize, r.mem as usize + usize::from(bid) * 128);
+        }
+    }
+}

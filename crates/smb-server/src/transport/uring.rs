@@ -821,24 +821,33 @@ impl Driver {
         }
     }
 
-    /// Cancel every operation on the descriptor, then close it (hard-linked
-    /// so the close runs whatever the cancel found).
+    /// Cancel the connection's receive (the only operation that can still
+    /// be pending when no send is in flight), then close the descriptor,
+    /// hard-linked so the close runs whatever the cancel found. The cancel
+    /// names the receive by its user_data, a hash lookup in the kernel; a
+    /// cancel by descriptor would scan every pending request of the ring,
+    /// which is quadratic when thousands of connections close at once.
     fn issue_close(&mut self, key: usize) {
         let c = &mut self.conns[key];
         if c.close_issued {
             return;
         }
         c.close_issued = true;
-        c.inflight += 2;
-        let cancel =
-            opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fixed(c.slot)).all())
-                .build()
-                .flags(squeue::Flags::IO_HARDLINK)
-                .user_data(token(K_CANCEL, c.gen, key));
         let close = opcode::Close::new(types::Fixed(c.slot))
             .build()
             .user_data(token(K_CLOSE, c.gen, key));
-        self.push(cancel);
+        if c.recv_armed {
+            c.inflight += 2;
+            let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(token(
+                K_RECV, c.gen, key,
+            )))
+            .build()
+            .flags(squeue::Flags::IO_HARDLINK)
+            .user_data(token(K_CANCEL, c.gen, key));
+            self.push(cancel);
+        } else {
+            c.inflight += 1;
+        }
         self.push(close);
     }
 

@@ -91,6 +91,10 @@ struct ServeArgs {
     /// io_uring SQPOLL idle time in milliseconds (0 = off).
     #[arg(long)]
     io_uring_sqpoll: Option<String>,
+    /// io_uring: microseconds a wait waits for a batch of completions
+    /// (0 = off; Linux 6.12+).
+    #[arg(long)]
+    io_uring_min_wait: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +151,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         ("cpu-steering", args.cpu_steering.then(|| "true".into())),
         ("transport", args.transport),
         ("io-uring-sqpoll", args.io_uring_sqpoll),
+        ("io-uring-min-wait", args.io_uring_min_wait),
         ("busy-poll", args.busy_poll),
     ];
     if let Some(path) = &args.config {

@@ -147,6 +147,11 @@ pub const KEYS: &[KeySpec] = &[
         live: false,
     },
     KeySpec {
+        name: "io-uring-min-wait",
+        accepts: "microseconds an io_uring wait waits for a batch of completions, 0 = off (Linux 6.12+; needs a restart)",
+        live: false,
+    },
+    KeySpec {
         name: "io-uring-sqpoll",
         accepts: "milliseconds of SQPOLL idle time, 0 = off (a kernel poller thread per shard; needs a restart)",
         live: false,
@@ -356,6 +361,8 @@ pub struct Effective {
     pub transport: TransportChoice,
     /// SQPOLL idle time in ms for io_uring (0 = no SQPOLL).
     pub io_uring_sqpoll_ms: u32,
+    /// io_uring batching wait in µs (0 = off).
+    pub io_uring_min_wait_us: u32,
 }
 
 /// Layered settings: automatic values plus explicit layers per key.
@@ -399,6 +406,7 @@ impl Settings {
             "busy-poll" => "0".to_string(),
             "transport" => "auto".to_string(),
             "io-uring-sqpoll" => "0".to_string(),
+            "io-uring-min-wait" => "0".to_string(),
             _ => String::new(),
         }
     }
@@ -454,7 +462,9 @@ impl Settings {
                 }
                 n.to_string()
             }
-            "busy-poll" | "io-uring-sqpoll" => v.parse::<u32>().map_err(|_| bad())?.to_string(),
+            "busy-poll" | "io-uring-sqpoll" | "io-uring-min-wait" => {
+                v.parse::<u32>().map_err(|_| bad())?.to_string()
+            }
             "transport" => match v {
                 "auto" => "auto".to_string(),
                 "io-uring" | "io_uring" | "uring" => "io-uring".to_string(),
@@ -600,6 +610,9 @@ impl Settings {
             io_uring_sqpoll_ms: v("io-uring-sqpoll")
                 .parse()
                 .map_err(|_| bad("io-uring-sqpoll"))?,
+            io_uring_min_wait_us: v("io-uring-min-wait")
+                .parse()
+                .map_err(|_| bad("io-uring-min-wait"))?,
         };
         if e.min_dialect > e.max_dialect {
             return Err(ConfigError(format!(

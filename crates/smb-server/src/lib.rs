@@ -282,6 +282,8 @@ impl Server {
                         sqpoll_idle_ms: (eff.io_uring_sqpoll_ms > 0)
                             .then_some(eff.io_uring_sqpoll_ms),
                         files,
+                        min_wait_us: (eff.io_uring_min_wait_us > 0)
+                            .then_some(eff.io_uring_min_wait_us),
                     };
                     let (s, h) = transport::uring::UringShard::new(
                         i as u16,

@@ -55,6 +55,9 @@ pub struct MemConn {
     pub now: Instant,
     pub next_mid: u64,
     pub out: Vec<u8>,
+    /// When set, every payload [`MemConn::send`] hands the engine (NBSS
+    /// header stripped) is also appended here, to replay later.
+    pub log: Option<Vec<Vec<u8>>>,
     frame: Vec<u8>,
 }
 
@@ -81,6 +84,7 @@ impl MemConn {
             now,
             next_mid: 0,
             out: Vec::with_capacity(4096),
+            log: None,
             frame: Vec::with_capacity(4096),
         }
     }
@@ -104,6 +108,9 @@ impl MemConn {
     /// the engine's queue for this connection as a socket would take them.
     pub fn send(&mut self, engine: &mut Engine) -> FrameOutcome {
         self.out.clear();
+        if let Some(log) = self.log.as_mut() {
+            log.push(self.frame[4..].to_vec());
+        }
         let outcome = engine.handle_frame(self.conn, &self.frame[4..], self.now);
         engine.drain_transmit(self.conn, &mut self.out);
         outcome

@@ -104,4 +104,21 @@ mod tests {
         assert_eq!((c, b), (conn, vec![3]));
         assert!(h.release(tokens[3]).is_none(), "released once");
     }
+
+    #[test]
+    fn holds_are_bounded_per_shard() {
+        let mut h = HeldResponses::default();
+        let mut waiting = vec![0u8; MAX_HELD / usize::from(MAX_HELD_PER_CONNECTION) + 1];
+        let mut held = 0;
+        'fill: for (i, w) in waiting.iter_mut().enumerate() {
+            for _ in 0..MAX_HELD_PER_CONNECTION {
+                match h.hold(ConnId::new(i as u32, 1), Vec::new(), w) {
+                    Ok(_) => held += 1,
+                    Err(HoldError::TooMany) => break 'fill,
+                }
+            }
+        }
+        assert_eq!(held, MAX_HELD);
+        assert_eq!(h.len(), MAX_HELD);
+    }
 }

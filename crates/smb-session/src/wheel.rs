@@ -67,8 +67,12 @@
 //! references. The pass is a pause proportional to the references
 //! (milliseconds at a million timers); it comes only after more cancels (or
 //! earlier reschedules) than live timers within one timeout window. A wheel whose last timer goes drops every reference
-//! at once. A slot keeps its buffer after firing only up to 1024 references;
-//! one larger spare buffer is recycled, so steady state does not allocate.
+//! at once. A slot of level 0 or 1 (due again within 4 s) keeps its buffer
+//! after firing, up to 1024 references; a slot of a higher level (due again
+//! only after minutes) hands its buffer to a small pool that the next
+//! higher-level slot to be filed draws from, so memory follows the slots
+//! occupied at once rather than every slot ever used; one larger spare
+//! buffer is recycled. Steady state does not allocate.
 //!
 //! Guarantees: an entry never fires before its deadline, and fires at the first
 //! [`TimerWheel::poll`] whose `now` is at or past its deadline. A deadline
@@ -95,6 +99,11 @@ pub const COMPACT_SLACK: usize = 1024;
 /// A slot keeps its buffer after firing only up to this many references
 /// (16 KiB); larger buffers go to the one spare, so idle slots hold little.
 const KEEP_CAPACITY: usize = 1024;
+/// Levels whose slots keep their buffer after firing (level 1's slots come
+/// round every 4.1 s at 1 ms ticks); higher ones return it to the pool.
+const KEEP_LEVELS: usize = 2;
+/// Buffers the pool of higher-level slots keeps.
+const POOL_BUFFERS: usize = 16;
 
 /// A handle to a pending timer: slab index plus generation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -185,6 +194,8 @@ pub struct TimerWheel<T> {
     pending: Vec<Ref>,
     /// A cleared buffer kept for the next slot that outgrows its own.
     spare: Vec<Ref>,
+    /// Cleared buffers of fired higher-level slots, for the next one filed.
+    pool: Vec<Vec<Ref>>,
     /// The current tick: every reference filed in a level is due after it.
     elapsed: u64,
     /// Occupied entries.
@@ -254,6 +265,7 @@ impl<T> TimerWheel<T> {
             levels: Box::default(),
             pending: Vec::new(),
             spare: Vec::new(),
+            pool: Vec::new(),
             elapsed: tick,
             live: 0,
             stale: 0,
@@ -292,10 +304,12 @@ impl<T> TimerWheel<T> {
             .iter()
             .flat_map(|l| l.slots.iter())
             .chain([&self.pending, &self.spare])
+            .chain(self.pool.iter())
             .map(Vec::capacity)
             .sum();
         self.entries.capacity() * mem::size_of::<Entry<T>>()
             + self.free.capacity() * mem::size_of::<u32>()
+            + self.pool.capacity() * mem::size_of::<Vec<Ref>>()
             + refs * mem::size_of::<Ref>()
     }
 
@@ -587,7 +601,11 @@ impl<T> TimerWheel<T> {
         refs.clear();
         let home = &mut self.levels[level].slots[slot];
         if refs.capacity() <= KEEP_CAPACITY && home.capacity() == 0 {
-            *home = refs;
+            if level < KEEP_LEVELS {
+                *home = refs;
+            } else if self.pool.len() < POOL_BUFFERS {
+                self.pool.push(refs);
+            }
         } else if refs.capacity() > self.spare.capacity() {
             self.spare = refs;
         }
@@ -605,6 +623,11 @@ impl<T> TimerWheel<T> {
         let lv = &mut self.levels[level];
         lv.occupied |= 1u64 << slot;
         let refs = &mut lv.slots[slot];
+        if refs.capacity() == 0 {
+            if let Some(b) = self.pool.pop() {
+                *refs = b;
+            }
+        }
         if refs.len() == refs.capacity() && self.spare.capacity() > 2 * refs.len() {
             // Grow into the spare buffer rather than allocate.
             let mut spare = mem::take(&mut self.spare);

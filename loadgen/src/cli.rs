@@ -8,10 +8,16 @@ use clap::Parser;
 
 /// Opens thousands of SMB2/3 IPC$ sessions against a server, lets them sit idle, and measures
 /// how precisely the server reaps them (autodisconnect). With no --target it starts an embedded
-/// smbcore server on loopback and benchmarks that.
+/// smbcore server on loopback and benchmarks that. `smb-loadgen churn` runs the churn scenario
+/// instead (see `smb-loadgen churn --help`).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "smb-loadgen", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// Another scenario than the default one.
+    #[command(subcommand)]
+    pub scenario: Option<Scenario>,
+
     /// Server to load (ADDR:PORT). Without it an embedded smbcore server is started on
     /// 127.0.0.1 with --autodisconnect.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -114,6 +120,80 @@ pub struct Args {
     pub worker_first: u64,
 }
 
+/// The scenarios besides the default one.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Scenario {
+    /// Churn sessions for a while at a steady rate: each new connection opens an anonymous (or
+    /// --user) IPC$ session and meets a fate from --mix (idle until reaped, LOGOFF, LOGOFF and
+    /// re-open, srvsvc pipe opened and closed, TCP dropped, setup abandoned).
+    Churn(ChurnArgs),
+}
+
+/// The command line of `smb-loadgen churn`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChurnArgs {
+    /// Server to load (ADDR:PORT). Without it an embedded smbcore server is started on
+    /// 127.0.0.1 with --autodisconnect.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub target: Option<SocketAddr>,
+
+    /// Sessions started per second (open loop; a re-opening connection starts two).
+    #[arg(long, default_value_t = 200.0, value_name = "R")]
+    pub rate: f64,
+
+    /// How long to start new connections; the run then waits for the last ones to meet
+    /// their fate (at most --autodisconnect + --hold more). `90s`, `30m`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+
+    /// The server's autodisconnect (idle timeout), from which the waiting connections'
+    /// deadlines are computed; also what the embedded server is configured with.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub autodisconnect: Duration,
+
+    /// How long past its deadline a waiting connection may stay open before it counts as
+    /// not reaped (the generator then closes it itself).
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub hold: Duration,
+
+    /// How long a request may wait for its response before the connection counts as failed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub request_timeout: Duration,
+
+    /// The fates and their weights, e.g. `idle=3,logoff=2,reopen=2,pipe=1,pipe-unread=1,drop=2,abort=1`
+    /// (fates left out get weight 0; they are dealt in a fixed interleaved order).
+    #[arg(long, default_value = crate::churn::DEFAULT_MIX, value_parser = crate::churn::Mix::parse, value_name = "MIX")]
+    pub mix: crate::churn::Mix,
+
+    /// Log in as this user (NTLMv2) instead of anonymously.
+    #[arg(long, value_name = "U", requires = "password")]
+    pub user: Option<String>,
+
+    /// Password for --user.
+    #[arg(long, value_name = "P")]
+    pub password: Option<String>,
+
+    /// Domain for --user.
+    #[arg(long, default_value = "", value_name = "D")]
+    pub domain: String,
+
+    /// Dialect to offer: 2.0.2, 2.1, 3.0, 3.0.2, 3.1.1, or `all`.
+    #[arg(long, default_value = "all", value_name = "D")]
+    pub dialect: String,
+
+    /// Shard threads of the embedded server (default: its automatic value).
+    #[arg(long, value_name = "T")]
+    pub server_threads: Option<usize>,
+
+    /// A progress line on stderr this often (`0s`: none).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub progress_every: Duration,
+
+    /// Write every figure as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
 /// A list of IPv4 source addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpList(pub Vec<Ipv4Addr>);
@@ -196,5 +276,22 @@ mod tests {
         assert!(Args::try_parse_from(["smb-loadgen", "--user", "u"]).is_err());
         let a = Args::try_parse_from(["smb-loadgen", "--autodisconnect", "500ms"]).unwrap();
         assert_eq!(a.autodisconnect, Duration::from_millis(500));
+        assert!(a.scenario.is_none());
+    }
+
+    #[test]
+    fn churn_subcommand() {
+        let a = Args::try_parse_from(["smb-loadgen", "churn", "--rate", "50", "--duration", "5m"])
+            .unwrap();
+        let Some(Scenario::Churn(c)) = a.scenario else {
+            panic!("not churn")
+        };
+        assert_eq!(c.rate, 50.0);
+        assert_eq!(c.duration, Duration::from_secs(300));
+        assert_eq!(c.autodisconnect, Duration::from_secs(2));
+        assert_eq!(c.mix.to_string(), crate::churn::DEFAULT_MIX);
+        // The default scenario's options do not mix with a subcommand.
+        assert!(Args::try_parse_from(["smb-loadgen", "--sessions", "5", "churn"]).is_err());
+        assert!(Args::try_parse_from(["smb-loadgen", "churn", "--mix", "idle=1,nap=2"]).is_err());
     }
 }

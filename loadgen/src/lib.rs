@@ -11,12 +11,15 @@
 //! - [`run`]: the open phase (one mio loop) and the observer thread that timestamps each
 //!   connection's end, and the lateness computation (see its docs for what is measured).
 //! - [`probe`]: ECHO probes while the sessions sit idle.
+//! - [`churn`]: the churn scenario (`smb-loadgen churn`): sessions opened at a steady rate,
+//!   each ended one of several ways (reaped idle, LOGOFF, re-open, pipe, dropped), for soaks.
 //! - [`stats`], [`report`]: histograms, the text / JSON / interval-log / SVG outputs.
 //! - [`cli`], [`net`], [`progress`]: the command line, sockets and limits, progress display.
 //!
 //! The library entry points are [`main`] (the binary) and [`run`] (tests and embedders).
 #![forbid(unsafe_code)]
 
+pub mod churn;
 pub mod cli;
 pub mod net;
 pub mod probe;
@@ -61,6 +64,9 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    if let Some(cli::Scenario::Churn(c)) = &args.scenario {
+        return churn::main(c);
+    }
     if args.worker_index.is_some() {
         return worker_main(&args);
     }
@@ -191,8 +197,26 @@ pub fn check_fd_budget(args: &Args, embedded: bool, limit: u64) -> Result<(), St
     Err(why)
 }
 
-/// Starts the embedded smbcore server.
+/// Starts the embedded smbcore server for the default scenario.
 fn start_embedded(args: &Args) -> Result<smb_server::Server, String> {
+    let user = args.user.as_deref().zip(args.password.as_deref());
+    start_embedded_server(
+        args.autodisconnect,
+        args.sessions_per_connection,
+        args.server_threads,
+        user,
+    )
+}
+
+/// Starts an embedded smbcore server on `127.0.0.1:0` with `autodisconnect`, room for
+/// `per_conn` sessions per connection (at least the server's usual 1024), `threads` shards
+/// (default: automatic) and `user` (name, password) as a known non-admin user.
+pub(crate) fn start_embedded_server(
+    autodisconnect: Duration,
+    per_conn: u32,
+    threads: Option<usize>,
+    user: Option<(&str, &str)>,
+) -> Result<smb_server::Server, String> {
     use smb_server::config::Source;
     let mut o = smb_server::ServeOptions::new(([127, 0, 0, 1], 0).into());
     let set = |o: &mut smb_server::ServeOptions, k: &str, v: &str| {
@@ -200,14 +224,14 @@ fn start_embedded(args: &Args) -> Result<smb_server::Server, String> {
             .set(Source::CommandLine, k, v)
             .map_err(|e| format!("embedded server setting {k}={v}: {}", e.0))
     };
-    let ad = smb_server::config::format_duration(args.autodisconnect);
+    let ad = smb_server::config::format_duration(autodisconnect);
     set(&mut o, "autodisconnect", &ad)?;
-    let k = args.sessions_per_connection.max(1024).to_string();
+    let k = per_conn.max(1024).to_string();
     set(&mut o, "max-sessions-per-connection", &k)?;
-    if let Some(t) = args.server_threads {
+    if let Some(t) = threads {
         set(&mut o, "threads", &t.to_string())?;
     }
-    if let (Some(u), Some(p)) = (&args.user, &args.password) {
+    if let Some((u, p)) = user {
         o.users.add(u, p, false);
     }
     smb_server::Server::start(o).map_err(|e| format!("cannot start the embedded server: {e}"))

@@ -9,7 +9,10 @@
 //!    a user, from smb-auth), then TREE_CONNECT `\\server\IPC$` (MS-SMB2 2.2.9 / 2.2.10),
 //!    signed when the session has a key (MS-SMB2 3.2.4.1.1, 3.1.4.1),
 //! 3. optionally CREATE of the `srvsvc` pipe (MS-SMB2 2.2.13), which keeps a probe session
-//!    alive (a session with an open handle is not idle-reaped), and ECHO (MS-SMB2 2.2.28).
+//!    alive (a session with an open handle is not idle-reaped), and ECHO (MS-SMB2 2.2.28);
+//! 4. for the churn scenario ([`crate::churn`]): WRITE and READ on the pipe (MS-SMB2 2.2.21,
+//!    2.2.19), CLOSE of the pipe (MS-SMB2 2.2.15) and LOGOFF (MS-SMB2 2.2.7), after which
+//!    another session may be set up on the same connection.
 //!
 //! Requests go one at a time on a connection (each waits for its response), so one credit is
 //! always enough; the client still asks for more.
@@ -22,12 +25,16 @@ use smb_auth::signing::{derive_signing_key, sign, SigningAlgorithm, SigningKey};
 use smb_auth::{AuthError, SpnegoInitiator};
 use smb_wire::frame::write_frame_header;
 use smb_wire::header::{flags, Command, HeaderRepr};
+use smb_wire::msg::close::CloseRequestRepr;
 use smb_wire::msg::create::CreateRequestRepr;
 use smb_wire::msg::echo::EchoRequestRepr;
+use smb_wire::msg::logoff::LogoffRequestRepr;
 use smb_wire::msg::negotiate::{dialect, NegotiateContextRepr, NegotiateRequestRepr};
+use smb_wire::msg::read::ReadRequestRepr;
 use smb_wire::msg::session_setup::SessionSetupRequestRepr;
 use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
-use smb_wire::msg::{emit_message, parse_response, EmitBody, Response, U16s};
+use smb_wire::msg::write::WriteRequestRepr;
+use smb_wire::msg::{emit_message, parse_response, EmitBody, FileId, Response, U16s};
 use smb_wire::{NtStatus, WireError};
 
 /// The dialects offered by default (every SMB2/3 dialect).
@@ -97,10 +104,18 @@ pub enum Step {
     SessionSetup2,
     /// TREE_CONNECT to IPC$.
     TreeConnect,
-    /// CREATE of the srvsvc pipe (probes only).
+    /// CREATE of the srvsvc pipe (probes and churn).
     OpenPipe,
     /// ECHO (probes only).
     Echo,
+    /// WRITE to the open pipe (churn).
+    WritePipe,
+    /// READ from the open pipe (churn).
+    ReadPipe,
+    /// CLOSE of the open pipe (churn).
+    ClosePipe,
+    /// LOGOFF of the last ready session (churn).
+    Logoff,
 }
 
 impl Step {
@@ -112,6 +127,10 @@ impl Step {
             Step::TreeConnect => Command::TreeConnect,
             Step::OpenPipe => Command::Create,
             Step::Echo => Command::Echo,
+            Step::WritePipe => Command::Write,
+            Step::ReadPipe => Command::Read,
+            Step::ClosePipe => Command::Close,
+            Step::Logoff => Command::Logoff,
         }
     }
 }
@@ -209,6 +228,16 @@ pub enum Event {
     PipeOpen,
     /// An ECHO response arrived. Nothing is outstanding.
     EchoDone,
+    /// The pipe took a WRITE. Nothing is outstanding.
+    PipeWritten,
+    /// A READ of the pipe returned data, now in [`ClientConn::pipe_data`]. Nothing is
+    /// outstanding.
+    PipeRead,
+    /// The pipe is closed. Nothing is outstanding.
+    PipeClosed,
+    /// The last ready session is logged off; another may be set up on this connection.
+    /// Nothing is outstanding.
+    LoggedOff,
     /// The server says a session is gone: SERVER_TO_CLIENT_NOTIFICATION (MS-SMB2 2.2.44.1).
     SessionClosed {
         /// SessionId.
@@ -236,6 +265,10 @@ pub struct ClientConn {
     setup: Option<Setup>,
     /// Last session ready on this connection: id, tree, signing key.
     last: Option<(u64, u32, Option<SigningKey>)>,
+    /// The pipe opened on the last ready session.
+    pipe: Option<FileId>,
+    /// Data of the last READ of the pipe.
+    pipe_data: Vec<u8>,
     scratch: Vec<u8>,
 }
 
@@ -259,6 +292,8 @@ impl ClientConn {
             conn_preauth: PreauthHash::new(),
             setup: None,
             last: None,
+            pipe: None,
+            pipe_data: Vec::new(),
             scratch: Vec::with_capacity(512),
         }
     }
@@ -271,6 +306,11 @@ impl ClientConn {
     /// The request outstanding, if any.
     pub fn outstanding(&self) -> Option<Step> {
         self.outstanding
+    }
+
+    /// The data of the last READ of the pipe ([`Event::PipeRead`]).
+    pub fn pipe_data(&self) -> &[u8] {
+        &self.pipe_data
     }
 
     /// Builds one request into `scratch`, signs it with `key`, and appends it framed to `out`.
@@ -384,6 +424,46 @@ impl ClientConn {
             contexts: &[],
         };
         self.push(Step::OpenPipe, sid, tid, &body, key.as_ref(), out);
+    }
+
+    /// Appends a WRITE of `data` to the open pipe (a DCE/RPC PDU for srvsvc).
+    pub fn write_pipe(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let (sid, tid, key) = self.last.clone().unwrap_or((0, 0, None));
+        let body = WriteRequestRepr {
+            file_id: self.pipe.unwrap_or_default(),
+            data,
+            ..Default::default()
+        };
+        self.push(Step::WritePipe, sid, tid, &body, key.as_ref(), out);
+    }
+
+    /// Appends a READ of at most `length` bytes from the open pipe.
+    pub fn read_pipe(&mut self, length: u32, out: &mut Vec<u8>) {
+        let (sid, tid, key) = self.last.clone().unwrap_or((0, 0, None));
+        let body = ReadRequestRepr {
+            padding: 0x50,
+            length,
+            file_id: self.pipe.unwrap_or_default(),
+            ..Default::default()
+        };
+        self.push(Step::ReadPipe, sid, tid, &body, key.as_ref(), out);
+    }
+
+    /// Appends a CLOSE of the open pipe.
+    pub fn close_pipe(&mut self, out: &mut Vec<u8>) {
+        let (sid, tid, key) = self.last.clone().unwrap_or((0, 0, None));
+        let body = CloseRequestRepr {
+            flags: 0,
+            file_id: self.pipe.unwrap_or_default(),
+        };
+        self.push(Step::ClosePipe, sid, tid, &body, key.as_ref(), out);
+    }
+
+    /// Appends a LOGOFF of the last ready session.
+    pub fn logoff(&mut self, out: &mut Vec<u8>) {
+        let (sid, _, key) = self.last.clone().unwrap_or((0, 0, None));
+        let body = LogoffRequestRepr::default();
+        self.push(Step::Logoff, sid, 0, &body, key.as_ref(), out);
     }
 
     /// Handles one SMB2 message (a frame payload). Requests that follow are appended to `out`.
@@ -504,8 +584,26 @@ impl ClientConn {
                     tree_id: tid,
                 })
             }
-            (Step::OpenPipe, Response::Create(_)) => Ok(Event::PipeOpen),
+            (Step::OpenPipe, Response::Create(c)) => {
+                self.pipe = Some(c.file_id());
+                Ok(Event::PipeOpen)
+            }
             (Step::Echo, Response::Echo(_)) => Ok(Event::EchoDone),
+            (Step::WritePipe, Response::Write(_)) => Ok(Event::PipeWritten),
+            (Step::ReadPipe, Response::Read(r)) => {
+                self.pipe_data.clear();
+                self.pipe_data.extend_from_slice(r.data());
+                Ok(Event::PipeRead)
+            }
+            (Step::ClosePipe, Response::Close(_)) => {
+                self.pipe = None;
+                Ok(Event::PipeClosed)
+            }
+            (Step::Logoff, Response::Logoff(_)) => {
+                self.last = None;
+                self.pipe = None;
+                Ok(Event::LoggedOff)
+            }
             (step, _) if status != NtStatus::SUCCESS => Err(ClientError::Status { step, status }),
             _ => Err(ClientError::Unexpected("response of the wrong kind")),
         }
@@ -601,6 +699,91 @@ mod tests {
         assert_eq!(h.message_id(), 1);
         assert!(matches!(req, Request::SessionSetup(_)));
         assert_eq!(conn.outstanding(), Some(Step::SessionSetup1));
+    }
+
+    /// A response to the request `out` holds (one frame), with `body`.
+    fn respond<B: EmitBody>(out: &[u8], body: &B) -> Vec<u8> {
+        let (h, _) = parse_request(only_message(out)).unwrap();
+        let mut r = HeaderRepr::request(h.command(), h.message_id(), h.session_id(), 0);
+        r.flags |= flags::SERVER_TO_REDIR;
+        let mut msg = Vec::new();
+        emit_message(&r, body, &mut msg);
+        msg
+    }
+
+    #[test]
+    fn pipe_write_read_close_and_logoff() {
+        use smb_wire::msg::close::CloseResponseRepr;
+        use smb_wire::msg::create::CreateResponseRepr;
+        use smb_wire::msg::logoff::LogoffResponseRepr;
+        use smb_wire::msg::read::ReadResponseRepr;
+        use smb_wire::msg::write::WriteResponseRepr;
+
+        let c = cfg(&[dialect::SMB210]);
+        let mut conn = ClientConn::new();
+        let fid = FileId {
+            persistent: 7,
+            volatile: 0x1234,
+        };
+        let mut out = Vec::new();
+        conn.open_pipe(&mut out);
+        let resp = respond(
+            &out,
+            &CreateResponseRepr {
+                file_id: fid,
+                ..Default::default()
+            },
+        );
+        out.clear();
+        assert_eq!(conn.handle(&resp, &c, &mut out), Ok(Event::PipeOpen));
+
+        conn.write_pipe(b"bind pdu", &mut out);
+        let Request::Write(w) = parse_request(only_message(&out)).unwrap().1 else {
+            panic!("not a WRITE")
+        };
+        assert_eq!((w.file_id(), w.data()), (fid, &b"bind pdu"[..]));
+        let resp = respond(
+            &out,
+            &WriteResponseRepr {
+                count: 8,
+                remaining: 0,
+            },
+        );
+        out.clear();
+        assert_eq!(conn.handle(&resp, &c, &mut out), Ok(Event::PipeWritten));
+
+        conn.read_pipe(4280, &mut out);
+        let Request::Read(r) = parse_request(only_message(&out)).unwrap().1 else {
+            panic!("not a READ")
+        };
+        assert_eq!((r.file_id(), r.length()), (fid, 4280));
+        let resp = respond(
+            &out,
+            &ReadResponseRepr {
+                data: b"bind_ack",
+                ..Default::default()
+            },
+        );
+        out.clear();
+        assert_eq!(conn.handle(&resp, &c, &mut out), Ok(Event::PipeRead));
+        assert_eq!(conn.pipe_data(), b"bind_ack");
+
+        conn.close_pipe(&mut out);
+        let Request::Close(cl) = parse_request(only_message(&out)).unwrap().1 else {
+            panic!("not a CLOSE")
+        };
+        assert_eq!(cl.file_id(), fid);
+        let resp = respond(&out, &CloseResponseRepr::default());
+        out.clear();
+        assert_eq!(conn.handle(&resp, &c, &mut out), Ok(Event::PipeClosed));
+
+        conn.logoff(&mut out);
+        assert_eq!(conn.outstanding(), Some(Step::Logoff));
+        let resp = respond(&out, &LogoffResponseRepr::default());
+        out.clear();
+        assert_eq!(conn.handle(&resp, &c, &mut out), Ok(Event::LoggedOff));
+        assert_eq!(conn.outstanding(), None);
+        assert!(out.is_empty());
     }
 
     #[test]

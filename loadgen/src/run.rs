@@ -678,7 +678,16 @@ impl Run {
                         s.notified.get_or_insert(now);
                     }
                 }
-                Ok(Event::PipeOpen | Event::EchoDone | Event::Nothing) => {}
+                // Requests this run never sends.
+                Ok(
+                    Event::PipeOpen
+                    | Event::EchoDone
+                    | Event::PipeWritten
+                    | Event::PipeRead
+                    | Event::PipeClosed
+                    | Event::LoggedOff
+                    | Event::Nothing,
+                ) => {}
                 Err(e) => {
                     let fatal = e.is_auth_failure();
                     let msg = describe_client_error(&e, target);

@@ -21,7 +21,7 @@ use slab::Slab;
 use smb_session::engine::Engine;
 use smb_session::ids::ConnId;
 
-use super::{Fed, IoEvent, ShardCore, ShardHandle, OUTPUT_HIGH_WATER};
+use super::{Fed, ShardCore, ShardHandle, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -108,7 +108,7 @@ impl MioShard {
                 let now = Instant::now();
                 match ev.token() {
                     LISTENER => self.accept_all(now),
-                    WAKER => self.drain_commands(now),
+                    WAKER => super::drain_commands(&mut self, now),
                     Token(key) => {
                         if ev.is_writable() {
                             self.flush(key);
@@ -128,7 +128,7 @@ impl MioShard {
                 }
             }
             self.core.engine.handle_timeout(Instant::now());
-            self.drain_engine_events();
+            super::drain_engine_events(&mut self);
         }
         self.shutdown();
     }
@@ -251,7 +251,7 @@ impl MioShard {
             if self.conns.get(key).is_none() {
                 return;
             }
-            self.drain_engine_events();
+            super::drain_engine_events(self);
         }
     }
 
@@ -310,25 +310,6 @@ impl MioShard {
             .reregister(&mut io.stream, Token(key), interest);
     }
 
-    fn drain_engine_events(&mut self) {
-        while let Some(ev) = self.core.next_io_event() {
-            match ev {
-                IoEvent::Flush(conn) => {
-                    if let Some(&key) = self.by_conn.get(&conn) {
-                        self.flush(key);
-                    }
-                }
-                IoEvent::Close(conn) => {
-                    if let Some(&key) = self.by_conn.get(&conn) {
-                        // Let the last answer (if any) go out first.
-                        self.flush(key);
-                        self.close(key, Instant::now());
-                    }
-                }
-            }
-        }
-    }
-
     fn close(&mut self, key: usize, now: Instant) {
         if !self.conns.contains(key) {
             return;
@@ -339,18 +320,6 @@ impl MioShard {
         self.core.closed(io.conn, now);
     }
 
-    fn drain_commands(&mut self, now: Instant) {
-        let mut close = std::mem::take(&mut self.to_close);
-        self.core.drain_commands(now, &mut close);
-        for conn in close.drain(..) {
-            if let Some(&key) = self.by_conn.get(&conn) {
-                self.close(key, now);
-            }
-        }
-        self.to_close = close;
-        self.drain_engine_events();
-    }
-
     fn shutdown(&mut self) {
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -358,5 +327,30 @@ impl MioShard {
             self.close(key, now);
         }
         tracing::debug!(shard = self.core.id, "shard stopped");
+    }
+}
+
+impl SocketIo for MioShard {
+    fn core(&mut self) -> &mut ShardCore {
+        &mut self.core
+    }
+
+    fn flush_conn(&mut self, conn: ConnId) {
+        if let Some(&key) = self.by_conn.get(&conn) {
+            self.flush(key);
+        }
+    }
+
+    fn close_conn(&mut self, conn: ConnId, last_answers: bool, now: Instant) {
+        if let Some(&key) = self.by_conn.get(&conn) {
+            if last_answers {
+                self.flush(key);
+            }
+            self.close(key, now);
+        }
+    }
+
+    fn close_list(&mut self) -> &mut Vec<ConnId> {
+        &mut self.to_close
     }
 }

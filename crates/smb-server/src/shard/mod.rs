@@ -255,3 +255,39 @@ impl ShardCore {
         }
     }
 }
+
+/// What a transport offers [`drain_engine_events`] and [`drain_commands`]:
+/// the two socket operations engine work can ask for.
+pub(crate) trait SocketIo {
+    /// The shard's transport-independent state.
+    fn core(&mut self) -> &mut ShardCore;
+    /// Write what the engine queued for `conn`.
+    fn flush_conn(&mut self, conn: ConnId);
+    /// Close `conn`; with `last_answers`, what is queued goes out first.
+    fn close_conn(&mut self, conn: ConnId, last_answers: bool, now: Instant);
+    /// A reusable list for the connections admin commands close.
+    fn close_list(&mut self) -> &mut Vec<ConnId>;
+}
+
+/// Carry out what the engine asked of the sockets.
+pub(crate) fn drain_engine_events(t: &mut impl SocketIo) {
+    while let Some(ev) = t.core().next_io_event() {
+        match ev {
+            IoEvent::Flush(conn) => t.flush_conn(conn),
+            // Let the last answer (if any) go out first.
+            IoEvent::Close(conn) => t.close_conn(conn, true, Instant::now()),
+        }
+    }
+}
+
+/// Carry out the commands other threads sent, close what an administrator
+/// disconnected, then what the engine asked.
+pub(crate) fn drain_commands(t: &mut impl SocketIo, now: Instant) {
+    let mut close = std::mem::take(t.close_list());
+    t.core().drain_commands(now, &mut close);
+    for conn in close.drain(..) {
+        t.close_conn(conn, false, now);
+    }
+    *t.close_list() = close;
+    drain_engine_events(t);
+}

@@ -40,7 +40,7 @@ use slab::Slab;
 use smb_session::engine::Engine;
 use smb_session::ids::ConnId;
 
-use crate::shard::{Fed, IoEvent, ShardCore, ShardHandle, ShardWaker, OUTPUT_HIGH_WATER};
+use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
 
 /// Accepts kept armed per shard.
@@ -510,7 +510,7 @@ impl Driver {
                 self.arm_recv(key);
             }
             self.core.engine.handle_timeout(Instant::now());
-            self.drain_engine_events();
+            crate::shard::drain_engine_events(&mut self);
         }
         self.shutdown();
     }
@@ -539,7 +539,7 @@ impl Driver {
                 if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN {
                     tracing::warn!(shard = self.core.id, error = res, "eventfd read failed");
                 }
-                self.drain_commands(now);
+                crate::shard::drain_commands(self, now);
                 self.arm_wake();
             }
             _ => {}
@@ -882,35 +882,6 @@ impl Driver {
         }
     }
 
-    fn drain_engine_events(&mut self) {
-        while let Some(ev) = self.core.next_io_event() {
-            match ev {
-                IoEvent::Flush(conn) => {
-                    if let Some(&key) = self.by_conn.get(&conn) {
-                        self.flush(key);
-                    }
-                }
-                IoEvent::Close(conn) => {
-                    if let Some(&key) = self.by_conn.get(&conn) {
-                        self.close_after(key, true, Instant::now());
-                    }
-                }
-            }
-        }
-    }
-
-    fn drain_commands(&mut self, now: Instant) {
-        let mut close = std::mem::take(&mut self.to_close);
-        self.core.drain_commands(now, &mut close);
-        for conn in close.drain(..) {
-            if let Some(&key) = self.by_conn.get(&conn) {
-                self.close(key, now);
-            }
-        }
-        self.to_close = close;
-        self.drain_engine_events();
-    }
-
     fn shutdown(&mut self) {
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -928,6 +899,28 @@ impl Driver {
             }
         }
         tracing::debug!(shard = self.core.id, "shard stopped");
+    }
+}
+
+impl SocketIo for Driver {
+    fn core(&mut self) -> &mut ShardCore {
+        &mut self.core
+    }
+
+    fn flush_conn(&mut self, conn: ConnId) {
+        if let Some(&key) = self.by_conn.get(&conn) {
+            self.flush(key);
+        }
+    }
+
+    fn close_conn(&mut self, conn: ConnId, last_answers: bool, now: Instant) {
+        if let Some(&key) = self.by_conn.get(&conn) {
+            self.close_after(key, last_answers, now);
+        }
+    }
+
+    fn close_list(&mut self) -> &mut Vec<ConnId> {
+        &mut self.to_close
     }
 }
 

@@ -301,7 +301,10 @@ pub fn next_step(fate: Fate, ready: u32, ev: Event) -> Next {
         Event::PipeWritten => Next::ClosePipe,
         Event::PipeRead => Next::ClosePipe,
         Event::PipeClosed => Next::AwaitReap,
-        Event::EchoDone | Event::SessionClosed { .. } | Event::Nothing => Next::Nothing,
+        Event::EchoDone
+        | Event::EchoAnswered { .. }
+        | Event::SessionClosed { .. }
+        | Event::Nothing => Next::Nothing,
     }
 }
 

@@ -1240,7 +1240,7 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
     let server = match args.target {
         Some(_) => None,
         None => Some(crate::start_embedded_server(
-            args.autodisconnect,
+            Some(args.autodisconnect),
             2,
             args.server_threads,
             user,

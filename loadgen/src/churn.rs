@@ -1,7 +1,8 @@
 //! The churn scenario (`smb-loadgen churn`): sessions opened at a steady rate for a given
 //! time, each on a new TCP connection, each meeting a *fate* that ends it one of the ways a
 //! server has to clean up after. It is what `scripts/soak` drives a server with while watching
-//! its memory, descriptors and session counts, and the load generator's churn scenario.
+//! its memory, descriptors and session counts. (`--scenario churn`, [`crate::session_churn`],
+//! is another load: sessions set up and logged off as fast as possible, to measure the rate.)
 //!
 //! # Fates
 //!

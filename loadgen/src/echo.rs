@@ -183,6 +183,7 @@ impl Echo {
         let t0 = Instant::now();
         self.res.start_unix_us = unix_us_now();
         let end = self.plan.duration.map(|d| t0 + d);
+        let count_mode = self.plan.requests.is_some();
         let limit = self.plan.requests.unwrap_or(u64::MAX);
         let live = self.conns.len() as u64;
         let rate = self.plan.rate;
@@ -229,11 +230,11 @@ impl Echo {
             if now.duration_since(last_check) >= Duration::from_millis(100) {
                 last_check = now;
                 self.expire(now);
-                let pos = match (self.plan.requests, self.plan.duration) {
-                    (Some(_), _) => self.res.done,
-                    _ => now.duration_since(t0).as_secs(),
-                };
-                progress.set(pos);
+                progress.set(if count_mode {
+                    self.res.done
+                } else {
+                    now.duration_since(t0).as_secs()
+                });
             }
             let mut wake = now + Duration::from_millis(100);
             if rate.is_some() && more_planned {
@@ -268,6 +269,11 @@ impl Echo {
                 );
             }
         }
+        progress.set(if count_mode {
+            self.res.done
+        } else {
+            t0.elapsed().as_secs()
+        });
         progress.finish();
         self.res.secs = last_response.duration_since(t0).as_secs_f64();
         self.res.end_unix_us = self.res.start_unix_us + us(last_response.duration_since(t0));

@@ -10,7 +10,7 @@
 //! Layout:
 //! - [`proto`]: the sans-IO client of one connection (NEGOTIATE, SESSION_SETUP, TREE_CONNECT,
 //!   CREATE, ECHO).
-//! - [`run`]: the open phase (one mio loop) and the observer thread that timestamps each
+//! - [`run`](mod@run): the open phase (one mio loop) and the observer thread that timestamps each
 //!   connection's end, and the lateness computation (see its docs for what is measured).
 //! - [`probe`]: ECHO probes while the sessions sit idle.
 //! - [`churn`]: the `smb-loadgen churn` subcommand: sessions opened at a steady rate, each
@@ -23,7 +23,7 @@
 //! - [`stats`], [`report`]: histograms, the text / JSON / interval-log / SVG outputs.
 //! - [`cli`], [`net`], [`progress`]: the command line, sockets and limits, progress display.
 //!
-//! The library entry points are [`main`] (the binary), [`run`] (the idle scenario) and
+//! The library entry points are [`main`] (the binary), [`run()`] (the idle scenario) and
 //! [`load::run`] (echo and churn), for tests and embedders.
 #![forbid(unsafe_code)]
 

@@ -1,7 +1,7 @@
 //! What the echo ([`crate::echo`]) and churn ([`crate::session_churn`]) scenarios share: a
-//! client connection's socket and buffers ([`Link`]), the setup of kept connections
-//! ([`open_connections`]), the mergeable result of one process ([`LoadResult`]), the
-//! coordinated-omission correction ([`Correction`]), and worker processes ([`WorkerSet`]).
+//! client connection's socket and buffers (`Link`), the setup of kept connections
+//! (`open_connections`), the mergeable result of one process ([`LoadResult`]), the
+//! coordinated-omission correction ([`Correction`]), and worker processes (`WorkerSet`).
 //!
 //! # Coordinated omission
 //!

@@ -225,6 +225,7 @@ impl SessionChurn {
         let t0 = Instant::now();
         self.res.start_unix_us = unix_us_now();
         let end = self.plan.duration.map(|d| t0 + d);
+        let count_mode = self.plan.sessions.is_some();
         let limit = self.plan.sessions.unwrap_or(u64::MAX);
         let live: Vec<usize> = (0..self.slots.len())
             .filter(|&c| !self.slots[c].dead)
@@ -277,11 +278,11 @@ impl SessionChurn {
             if now.duration_since(last_check) >= Duration::from_millis(100) {
                 last_check = now;
                 self.expire(now, &mut touched);
-                let pos = match (self.plan.sessions, self.plan.duration) {
-                    (Some(_), _) => self.res.done,
-                    _ => now.duration_since(t0).as_secs(),
-                };
-                progress.set(pos);
+                progress.set(if count_mode {
+                    self.res.done
+                } else {
+                    now.duration_since(t0).as_secs()
+                });
             }
             let mut wake = now + Duration::from_millis(100);
             if !touched.is_empty() {
@@ -320,6 +321,11 @@ impl SessionChurn {
                 );
             }
         }
+        progress.set(if count_mode {
+            self.res.done
+        } else {
+            t0.elapsed().as_secs()
+        });
         progress.finish();
         self.res.secs = last_done.duration_since(t0).as_secs_f64();
         self.res.end_unix_us = self.res.start_unix_us + us(last_done.duration_since(t0));

@@ -1,7 +1,8 @@
 //! The churn scenario (`smb-loadgen churn`): sessions opened at a steady rate for a given
 //! time, each on a new TCP connection, each meeting a *fate* that ends it one of the ways a
 //! server has to clean up after. It is what `scripts/soak` drives a server with while watching
-//! its memory, descriptors and session counts, and the load generator's churn scenario.
+//! its memory, descriptors and session counts. (`--scenario churn`, [`crate::session_churn`],
+//! is another load: sessions set up and logged off as fast as possible, to measure the rate.)
 //!
 //! # Fates
 //!
@@ -301,7 +302,10 @@ pub fn next_step(fate: Fate, ready: u32, ev: Event) -> Next {
         Event::PipeWritten => Next::ClosePipe,
         Event::PipeRead => Next::ClosePipe,
         Event::PipeClosed => Next::AwaitReap,
-        Event::EchoDone | Event::SessionClosed { .. } | Event::Nothing => Next::Nothing,
+        Event::EchoDone
+        | Event::EchoAnswered { .. }
+        | Event::SessionClosed { .. }
+        | Event::Nothing => Next::Nothing,
     }
 }
 
@@ -1237,7 +1241,7 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
     let server = match args.target {
         Some(_) => None,
         None => Some(crate::start_embedded_server(
-            args.autodisconnect,
+            Some(args.autodisconnect),
             2,
             args.server_threads,
             user,

@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// Opens thousands of SMB2/3 IPC$ sessions against a server, lets them sit idle, and measures
-/// how precisely the server reaps them (autodisconnect). With no --target it starts an embedded
-/// smbcore server on loopback and benchmarks that. `smb-loadgen churn` runs the churn scenario
-/// instead (see `smb-loadgen churn --help`).
+/// Loads an SMB2/3 server and measures it. `--scenario idle` (the default) opens thousands of
+/// IPC$ sessions, lets them sit idle, and measures how precisely the server reaps them
+/// (autodisconnect); `--scenario echo` measures ECHO requests/s and latency on --connections
+/// connections with --queue-depth requests in flight each; `--scenario churn` measures
+/// sessions/s and per-step latency of SESSION_SETUP + TREE_CONNECT IPC$ + LOGOFF in a loop. With
+/// no --target it starts an embedded smbcore server on loopback and benchmarks that. The
+/// `smb-loadgen churn` subcommand is another load: sessions meeting a mix of fates at a fixed
+/// rate, for soaks (see `smb-loadgen churn --help`).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "smb-loadgen", version, about, long_about = None)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -18,27 +22,69 @@ pub struct Args {
     #[command(subcommand)]
     pub scenario: Option<Scenario>,
 
+    /// What to measure: `idle` (sessions opened and left idle until reaped), `echo` (ECHO
+    /// throughput and latency) or `churn` (session setup + LOGOFF in a loop).
+    #[arg(long = "scenario", value_enum, default_value_t = ScenarioKind::Idle, value_name = "NAME")]
+    pub scenario_kind: ScenarioKind,
+
     /// Server to load (ADDR:PORT). Without it an embedded smbcore server is started on
-    /// 127.0.0.1 with --autodisconnect.
+    /// 127.0.0.1 (idle: with --autodisconnect; echo and churn: with autodisconnect off).
     #[arg(long, value_name = "ADDR:PORT")]
     pub target: Option<SocketAddr>,
 
-    /// Number of idle IPC$ sessions to open.
-    #[arg(long, default_value_t = 2000, value_name = "N")]
-    pub sessions: u64,
+    /// idle: IPC$ sessions to open (default 2000). churn: sessions to set up and log off in
+    /// all (default: as many as --duration allows).
+    #[arg(long, value_name = "N")]
+    pub sessions: Option<u64>,
+
+    /// echo, churn: TCP connections (default 100). churn: with --new-connection-each-time,
+    /// the sessions in progress at once.
+    #[arg(long, value_name = "C")]
+    pub connections: Option<u32>,
+
+    /// echo: ECHO requests in flight per connection (default 4), as far as the credits the
+    /// server grants allow.
+    #[arg(long, value_name = "Q")]
+    pub queue_depth: Option<u32>,
+
+    /// echo, churn: how long to send (default 10s unless --requests or --sessions bounds the
+    /// run; with both, whichever ends first). `5s`, `2m`.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// echo: ECHO requests to send in all.
+    #[arg(long, value_name = "N")]
+    pub requests: Option<u64>,
+
+    /// churn: a new TCP connection for every session (connect, NEGOTIATE, SESSION_SETUP x2,
+    /// TREE_CONNECT IPC$, LOGOFF, close) instead of sessions one after another on kept
+    /// connections.
+    #[arg(long)]
+    pub new_connection_each_time: bool,
+
+    /// echo, churn: longest wait for a response before it counts as an error (default 10s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub request_timeout: Option<Duration>,
+
+    /// echo, churn without --rate (closed loop): the expected interval between two requests
+    /// of one in-flight slot for the coordinated-omission correction (HdrHistogram
+    /// record_correct). Default: the median latency measured.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub expected_interval: Option<Duration>,
 
     /// Sessions per TCP connection (SMB2 allows many; one process then goes past the
     /// open-files limit).
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub sessions_per_connection: u32,
 
-    /// Target opening rate in sessions per second (open loop; setup latency is measured from
-    /// each session's planned start). Default: as fast as possible with --concurrency
-    /// connections in flight.
+    /// Open loop: idle: sessions opened per second; echo: ECHO requests per second (all
+    /// connections together); churn: sessions per second. Latency is then measured from each
+    /// one's planned start. Default: as fast as possible (closed loop).
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
 
-    /// Connections being set up at once when no --rate is given.
+    /// Connections being set up at once (idle: when no --rate is given; echo and churn: before
+    /// the measurement starts).
     #[arg(long, default_value_t = 64, value_name = "C")]
     pub concurrency: usize,
 
@@ -47,8 +93,9 @@ pub struct Args {
     #[arg(long, value_name = "RANGE", value_parser = parse_ip_range)]
     pub source_ips: Option<IpList>,
 
-    /// Worker processes opening sessions (each holds its own connections and file
-    /// descriptors).
+    /// Worker processes holding the client side (each its own connections and file
+    /// descriptors; echo and churn split --connections, --rate, --requests and --sessions
+    /// over them).
     #[arg(long, default_value_t = 1, value_name = "W")]
     pub workers: u32,
 
@@ -103,7 +150,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub hist: Option<PathBuf>,
 
-    /// Write an SVG percentile plot of the reaping lateness to FILE.
+    /// Write an SVG percentile plot to FILE (idle: reaping lateness; echo: ECHO latency;
+    /// churn: session latency and its steps).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
@@ -115,9 +163,134 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "I")]
     pub worker_index: Option<u32>,
 
-    /// Internal: the first global session index of this worker.
+    /// Internal: the first global session (idle) or connection (echo, churn) index of this
+    /// worker.
     #[arg(long, hide = true, default_value_t = 0)]
     pub worker_first: u64,
+}
+
+/// The scenarios of `--scenario`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ScenarioKind {
+    /// Open sessions, let them idle, measure the reaping (the default).
+    #[default]
+    Idle,
+    /// ECHO requests on kept connections: requests/s and latency.
+    Echo,
+    /// SESSION_SETUP + TREE_CONNECT IPC$ + LOGOFF in a loop: sessions/s and step latency.
+    Churn,
+}
+
+impl ScenarioKind {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::Idle => "idle",
+            ScenarioKind::Echo => "echo",
+            ScenarioKind::Churn => "churn",
+        }
+    }
+}
+
+/// The default of `--sessions` for the idle scenario.
+pub const DEFAULT_SESSIONS: u64 = 2000;
+/// The default of `--connections`.
+pub const DEFAULT_CONNECTIONS: u32 = 100;
+/// The default of `--queue-depth`.
+pub const DEFAULT_QUEUE_DEPTH: u32 = 4;
+/// The default of `--duration` when no count bounds the run.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// The default of `--request-timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of the idle scenario only (clap ids), refused with another scenario when given.
+pub const IDLE_ONLY: [&str; 6] = [
+    "sessions_per_connection",
+    "autodisconnect",
+    "hold",
+    "probes",
+    "probe_rate",
+    "baseline",
+];
+
+impl Args {
+    /// Sessions of the idle scenario (`--sessions`, default 2000).
+    pub fn sessions(&self) -> u64 {
+        self.sessions.unwrap_or(DEFAULT_SESSIONS)
+    }
+
+    /// Checks that the options given fit `--scenario`, and their values. `given(id)` says
+    /// whether an option with a default value was given on the command line (the binary
+    /// asks clap; a library caller that built `Args` itself may answer `false`).
+    pub fn check_scenario(&self, given: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        let kind = self.scenario_kind;
+        let flag = |id: &str| format!("--{}", id.replace('_', "-"));
+        let only = |id: &str, set: bool, who: &[ScenarioKind]| -> Result<(), String> {
+            if set && !who.contains(&kind) {
+                let names: Vec<&str> = who.iter().map(|k| k.name()).collect();
+                return Err(format!(
+                    "{} applies to --scenario {} only (this is --scenario {})",
+                    flag(id),
+                    names.join(" and "),
+                    kind.name()
+                ));
+            }
+            Ok(())
+        };
+        use ScenarioKind::{Churn, Echo, Idle};
+        only("connections", self.connections.is_some(), &[Echo, Churn])?;
+        only("duration", self.duration.is_some(), &[Echo, Churn])?;
+        only(
+            "request_timeout",
+            self.request_timeout.is_some(),
+            &[Echo, Churn],
+        )?;
+        only(
+            "expected_interval",
+            self.expected_interval.is_some(),
+            &[Echo, Churn],
+        )?;
+        only("queue_depth", self.queue_depth.is_some(), &[Echo])?;
+        only("requests", self.requests.is_some(), &[Echo])?;
+        only(
+            "new_connection_each_time",
+            self.new_connection_each_time,
+            &[Churn],
+        )?;
+        only("sessions", self.sessions.is_some(), &[Idle, Churn])?;
+        for id in IDLE_ONLY {
+            only(id, given(id), &[Idle])?;
+        }
+        if kind == Idle {
+            return Ok(());
+        }
+        if self.connections == Some(0) {
+            return Err("--connections must be at least 1".into());
+        }
+        if self.queue_depth == Some(0) {
+            return Err("--queue-depth must be at least 1".into());
+        }
+        if self.queue_depth.is_some_and(|q| q > 8192) {
+            return Err("--queue-depth is at most 8192 (the credits a server grants)".into());
+        }
+        if self.requests == Some(0) || (kind == Churn && self.sessions == Some(0)) {
+            return Err("a run of 0 requests measures nothing".into());
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err("--duration must be above 0".into());
+        }
+        if self.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            return Err("--rate must be a positive number per second".into());
+        }
+        if self.rate.is_some() && self.expected_interval.is_some() {
+            return Err(
+                "--expected-interval corrects the closed loop; with --rate latency is \
+                        measured from each request's planned send time instead"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The scenarios besides the default one.
@@ -224,9 +397,15 @@ pub fn parse_ip_range(s: &str) -> Result<IpList, String> {
     Ok(IpList(out))
 }
 
-/// Parses a duration with a unit (`500ms`, `3s`, `2m`, `1h`).
+/// Parses a duration with a unit (`250us`, `500ms`, `3s`, `2m`, `1h`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    smb_server::config::parse_duration(s).map_err(|e| e.0)
+    let t = s.trim();
+    if let Some(n) = t.strip_suffix("us").or_else(|| t.strip_suffix("µs")) {
+        if let Ok(n) = n.parse::<u64>() {
+            return Ok(Duration::from_micros(n));
+        }
+    }
+    smb_server::config::parse_duration(s).map_err(|e| format!("{} (or microseconds: 250us)", e.0))
 }
 
 /// The dialects `--dialect` names, ascending.
@@ -262,6 +441,14 @@ mod tests {
     }
 
     #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3 parsecs").is_err());
+        assert!(parse_duration("xus").is_err());
+    }
+
+    #[test]
     fn dialects() {
         assert_eq!(parse_dialects("3.1.1").unwrap(), vec![0x0311]);
         assert_eq!(parse_dialects("ALL").unwrap().len(), 5);
@@ -271,12 +458,72 @@ mod tests {
     #[test]
     fn defaults_parse() {
         let a = Args::try_parse_from(["smb-loadgen"]).unwrap();
-        assert_eq!(a.sessions, 2000);
+        assert_eq!(a.sessions(), 2000);
+        assert_eq!(a.scenario_kind, ScenarioKind::Idle);
         assert_eq!(a.autodisconnect, Duration::from_secs(3));
         assert!(Args::try_parse_from(["smb-loadgen", "--user", "u"]).is_err());
         let a = Args::try_parse_from(["smb-loadgen", "--autodisconnect", "500ms"]).unwrap();
         assert_eq!(a.autodisconnect, Duration::from_millis(500));
         assert!(a.scenario.is_none());
+    }
+
+    fn parse(v: &[&str]) -> Args {
+        Args::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn scenario_options_are_checked() {
+        let none = |_: &str| false;
+        let a = parse(&["smb-loadgen", "--scenario", "echo", "--connections", "4"]);
+        assert_eq!(a.scenario_kind, ScenarioKind::Echo);
+        assert!(a.check_scenario(&none).is_ok());
+        // Options of another scenario are refused with a clear message.
+        let e = parse(&["smb-loadgen", "--queue-depth", "3"])
+            .check_scenario(&none)
+            .unwrap_err();
+        assert!(
+            e.contains("--queue-depth applies to --scenario echo only"),
+            "{e}"
+        );
+        let e = parse(&["smb-loadgen", "--scenario", "echo", "--sessions", "3"])
+            .check_scenario(&none)
+            .unwrap_err();
+        assert!(e.contains("--sessions"), "{e}");
+        let e = parse(&[
+            "smb-loadgen",
+            "--scenario",
+            "echo",
+            "--new-connection-each-time",
+        ])
+        .check_scenario(&none)
+        .unwrap_err();
+        assert!(e.contains("churn only"), "{e}");
+        let a = parse(&["smb-loadgen", "--scenario", "churn", "--probes", "1"]);
+        let e = a.check_scenario(&|id| id == "probes").unwrap_err();
+        assert!(
+            e.contains("--probes applies to --scenario idle only"),
+            "{e}"
+        );
+        // Values.
+        for bad in [
+            &["smb-loadgen", "--scenario", "echo", "--connections", "0"][..],
+            &["smb-loadgen", "--scenario", "echo", "--queue-depth", "0"],
+            &["smb-loadgen", "--scenario", "echo", "--requests", "0"],
+            &["smb-loadgen", "--scenario", "echo", "--rate=-5"],
+            &["smb-loadgen", "--scenario", "churn", "--duration", "0s"],
+            &[
+                "smb-loadgen",
+                "--scenario",
+                "churn",
+                "--rate",
+                "10",
+                "--expected-interval",
+                "1ms",
+            ],
+        ] {
+            assert!(parse(bad).check_scenario(&none).is_err(), "{bad:?}");
+        }
+        assert!(Args::try_parse_from(["smb-loadgen", "--scenario", "nap"]).is_err());
     }
 
     #[test]

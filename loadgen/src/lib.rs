@@ -1,5 +1,7 @@
-//! smb-loadgen: opens thousands of SMB2/3 IPC$ sessions against a server, lets them sit idle,
-//! and measures how precisely the server reaps them (autodisconnect).
+//! smb-loadgen: loads an SMB2/3 server and measures it. The default (idle) scenario opens
+//! thousands of IPC$ sessions, lets them sit idle, and measures how precisely the server reaps
+//! them (autodisconnect); `--scenario echo` measures ECHO requests/s and latency, `--scenario
+//! churn` sessions/s and the latency of session setup and LOGOFF.
 //!
 //! It is a real client built on `smb-wire` and the NTLMSSP initiator of `smb-auth`, so it
 //! speaks to smbcore, Samba or Windows alike. With no `--target` it starts an embedded smbcore
@@ -8,25 +10,36 @@
 //! Layout:
 //! - [`proto`]: the sans-IO client of one connection (NEGOTIATE, SESSION_SETUP, TREE_CONNECT,
 //!   CREATE, ECHO).
-//! - [`run`]: the open phase (one mio loop) and the observer thread that timestamps each
+//! - [`run`](mod@run): the open phase (one mio loop) and the observer thread that timestamps each
 //!   connection's end, and the lateness computation (see its docs for what is measured).
 //! - [`probe`]: ECHO probes while the sessions sit idle.
-//! - [`churn`]: the churn scenario (`smb-loadgen churn`): sessions opened at a steady rate,
-//!   each ended one of several ways (reaped idle, LOGOFF, re-open, pipe, dropped), for soaks.
+//! - [`churn`]: the `smb-loadgen churn` subcommand: sessions opened at a steady rate, each
+//!   ended one of several ways (reaped idle, LOGOFF, re-open, pipe, dropped), for soaks.
+//! - [`echo`]: `--scenario echo`, pipelined ECHOs within the server's credits.
+//! - [`session_churn`]: `--scenario churn`, SESSION_SETUP + TREE_CONNECT + LOGOFF in a loop on
+//!   kept connections or a new connection each time.
+//! - [`scenario`], [`load`], [`load_report`]: what those two share (connections, results,
+//!   coordinated-omission correction, workers), running them, and their report.
 //! - [`stats`], [`report`]: histograms, the text / JSON / interval-log / SVG outputs.
 //! - [`cli`], [`net`], [`progress`]: the command line, sockets and limits, progress display.
 //!
-//! The library entry points are [`main`] (the binary) and [`run`] (tests and embedders).
+//! The library entry points are [`main`] (the binary), [`run()`] (the idle scenario) and
+//! [`load::run`] (echo and churn), for tests and embedders.
 #![forbid(unsafe_code)]
 
 pub mod churn;
 pub mod cli;
+pub mod echo;
+pub mod load;
+pub mod load_report;
 pub mod net;
 pub mod probe;
 pub mod progress;
 pub mod proto;
 pub mod report;
 pub mod run;
+pub mod scenario;
+pub mod session_churn;
 pub mod stats;
 
 use std::io::{BufRead, BufReader};
@@ -35,7 +48,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use serde_json::json;
 
 pub use cli::Args;
@@ -50,10 +64,13 @@ use crate::run::{phase, Plan};
 const FD_SLACK: u64 = 64;
 
 /// Runs the `smb-loadgen` command line; exit status 0 when every session opened and was
-/// reaped on time, 1 when the run saw failures (early, never reaped, setup errors), 2 on a
-/// usage or fatal error.
+/// reaped on time (echo, churn: nothing failed), 1 when the run saw failures (early, never
+/// reaped, setup errors; failed requests or sessions), 2 on a usage or fatal error.
 pub fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let parsed = Args::command()
+        .try_get_matches()
+        .and_then(|m| Args::from_arg_matches(&m).map(|a| (a, m)));
+    let (args, matches) = match parsed {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -66,6 +83,23 @@ pub fn main() -> ExitCode {
     };
     if let Some(cli::Scenario::Churn(c)) = &args.scenario {
         return churn::main(c);
+    }
+    let given = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    if let Err(e) = args.check_scenario(&given) {
+        eprintln!("smb-loadgen: error: {e}");
+        return ExitCode::from(2);
+    }
+    if args.scenario_kind != cli::ScenarioKind::Idle {
+        return if args.worker_index.is_some() {
+            load::worker_main(&args)
+        } else {
+            load::main(&args)
+        };
     }
     if args.worker_index.is_some() {
         return worker_main(&args);
@@ -130,7 +164,7 @@ fn plan_for(args: &Args, target: SocketAddr) -> Result<Plan, String> {
         },
         None => Auth::Anonymous,
     };
-    if args.sessions == 0 {
+    if args.sessions() == 0 {
         return Err("--sessions must be at least 1".into());
     }
     if args.sessions_per_connection == 0 {
@@ -141,7 +175,7 @@ fn plan_for(args: &Args, target: SocketAddr) -> Result<Plan, String> {
     }
     Ok(Plan {
         target,
-        sessions: args.sessions,
+        sessions: args.sessions(),
         per_conn: args.sessions_per_connection,
         rate: args.rate,
         concurrency: args.concurrency.max(1),
@@ -155,7 +189,7 @@ fn plan_for(args: &Args, target: SocketAddr) -> Result<Plan, String> {
 /// Checks that the connections fit the open-files limit; explains what would fit otherwise.
 pub fn check_fd_budget(args: &Args, embedded: bool, limit: u64) -> Result<(), String> {
     let k = u64::from(args.sessions_per_connection.max(1));
-    let conns = args.sessions.div_ceil(k);
+    let conns = args.sessions().div_ceil(k);
     let workers = u64::from(args.workers.max(1));
     let probes = u64::from(args.probes);
     let usable = limit.saturating_sub(FD_SLACK);
@@ -169,7 +203,8 @@ pub fn check_fd_budget(args: &Args, embedded: bool, limit: u64) -> Result<(), St
     }
     let mut why = format!(
         "{} sessions at {} per connection need {conns} connections; ",
-        args.sessions, k
+        args.sessions(),
+        k
     );
     if embedded {
         why += &format!(
@@ -177,9 +212,9 @@ pub fn check_fd_budget(args: &Args, embedded: bool, limit: u64) -> Result<(), St
              server side) but the open-files limit is {limit}. "
         );
         let max_conns = usable.saturating_sub(probes);
-        let k_server = args.sessions.div_ceil(max_conns.max(1));
+        let k_server = args.sessions().div_ceil(max_conns.max(1));
         let k_alone = args
-            .sessions
+            .sessions()
             .div_ceil((usable / 2).saturating_sub(probes).max(1));
         why += &format!(
             "Use --sessions-per-connection {k_server} with --workers 2 or more (the workers hold \
@@ -188,7 +223,9 @@ pub fn check_fd_budget(args: &Args, embedded: bool, limit: u64) -> Result<(), St
         );
     } else {
         let w = conns.div_ceil(usable.max(1));
-        let k_fit = args.sessions.div_ceil(usable.saturating_sub(probes).max(1));
+        let k_fit = args
+            .sessions()
+            .div_ceil(usable.saturating_sub(probes).max(1));
         why += &format!(
             "one process may hold {limit} descriptors. Use --workers {w} or \
              --sessions-per-connection {k_fit}."
@@ -201,18 +238,18 @@ pub fn check_fd_budget(args: &Args, embedded: bool, limit: u64) -> Result<(), St
 fn start_embedded(args: &Args) -> Result<smb_server::Server, String> {
     let user = args.user.as_deref().zip(args.password.as_deref());
     start_embedded_server(
-        args.autodisconnect,
+        Some(args.autodisconnect),
         args.sessions_per_connection,
         args.server_threads,
         user,
     )
 }
 
-/// Starts an embedded smbcore server on `127.0.0.1:0` with `autodisconnect`, room for
+/// Starts an embedded smbcore server on `127.0.0.1:0` with `autodisconnect` (`None`: off), room for
 /// `per_conn` sessions per connection (at least the server's usual 1024), `threads` shards
 /// (default: automatic) and `user` (name, password) as a known non-admin user.
 pub(crate) fn start_embedded_server(
-    autodisconnect: Duration,
+    autodisconnect: Option<Duration>,
     per_conn: u32,
     threads: Option<usize>,
     user: Option<(&str, &str)>,
@@ -224,7 +261,7 @@ pub(crate) fn start_embedded_server(
             .set(Source::CommandLine, k, v)
             .map_err(|e| format!("embedded server setting {k}={v}: {}", e.0))
     };
-    let ad = smb_server::config::format_duration(autodisconnect);
+    let ad = autodisconnect.map_or_else(|| "-1".into(), smb_server::config::format_duration);
     set(&mut o, "autodisconnect", &ad)?;
     let k = per_conn.max(1024).to_string();
     set(&mut o, "max-sessions-per-connection", &k)?;
@@ -237,9 +274,16 @@ pub(crate) fn start_embedded_server(
     smb_server::Server::start(o).map_err(|e| format!("cannot start the embedded server: {e}"))
 }
 
-/// Runs the benchmark described by `args` (progress on stderr) and returns its report; also
-/// writes `--json`, `--hist` and `--plot` when given.
+/// Runs the idle scenario described by `args` (progress on stderr) and returns its report;
+/// also writes `--json`, `--hist` and `--plot` when given. The echo and churn scenarios are
+/// [`load::run`].
 pub fn run(args: &Args) -> Result<Report, String> {
+    if args.scenario_kind != cli::ScenarioKind::Idle {
+        return Err(format!(
+            "--scenario {} is run by smb_loadgen::load::run",
+            args.scenario_kind.name()
+        ));
+    }
     let embedded = args.target.is_none();
     let limit = net::open_files_limit().unwrap_or(1024);
     check_fd_budget(args, embedded, limit)?;
@@ -305,7 +349,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         target: target.to_string(),
         embedded,
         config: json!({
-            "sessions": args.sessions,
+            "sessions": args.sessions(),
             "sessions_per_connection": args.sessions_per_connection,
             "rate": args.rate,
             "concurrency": args.concurrency,
@@ -359,14 +403,14 @@ fn run_workers(
     let w = u64::from(args.workers);
     let k = u64::from(args.sessions_per_connection.max(1));
     // Whole connections per worker.
-    let conns = args.sessions.div_ceil(k);
+    let conns = args.sessions().div_ceil(k);
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let started = Instant::now();
     let mut children = Vec::new();
     let mut first = 0u64;
     for i in 0..w {
         let my_conns = conns / w + u64::from(i < conns % w);
-        let n = (my_conns * k).min(args.sessions - first);
+        let n = (my_conns * k).min(args.sessions() - first);
         if n == 0 {
             continue;
         }
@@ -462,7 +506,7 @@ fn run_workers(
     if merged.hists.is_empty() {
         merged.hists = stats::Hists::default().encode();
     }
-    let missing = args.sessions.saturating_sub(merged.sessions);
+    let missing = args.sessions().saturating_sub(merged.sessions);
     merged.sessions += missing;
     merged.setup_failed += missing;
     if missing > 0 && merged.first_error.is_none() {
@@ -476,6 +520,7 @@ fn run_workers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     fn args(extra: &[&str]) -> Args {
         let mut v = vec!["smb-loadgen"];

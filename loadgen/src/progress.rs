@@ -52,7 +52,8 @@ impl Progress {
         }
     }
 
-    /// Starts a phase counting up to `total`.
+    /// Starts a phase counting up to `total` (0: no known end; the bar is a spinner and the
+    /// plain lines show the count alone).
     pub fn phase(&mut self, label: &str, total: u64) {
         self.finish();
         self.label = label.to_string();
@@ -61,16 +62,21 @@ impl Progress {
         self.last_line = Instant::now();
         match self.mode {
             Mode::Bar => {
-                let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-                let style = ProgressStyle::with_template(
-                    "{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {elapsed})",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+                let len = (total > 0).then_some(total);
+                let b = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+                let template = if total > 0 {
+                    "{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {elapsed})"
+                } else {
+                    "{msg:>10} {spinner} {pos} ({elapsed})"
+                };
+                let style = ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
                 b.set_style(style);
                 b.set_message(label.to_string());
                 self.bar = Some(b);
             }
+            Mode::Lines if total == 0 => eprintln!("{label}: 0"),
             Mode::Lines => eprintln!("{label}: 0/{total}"),
             Mode::Quiet => {}
         }
@@ -88,7 +94,11 @@ impl Progress {
             Mode::Lines => {
                 if self.last_line.elapsed() >= Duration::from_secs(1) {
                     self.last_line = Instant::now();
-                    eprintln!("{}: {}/{}", self.label, pos, self.total);
+                    if self.total == 0 {
+                        eprintln!("{}: {}", self.label, pos);
+                    } else {
+                        eprintln!("{}: {}/{}", self.label, pos, self.total);
+                    }
                 }
             }
             Mode::Quiet => {}
@@ -101,7 +111,11 @@ impl Progress {
             b.set_position(self.pos);
             b.finish();
         } else if self.mode == Mode::Lines && !self.label.is_empty() {
-            eprintln!("{}: {}/{} done", self.label, self.pos, self.total);
+            if self.total == 0 {
+                eprintln!("{}: {} done", self.label, self.pos);
+            } else {
+                eprintln!("{}: {}/{} done", self.label, self.pos, self.total);
+            }
         }
         self.label.clear();
     }

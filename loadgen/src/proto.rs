@@ -14,8 +14,13 @@
 //!    2.2.19), CLOSE of the pipe (MS-SMB2 2.2.15) and LOGOFF (MS-SMB2 2.2.7), after which
 //!    another session may be set up on the same connection.
 //!
-//! Requests go one at a time on a connection (each waits for its response), so one credit is
-//! always enough; the client still asks for more.
+//! During setup requests go one at a time on a connection (each waits for its response), so
+//! one credit is always enough; the client still asks for more. The echo scenario
+//! ([`crate::echo`]) then keeps several ECHOs in flight with [`ClientConn::echo_pipelined`],
+//! which sends only while the server has granted credits: [`Credits`] keeps the client's side
+//! of the MessageId window (MS-SMB2 3.2.4.1.5: a request with CreditCharge `c` takes the next
+//! `c` MessageIds, 0 counting as 1; 3.2.5.1.4: every response, interim ones included, adds its
+//! CreditResponse to the window).
 
 use core::fmt;
 
@@ -45,6 +50,71 @@ pub const ALL_DIALECTS: &[u16] = &[
     dialect::SMB302,
     dialect::SMB311,
 ];
+
+/// The client's side of the credit / MessageId window of one connection.
+///
+/// A fresh connection may use MessageId 0 only (one credit). Each request takes the next
+/// `max(CreditCharge, 1)` ids; each response grants CreditResponse more. The ids at or above
+/// `next` and below `granted_end` are the credits the client holds; a request that would go
+/// past `granted_end` must wait for a response (MS-SMB2 3.2.4.1.5, 3.2.5.1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credits {
+    next: u64,
+    granted_end: u64,
+}
+
+impl Default for Credits {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Credits {
+    /// The window of a connection that has sent nothing: MessageId 0 only.
+    pub fn new() -> Self {
+        Credits {
+            next: 0,
+            granted_end: 1,
+        }
+    }
+
+    /// Credits held now (ids granted and not used).
+    pub fn available(&self) -> u64 {
+        self.granted_end.saturating_sub(self.next)
+    }
+
+    /// The MessageId the next request gets.
+    pub fn next_message_id(&self) -> u64 {
+        self.next
+    }
+
+    /// Takes the ids for a request charging `charge` credits (0 counts as 1) and returns the
+    /// first, or `None` when the server has not granted that many.
+    pub fn take(&mut self, charge: u16) -> Option<u64> {
+        let n = u64::from(charge.max(1));
+        if n > self.available() {
+            return None;
+        }
+        let mid = self.next;
+        self.next += n;
+        Some(mid)
+    }
+
+    /// Takes the ids for a request whether or not they were granted (the one-at-a-time setup
+    /// path, where a server that grants nothing would leave the client stranded anyway: it
+    /// then refuses the request, which the caller sees as an error).
+    pub fn take_anyway(&mut self, charge: u16) -> u64 {
+        let mid = self.next;
+        self.next += u64::from(charge.max(1));
+        self.granted_end = self.granted_end.max(self.next);
+        mid
+    }
+
+    /// Adds a response's CreditResponse.
+    pub fn grant(&mut self, n: u16) {
+        self.granted_end += u64::from(n);
+    }
+}
 
 /// Who the sessions log in as.
 #[derive(Clone, PartialEq, Eq)]
@@ -106,7 +176,7 @@ pub enum Step {
     TreeConnect,
     /// CREATE of the srvsvc pipe (probes and churn).
     OpenPipe,
-    /// ECHO (probes only).
+    /// ECHO (probes; the echo scenario sends them pipelined, see [`ClientConn::echo_pipelined`]).
     Echo,
     /// WRITE to the open pipe (churn).
     WritePipe,
@@ -228,6 +298,14 @@ pub enum Event {
     PipeOpen,
     /// An ECHO response arrived. Nothing is outstanding.
     EchoDone,
+    /// The response to a pipelined ECHO ([`ClientConn::echo_pipelined`]) arrived (possibly
+    /// an error: see `status`).
+    EchoAnswered {
+        /// Its MessageId.
+        message_id: u64,
+        /// Its NTSTATUS (SUCCESS, or what the server refused it with).
+        status: NtStatus,
+    },
     /// The pipe took a WRITE. Nothing is outstanding.
     PipeWritten,
     /// A READ of the pipe returned data, now in [`ClientConn::pipe_data`]. Nothing is
@@ -258,8 +336,14 @@ struct Setup {
 /// One client connection's protocol state.
 #[derive(Debug)]
 pub struct ClientConn {
-    next_mid: u64,
+    credits: Credits,
+    /// CreditRequest of every request.
+    credit_request: u16,
     outstanding: Option<Step>,
+    /// MessageId of the outstanding step.
+    outstanding_mid: u64,
+    /// MessageIds of the pipelined ECHOs in flight, oldest first.
+    echoes: std::collections::VecDeque<u64>,
     dialect: u16,
     conn_preauth: PreauthHash,
     setup: Option<Setup>,
@@ -286,8 +370,11 @@ impl ClientConn {
     /// A connection that has sent nothing yet.
     pub fn new() -> Self {
         ClientConn {
-            next_mid: 0,
+            credits: Credits::new(),
+            credit_request: 16,
             outstanding: None,
+            outstanding_mid: 0,
+            echoes: std::collections::VecDeque::new(),
             dialect: 0,
             conn_preauth: PreauthHash::new(),
             setup: None,
@@ -308,13 +395,68 @@ impl ClientConn {
         self.outstanding
     }
 
+    /// The credit window.
+    pub fn credits(&self) -> &Credits {
+        &self.credits
+    }
+
+    /// Sets the CreditRequest of every later request (default 16; at least 1).
+    pub fn set_credit_request(&mut self, n: u16) {
+        self.credit_request = n.max(1);
+    }
+
+    /// Pipelined ECHOs in flight.
+    pub fn echoes_in_flight(&self) -> usize {
+        self.echoes.len()
+    }
+
     /// The data of the last READ of the pipe ([`Event::PipeRead`]).
     pub fn pipe_data(&self) -> &[u8] {
         &self.pipe_data
     }
 
-    /// Builds one request into `scratch`, signs it with `key`, and appends it framed to `out`.
-    /// Returns the range of the message (without framing) in `out`.
+    /// Builds one request with MessageId `mid` into `scratch`, signs it with `key`, and
+    /// appends it framed to `out`. Returns the range of the message (without framing) in `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit<B: EmitBody>(
+        &mut self,
+        step: Step,
+        mid: u64,
+        charge: u16,
+        session_id: u64,
+        tree_id: u32,
+        body: &B,
+        key: Option<&SigningKey>,
+        out: &mut Vec<u8>,
+    ) -> core::ops::Range<usize> {
+        let mut hdr = HeaderRepr::request(step.command(), mid, session_id, tree_id);
+        hdr.credit = self.credit_request;
+        hdr.credit_charge = charge;
+        if key.is_some() {
+            hdr.flags |= flags::SIGNED;
+        }
+        self.scratch.clear();
+        emit_message(&hdr, body, &mut self.scratch);
+        if let Some(k) = key {
+            sign(k, &mut self.scratch);
+        }
+        write_frame_header(out, self.scratch.len());
+        let start = out.len();
+        out.extend_from_slice(&self.scratch);
+        start..out.len()
+    }
+
+    /// The CreditCharge of a request for `step`: 0 before a dialect is negotiated and in
+    /// 2.0.2 (which has no CreditCharge), else 1 (every request here is small).
+    fn charge(&self, step: Step) -> u16 {
+        if self.dialect == dialect::SMB202 || step == Step::Negotiate || self.dialect == 0 {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// Builds the one outstanding request of a setup step (see [`Self::emit`]).
     fn push<B: EmitBody>(
         &mut self,
         step: Step,
@@ -324,25 +466,12 @@ impl ClientConn {
         key: Option<&SigningKey>,
         out: &mut Vec<u8>,
     ) -> core::ops::Range<usize> {
-        let mut hdr = HeaderRepr::request(step.command(), self.next_mid, session_id, tree_id);
-        hdr.credit = 16;
-        if self.dialect == dialect::SMB202 || step == Step::Negotiate {
-            hdr.credit_charge = 0;
-        }
-        if key.is_some() {
-            hdr.flags |= flags::SIGNED;
-        }
-        self.next_mid += 1;
-        self.scratch.clear();
-        emit_message(&hdr, body, &mut self.scratch);
-        if let Some(k) = key {
-            sign(k, &mut self.scratch);
-        }
-        write_frame_header(out, self.scratch.len());
-        let start = out.len();
-        out.extend_from_slice(&self.scratch);
+        let charge = self.charge(step);
+        let mid = self.credits.take_anyway(charge);
+        let r = self.emit(step, mid, charge, session_id, tree_id, body, key, out);
         self.outstanding = Some(step);
-        start..out.len()
+        self.outstanding_mid = mid;
+        r
     }
 
     /// Appends the NEGOTIATE request offering `cfg.dialects`.
@@ -404,6 +533,31 @@ impl ClientConn {
     pub fn echo(&mut self, out: &mut Vec<u8>) {
         let sid = self.last.as_ref().map_or(0, |l| l.0);
         self.push(Step::Echo, sid, 0, &EchoRequestRepr::default(), None, out);
+    }
+
+    /// Appends an ECHO that does not wait for the ones before it, on the last ready session's
+    /// connection, if the server has granted a credit for it and no setup step is outstanding.
+    /// Returns its MessageId, or `None` (nothing appended) when it must wait for a response.
+    /// Its response is [`Event::EchoAnswered`].
+    pub fn echo_pipelined(&mut self, out: &mut Vec<u8>) -> Option<u64> {
+        if self.outstanding.is_some() {
+            return None;
+        }
+        let charge = self.charge(Step::Echo);
+        let mid = self.credits.take(charge)?;
+        let sid = self.last.as_ref().map_or(0, |l| l.0);
+        self.emit(
+            Step::Echo,
+            mid,
+            charge,
+            sid,
+            0,
+            &EchoRequestRepr::default(),
+            None,
+            out,
+        );
+        self.echoes.push_back(mid);
+        Some(mid)
     }
 
     /// Appends a CREATE of `srvsvc` on the last ready session's IPC$ tree.
@@ -474,6 +628,10 @@ impl ClientConn {
         out: &mut Vec<u8>,
     ) -> Result<Event, ClientError> {
         let (h, resp) = parse_response(msg)?;
+        // Every response grants credits, an interim one included (MS-SMB2 3.2.5.1.4).
+        if h.is_response() {
+            self.credits.grant(h.credit());
+        }
         if let Response::Notification(_) = resp {
             return Ok(Event::SessionClosed {
                 session_id: h.session_id(),
@@ -482,12 +640,25 @@ impl ClientConn {
         if h.is_async() && h.status() == NtStatus::PENDING {
             return Ok(Event::Nothing);
         }
+        if h.command() == Command::Echo {
+            if let Some(i) = self.echoes.iter().position(|&m| m == h.message_id()) {
+                self.echoes.remove(i);
+                let status = h.status();
+                if status == NtStatus::SUCCESS && !matches!(resp, Response::Echo(_)) {
+                    return Err(ClientError::Unexpected("response of the wrong kind"));
+                }
+                return Ok(Event::EchoAnswered {
+                    message_id: h.message_id(),
+                    status,
+                });
+            }
+        }
         let Some(step) = self.outstanding else {
             return Err(ClientError::Unexpected(
                 "a response with no request outstanding",
             ));
         };
-        if h.command() != step.command() || h.message_id() + 1 != self.next_mid {
+        if h.command() != step.command() || h.message_id() != self.outstanding_mid {
             return Err(ClientError::Unexpected("response to another request"));
         }
         self.outstanding = None;
@@ -784,6 +955,93 @@ mod tests {
         assert_eq!(conn.handle(&resp, &c, &mut out), Ok(Event::LoggedOff));
         assert_eq!(conn.outstanding(), None);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn credits_follow_the_window() {
+        let mut c = Credits::new();
+        assert_eq!(c.available(), 1, "a fresh connection holds MessageId 0");
+        assert_eq!(c.take(0), Some(0), "charge 0 counts as 1");
+        assert_eq!(c.take(1), None);
+        c.grant(3);
+        assert_eq!(c.available(), 3);
+        assert_eq!(c.take(2), Some(1), "a charge of 2 takes ids 1 and 2");
+        assert_eq!(c.take(2), None, "one credit left");
+        assert_eq!(c.take(1), Some(3));
+        assert_eq!((c.available(), c.next_message_id()), (0, 4));
+        // The one-at-a-time path goes on even without a grant.
+        assert_eq!(c.take_anyway(1), 4);
+        assert_eq!(c.available(), 0);
+        c.grant(1);
+        assert_eq!(c.take(1), Some(5));
+    }
+
+    /// An ECHO response to `mid` granting `credits`, with `status`.
+    fn echo_response(mid: u64, credits: u16, status: NtStatus) -> Vec<u8> {
+        use smb_wire::msg::echo::EchoResponseRepr;
+        use smb_wire::msg::error::ErrorResponseRepr;
+        let mut h = HeaderRepr::request(Command::Echo, mid, 0, 0);
+        h.flags |= flags::SERVER_TO_REDIR;
+        h.credit = credits;
+        h.status = status;
+        let mut out = Vec::new();
+        if status == NtStatus::SUCCESS {
+            emit_message(&h, &EchoResponseRepr::default(), &mut out);
+        } else {
+            emit_message(&h, &ErrorResponseRepr::EMPTY, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn pipelined_echoes_wait_for_credits_and_match_by_message_id() {
+        let c = cfg(&[dialect::SMB210]);
+        let mut conn = ClientConn::new();
+        conn.set_credit_request(64);
+        let mut out = Vec::new();
+        conn.negotiate(&c, [0; 16], &mut out);
+        // Nothing pipelined while a setup step is outstanding.
+        assert_eq!(conn.echo_pipelined(&mut out), None);
+        out.clear();
+        // The NEGOTIATE response grants 1 credit.
+        let ev = conn.handle(&negotiate_response(0, dialect::SMB210), &c, &mut out);
+        assert!(matches!(ev, Ok(Event::Negotiated { .. })));
+        assert_eq!(conn.credits().available(), 1);
+        assert_eq!(conn.echo_pipelined(&mut out), Some(1));
+        assert_eq!(conn.echo_pipelined(&mut out), None, "no credit left");
+        let (h, req) = parse_request(only_message(&out)).unwrap();
+        assert!(matches!(req, Request::Echo(_)));
+        assert_eq!((h.message_id(), h.credit(), h.credit_charge()), (1, 64, 1));
+        out.clear();
+        // Its response grants 3: three more go out, with the next MessageIds.
+        let ev = conn.handle(&echo_response(1, 3, NtStatus::SUCCESS), &c, &mut out);
+        assert_eq!(
+            ev,
+            Ok(Event::EchoAnswered {
+                message_id: 1,
+                status: NtStatus::SUCCESS
+            })
+        );
+        let mids: Vec<_> = (0..4).map(|_| conn.echo_pipelined(&mut out)).collect();
+        assert_eq!(mids, vec![Some(2), Some(3), Some(4), None]);
+        assert_eq!(conn.echoes_in_flight(), 3);
+        // Answers may come in any order; an error status is reported with its id.
+        let ev = conn.handle(&echo_response(3, 1, NtStatus::SUCCESS), &c, &mut out);
+        assert!(matches!(ev, Ok(Event::EchoAnswered { message_id: 3, .. })));
+        let ev = conn.handle(&echo_response(2, 1, NtStatus::ACCESS_DENIED), &c, &mut out);
+        assert_eq!(
+            ev,
+            Ok(Event::EchoAnswered {
+                message_id: 2,
+                status: NtStatus::ACCESS_DENIED
+            })
+        );
+        assert_eq!(conn.credits().available(), 2);
+        // An answer to an ECHO never sent (or answered twice) is an error.
+        assert!(conn
+            .handle(&echo_response(3, 1, NtStatus::SUCCESS), &c, &mut out)
+            .is_err());
+        assert_eq!(conn.echoes_in_flight(), 1);
     }
 
     #[test]

@@ -40,14 +40,16 @@ pub struct Report {
     pub server: Option<Value>,
 }
 
-fn dialect_name(d: u16) -> String {
+/// The name of a dialect (`none` for 0).
+pub(crate) fn dialect_name(d: u16) -> String {
     match d {
         0 => "none".into(),
         d => smb_server::config::dialect_name(d).to_string(),
     }
 }
 
-fn machine() -> Value {
+/// The `machine` object of the JSON reports.
+pub(crate) fn machine() -> Value {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .map(|s| s.trim().to_string())
@@ -170,30 +172,8 @@ impl Report {
         if let Some(e) = &r.first_error {
             let _ = writeln!(s, "          first error: {e}");
         }
-        let head = |s: &mut String, title: &str| {
-            let _ = writeln!(
-                s,
-                "{title:<34}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
-                "p50", "p90", "p99", "p99.9", "max", "count"
-            );
-        };
-        let row = |s: &mut String, name: &str, h: &Histogram<u64>| {
-            if h.is_empty() {
-                let _ = writeln!(s, "  {name:<32}{:>9}", "-");
-                return;
-            }
-            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-            let _ = writeln!(
-                s,
-                "  {name:<32}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9}",
-                ms(0.5),
-                ms(0.9),
-                ms(0.99),
-                ms(0.999),
-                h.max() as f64 / 1000.0,
-                h.len()
-            );
-        };
+        let head = table_head;
+        let row = table_row;
         head(&mut s, "setup latency (ms)");
         let names = [
             "connect + NEGOTIATE",
@@ -370,6 +350,34 @@ impl Report {
         }
         std::fs::write(path, percentile_svg(&title, &series))
     }
+}
+
+/// The head line of a latency table (`title`, then p50 p90 p99 p99.9 max count).
+pub(crate) fn table_head(s: &mut String, title: &str) {
+    let _ = writeln!(
+        s,
+        "{title:<34}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+        "p50", "p90", "p99", "p99.9", "max", "count"
+    );
+}
+
+/// A row of a latency table: the percentiles of a µs histogram in milliseconds.
+pub(crate) fn table_row(s: &mut String, name: &str, h: &Histogram<u64>) {
+    if h.is_empty() {
+        let _ = writeln!(s, "  {name:<32}{:>9}", "-");
+        return;
+    }
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let _ = writeln!(
+        s,
+        "  {name:<32}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9.3}{:>9}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        ms(0.999),
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
 }
 
 fn esc(s: &str) -> String {

@@ -682,6 +682,7 @@ impl Run {
                 Ok(
                     Event::PipeOpen
                     | Event::EchoDone
+                    | Event::EchoAnswered { .. }
                     | Event::PipeWritten
                     | Event::PipeRead
                     | Event::PipeClosed

@@ -547,6 +547,9 @@ impl Driver {
     }
 
     fn accepted(&mut self, i: usize, res: i32, now: Instant) {
+        if res < 0 && self.core.stopping {
+            return;
+        }
         if res < 0 {
             // EMFILE (a full file table) and friends: try this slot again
             // after a pause rather than spin; existing sessions go on.
@@ -883,6 +886,12 @@ impl Driver {
     }
 
     fn shutdown(&mut self) {
+        // Stop listening now: the armed accepts hold the listening socket
+        // until the ring's (asynchronous) teardown, so closing our
+        // descriptor alone would leave the port accepting for a while.
+        // shutdown(SHUT_RD) on a listening socket stops it at once and fails
+        // the pending accepts.
+        let _ = socket2::SockRef::from(&self.listener).shutdown(std::net::Shutdown::Read);
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {

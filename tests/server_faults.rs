@@ -30,6 +30,7 @@ fn assert_back_to(srv: &TestServer, baseline_fds: usize, conns: u64, sessions: u
         let s = stats(srv);
         let fds = fd_count(pid);
         let ok = s["connections"] == conns
+            && s["sockets"] == conns
             && s["sessions"] == sessions
             && s["trees"].as_u64() <= Some(sessions)
             && fds == baseline_fds + conns as usize;
@@ -49,9 +50,10 @@ fn assert_back_to(srv: &TestServer, baseline_fds: usize, conns: u64, sessions: u
                 .unwrap_or_default();
             eprintln!("server fds: {links:?}");
             panic!(
-                "after {what}: connections {} (want {conns}), sessions {} (want {sessions}), \
-                 trees {}, fds {fds} (want {})",
+                "after {what}: connections {} (want {conns}), sockets {} (want {conns}), \
+                 sessions {} (want {sessions}), trees {}, fds {fds} (want {})",
                 s["connections"],
+                s["sockets"],
                 s["sessions"],
                 s["trees"],
                 baseline_fds + conns as usize

@@ -315,6 +315,7 @@ pub fn stats_json(shared: &Shared) -> Value {
         "memory_budget_bytes": shared.engine_config.lock().memory.limit(),
         "connections_refused": rt.refused_connections.load(ld),
         "accept_errors": rt.accept_errors.load(ld),
+        "sockets": rt.sockets.load(ld),
         "lateness_us": {
             "count": h.len(),
             "p50": q(0.5),

@@ -124,6 +124,10 @@ pub struct RuntimeStats {
     pub accept_errors: AtomicU64,
     /// Connections dropped for broken framing.
     pub protocol_errors: AtomicU64,
+    /// Sockets the transports hold open (descriptors on mio, direct
+    /// descriptors on io_uring, which /proc/PID/fd does not show), closing
+    /// ones included: what a leak check counts.
+    pub sockets: AtomicU64,
 }
 
 /// State shared by the shards, the admin socket and the metrics endpoint.

@@ -88,6 +88,11 @@ pub fn render(stats: &Value) -> String {
             "The memory-budget setting in force.",
         ),
         ("connections", "gauge", "Open connections."),
+        (
+            "sockets",
+            "gauge",
+            "Sockets the transports hold open, closing ones included.",
+        ),
         ("sessions", "gauge", "Sessions."),
         ("trees", "gauge", "Tree connects."),
     ];

@@ -164,6 +164,7 @@ impl MioShard {
             self.core.closed(conn, now);
             return;
         }
+        self.core.count_socket(true);
         entry.insert(ConnIo {
             stream,
             conn,
@@ -316,6 +317,7 @@ impl MioShard {
         }
         let mut io = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut io.stream);
+        self.core.count_socket(false);
         self.by_conn.remove(&io.conn);
         self.core.closed(io.conn, now);
     }

@@ -140,6 +140,15 @@ impl ShardCore {
         Some(self.engine.accept(peer, now))
     }
 
+    /// The transport opened (`true`) or finished closing (`false`) a socket.
+    pub(crate) fn count_socket(&self, open: bool) {
+        if open {
+            self.shared.stats.sockets.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.shared.stats.sockets.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// The transport's socket for `conn` is gone.
     pub(crate) fn closed(&mut self, conn: ConnId, now: Instant) {
         self.engine.connection_closed(conn, now);

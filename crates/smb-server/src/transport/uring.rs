@@ -572,6 +572,7 @@ impl Driver {
         };
         let gen = self.next_gen;
         self.next_gen = (self.next_gen + 1) & 0xFF_FFFF;
+        self.core.count_socket(true);
         let key = self.conns.insert(UConn {
             conn,
             slot,
@@ -881,7 +882,9 @@ impl Driver {
             return;
         }
         if c.close_issued && c.inflight == 0 {
+            // The close completed: the direct descriptor is gone.
             self.conns.remove(key);
+            self.core.count_socket(false);
         }
     }
 

@@ -15,6 +15,7 @@
 //!   (SO_PEERCRED), which the admin socket checks on every connection.
 //! - [`effective_uid`]: this process's effective uid.
 
+mod buf_ring;
 pub mod uring;
 
 use std::io;

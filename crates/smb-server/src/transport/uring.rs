@@ -25,13 +25,11 @@
 //! about buffer lifetimes: memory the kernel writes or reads must stay put
 //! and unaliased until the operation that uses it completes.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::fs::File;
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +38,7 @@ use slab::Slab;
 use smb_session::engine::Engine;
 use smb_session::ids::ConnId;
 
+use super::buf_ring::{BufRing, Piece};
 use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
 
@@ -93,8 +92,71 @@ pub struct UringOptions {
     pub min_wait_us: Option<u32>,
 }
 
-/// Completions a batching wait asks for.
+/// Most network completions a batching wait asks for.
 pub const BATCH: usize = 32;
+
+/// How many completions the next wait asks the kernel for.
+///
+/// Operations such as sends and closes usually complete while they are
+/// submitted, and their completions would satisfy a wait for one event at
+/// once: the shard would enter the kernel twice per turn (once for the
+/// network's completions, once more for its own sends'). The policy counts
+/// those operations and asks for them *plus* the network completions it
+/// wants, so one `io_uring_enter` submits the answers, reaps their
+/// completions and sleeps until the next requests arrive.
+///
+/// With batching (a minimum wait, Linux 6.12+), the network completions
+/// wanted follow the load: as many as the last turn brought (at most
+/// [`BATCH`]), so under load a turn gathers the requests of all active
+/// connections, and at light load (one completion a turn) nothing waits.
+/// The minimum wait bounds both: once it has passed, the wait returns with
+/// whatever arrived, so a send that could not complete at once, or a
+/// quieter load, costs at most that much latency. Without a minimum wait
+/// the policy asks for one completion, as a plain event loop does.
+#[derive(Debug, Clone, Copy)]
+struct WaitPolicy {
+    /// Minimum wait in microseconds, when batching.
+    min_wait_us: Option<u32>,
+    /// Operations submitted since the last wait that complete without the
+    /// network (sends, closes, cancels).
+    own: usize,
+    /// Network completions (receives with data, accepts, wake-ups) in the
+    /// last turn.
+    last_network: usize,
+}
+
+impl WaitPolicy {
+    fn new(min_wait_us: Option<u32>) -> WaitPolicy {
+        WaitPolicy {
+            min_wait_us,
+            own: 0,
+            last_network: 1,
+        }
+    }
+
+    /// An operation that completes without the network was queued.
+    fn own_op(&mut self) {
+        self.own += 1;
+    }
+
+    /// Completions to wait for, and the minimum wait, for the next turn.
+    fn next_wait(&self) -> (usize, Option<u32>) {
+        match self.min_wait_us {
+            None => (1, None),
+            Some(us) => (self.own + self.last_network.clamp(1, BATCH), Some(us)),
+        }
+    }
+
+    /// The queued operations were submitted (by the wait).
+    fn submitted(&mut self) {
+        self.own = 0;
+    }
+
+    /// A turn ended with `network` network completions.
+    fn turn_done(&mut self, network: usize) {
+        self.last_network = network;
+    }
+}
 
 /// Whether this kernel and process allow the io_uring transport: a ring
 /// with the flags the transport uses, a sparse file table, a provided
@@ -122,7 +184,7 @@ pub fn probe() -> io::Result<()> {
         }
     }
     ring.submitter().register_files_sparse(1)?;
-    let bufs = BufRing::new(2, 64)?;
+    let mut bufs = BufRing::new(2, 64)?;
     bufs.register(&ring, BGID)?;
     Ok(())
 }
@@ -147,115 +209,6 @@ impl EventFd {
 impl ShardWaker for EventFd {
     fn wake(&self) -> io::Result<()> {
         (&self.0).write_all(&1u64.to_ne_bytes())
-    }
-}
-
-/// A provided buffer ring (IORING_REGISTER_PBUF_RING): `count` buffers of
-/// `size` bytes, handed to the kernel through a ring of entries that the
-/// kernel consumes and this side refills.
-struct BufRing {
-    entries: *mut types::BufRingEntry,
-    entries_layout: Layout,
-    mem: *mut u8,
-    mem_layout: Layout,
-    count: u16,
-    size: usize,
-    tail: u16,
-}
-
-impl BufRing {
-    fn new(count: u16, size: usize) -> io::Result<BufRing> {
-        assert!(count.is_power_of_two());
-        let entries_layout = Layout::from_size_align(
-            usize::from(count) * std::mem::size_of::<types::BufRingEntry>(),
-            4096,
-        )
-        .map_err(io::Error::other)?;
-        let mem_layout =
-            Layout::from_size_align(usize::from(count) * size, 4096).map_err(io::Error::other)?;
-        // SAFETY: both layouts have non-zero sizes (count and size are
-        // positive); a null return is checked below.
-        let (entries, mem) = unsafe { (alloc_zeroed(entries_layout), alloc_zeroed(mem_layout)) };
-        if entries.is_null() || mem.is_null() {
-            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
-        }
-        let mut r = BufRing {
-            entries: entries.cast(),
-            entries_layout,
-            mem,
-            mem_layout,
-            count,
-            size,
-            tail: 0,
-        };
-        for bid in 0..count {
-            r.stage(bid);
-        }
-        r.publish();
-        Ok(r)
-    }
-
-    /// Register the ring with `ring` as buffer group `bgid`.
-    fn register(&self, ring: &IoUring, bgid: u16) -> io::Result<()> {
-        // SAFETY: the entries array is page-aligned, `count` entries long,
-        // and lives as long as `self`; the shard drops its ring (which
-        // unregisters every buffer ring) before its BufRing (field order).
-        unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(self.entries as u64, self.count, bgid, 0)
-        }
-    }
-
-    /// Write buffer `bid` into the next free entry (not yet visible).
-    fn stage(&mut self, bid: u16) {
-        let idx = usize::from(self.tail & (self.count - 1));
-        // SAFETY: idx < count, so the entry is inside the allocation; the
-        // kernel reads only entries between its head and the published
-        // tail, and this one is past the tail until `publish`.
-        let e = unsafe { &mut *self.entries.add(idx) };
-        // SAFETY: bid < count, so the buffer lies inside `mem`.
-        e.set_addr(unsafe { self.mem.add(usize::from(bid) * self.size) } as u64);
-        e.set_len(self.size as u32);
-        e.set_bid(bid);
-        self.tail = self.tail.wrapping_add(1);
-    }
-
-    /// Make staged entries visible to the kernel.
-    fn publish(&self) {
-        // SAFETY: the tail shares the first entry's `resv` field, which is
-        // 2-aligned and inside the allocation; the kernel reads it
-        // concurrently, hence the atomic release store.
-        let tail = unsafe { &*(types::BufRingEntry::tail(self.entries) as *const AtomicU16) };
-        tail.store(self.tail, Ordering::Release);
-    }
-
-    /// The first `len` bytes of buffer `bid`, which a completion handed to
-    /// us.
-    fn data(&self, bid: u16, len: usize) -> &[u8] {
-        assert!(bid < self.count && len <= self.size);
-        // SAFETY: the kernel filled `len` bytes of buffer `bid` and, having
-        // posted the completion, no longer writes it; it is not given back
-        // (`stage`) before this borrow ends, since `give_back` needs `&mut
-        // self`.
-        unsafe { std::slice::from_raw_parts(self.mem.add(usize::from(bid) * self.size), len) }
-    }
-
-    /// Give buffer `bid` back to the kernel.
-    fn give_back(&mut self, bid: u16) {
-        self.stage(bid);
-        self.publish();
-    }
-}
-
-impl Drop for BufRing {
-    fn drop(&mut self) {
-        // SAFETY: both pointers came from alloc_zeroed with these layouts,
-        // and the ring that used them was dropped before (field order in
-        // `Ring`), so the kernel no longer touches them.
-        unsafe {
-            dealloc(self.entries.cast(), self.entries_layout);
-            dealloc(self.mem, self.mem_layout);
-        }
     }
 }
 
@@ -362,8 +315,12 @@ struct Driver {
     rearm: Vec<usize>,
     /// Accept slots to re-arm after a failed accept, at the next turn.
     accept_retry: Vec<usize>,
-    /// See [`UringOptions::min_wait_us`].
-    min_wait_us: Option<u32>,
+    /// What the next wait asks for.
+    wait: WaitPolicy,
+    /// Receives may cover several buffers (IORING_RECVSEND_BUNDLE).
+    bundles: bool,
+    /// Scratch list of the pieces of one receive completion.
+    pieces: Vec<Piece>,
 }
 
 impl Driver {
@@ -381,8 +338,23 @@ impl Driver {
         }
         let ring = b.build(SQ_ENTRIES)?;
         ring.submitter().register_files_sparse(s.options.files)?;
-        let bufs = BufRing::new(RECV_BUFFERS, RECV_BUFFER_SIZE)?;
+        let mut min_wait_us = s.options.min_wait_us;
+        if min_wait_us.is_some() && !ring.params().is_feature_min_timeout() {
+            tracing::info!(
+                shard = s.core.id,
+                "io_uring: this kernel has no minimum wait (Linux 6.12+); completions are not batched"
+            );
+            min_wait_us = None;
+        }
+        let mut bufs = BufRing::new(RECV_BUFFERS, RECV_BUFFER_SIZE)?;
         bufs.register(&ring, BGID)?;
+        let bundles = ring.params().is_feature_recvsend_bundle();
+        tracing::debug!(
+            shard = s.core.id,
+            incremental = bufs.incremental(),
+            bundles,
+            "io_uring receive buffers"
+        );
         let accepts: Box<[AcceptSlot; ACCEPTS]> = Box::new(std::array::from_fn(|_| AcceptSlot {
             addr: MaybeUninit::zeroed(),
             len: 0,
@@ -403,7 +375,9 @@ impl Driver {
             to_close: Vec::new(),
             rearm: Vec::new(),
             accept_retry: Vec::new(),
-            min_wait_us: s.options.min_wait_us,
+            wait: WaitPolicy::new(min_wait_us),
+            bundles,
+            pieces: Vec::new(),
         };
         for i in 0..ACCEPTS {
             d.arm_accept(i);
@@ -464,9 +438,12 @@ impl Driver {
         }
         c.recv_armed = true;
         c.inflight += 1;
-        let e = opcode::RecvMulti::new(types::Fixed(c.slot), BGID)
-            .build()
-            .user_data(token(K_RECV, c.gen, key));
+        let e = if self.bundles {
+            opcode::RecvMultiBundle::new(types::Fixed(c.slot), BGID).build()
+        } else {
+            opcode::RecvMulti::new(types::Fixed(c.slot), BGID).build()
+        }
+        .user_data(token(K_RECV, c.gen, key));
         self.push(e);
     }
 
@@ -486,12 +463,13 @@ impl Driver {
             }
             let ts = types::Timespec::from(timeout);
             let mut args = types::SubmitArgs::new().timespec(&ts);
-            let mut want = 1;
-            if let Some(us) = self.min_wait_us {
+            let (want, min_wait) = self.wait.next_wait();
+            if let Some(us) = min_wait {
                 args = args.min_wait_usec(us);
-                want = BATCH;
             }
-            match self.r.ring.submitter().submit_with_args(want, &args) {
+            let entered = self.r.ring.submitter().submit_with_args(want, &args);
+            self.wait.submitted();
+            match entered {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -503,9 +481,12 @@ impl Driver {
             }
             // Every completion of this batch arrived no later than now.
             let now = Instant::now();
+            let mut network = 0;
             while let Some(cqe) = self.next_cqe() {
-                self.complete(cqe.user_data(), cqe.result(), cqe.flags(), now);
+                network +=
+                    usize::from(self.complete(cqe.user_data(), cqe.result(), cqe.flags(), now));
             }
+            self.wait.turn_done(network);
             for key in std::mem::take(&mut self.rearm) {
                 self.arm_recv(key);
             }
@@ -519,7 +500,10 @@ impl Driver {
         self.r.ring.completion().next()
     }
 
-    fn complete(&mut self, user_data: u64, res: i32, flags: u32, now: Instant) {
+    /// Handle one completion; whether it came from the network (a
+    /// receive, an accept or a wake-up) rather than from an operation of
+    /// our own.
+    fn complete(&mut self, user_data: u64, res: i32, flags: u32, now: Instant) -> bool {
         let (kind, gen, key) = untoken(user_data);
         match kind {
             K_ACCEPT => self.accepted(key, res, now),
@@ -544,6 +528,7 @@ impl Driver {
             }
             _ => {}
         }
+        matches!(kind, K_ACCEPT | K_RECV | K_WAKE)
     }
 
     fn accepted(&mut self, i: usize, res: i32, now: Instant) {
@@ -564,6 +549,7 @@ impl Driver {
             .filter(|_| !self.core.stopping)
             .and_then(|p| self.core.admit(p, now));
         let Some(conn) = admitted else {
+            self.wait.own_op();
             let e = opcode::Close::new(types::Fixed(slot))
                 .build()
                 .user_data(token(K_CLOSE_REFUSED, 0, 0));
@@ -597,11 +583,29 @@ impl Driver {
 
     fn received(&mut self, key: usize, gen: u32, res: i32, flags: u32, now: Instant) {
         let more = cqueue::more(flags);
-        let bid = cqueue::buffer_select(flags);
+        // Which bytes of which buffers this completion covers; the buffers
+        // the kernel is done with go back after their bytes were used.
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.clear();
+        let mut mismatch = false;
+        if let (Some(bid), true) = (cqueue::buffer_select(flags), res > 0) {
+            mismatch = self
+                .r
+                .bufs
+                .pieces(bid, res as u32, cqueue::buffer_more(flags), &mut pieces)
+                .is_err();
+        }
+        if mismatch {
+            tracing::error!(
+                shard = self.core.id,
+                res,
+                flags,
+                "io_uring receive does not fit the buffer ring; closing the connection"
+            );
+        }
         if !self.live(key, gen) {
-            if let Some(bid) = bid {
-                self.r.bufs.give_back(bid);
-            }
+            self.r.bufs.give_back(&pieces);
+            self.pieces = pieces;
             return;
         }
         if !more {
@@ -610,20 +614,23 @@ impl Driver {
             c.inflight -= 1;
         }
         if res > 0 {
-            let Some(bid) = bid else {
+            if pieces.is_empty() {
                 self.close(key, now);
-                return;
-            };
-            self.feed_buffer(key, bid, res as usize, now);
-            self.r.bufs.give_back(bid);
+            }
+            for p in &pieces {
+                self.feed_piece(key, p, now);
+            }
+            self.r.bufs.give_back(&pieces);
         } else if res == 0 {
             // EOF.
             self.close(key, now);
+            self.pieces = pieces;
             self.op_done(key, gen);
             return;
         } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
             self.close(key, now);
         }
+        self.pieces = pieces;
         // A receive that ended (the buffer ring ran dry, or it was
         // cancelled) is re-armed after this batch, unless backpressure holds
         // the connection (then `resume` re-arms it).
@@ -638,15 +645,16 @@ impl Driver {
         self.op_done(key, gen);
     }
 
-    /// Feed `len` received bytes of buffer `bid` (and what waits in
+    /// Feed the received bytes of `piece` (after what waits in
     /// `partial`) to the engine, then write the answers.
-    fn feed_buffer(&mut self, key: usize, bid: u16, len: usize, now: Instant) {
+    fn feed_piece(&mut self, key: usize, piece: &Piece, now: Instant) {
         let c = &mut self.conns[key];
         if c.closing {
             return;
         }
         let conn = c.conn;
-        let data = self.r.bufs.data(bid, len);
+        let data = self.r.bufs.data(piece);
+        let len = data.len();
         let fed = if c.partial.is_empty() && !c.backlog {
             let fed = self.core.feed(conn, data, now);
             if let Fed::Used { used, stopped } = fed {
@@ -696,6 +704,7 @@ impl Driver {
     }
 
     fn cancel_recv(&mut self, key: usize) {
+        self.wait.own_op();
         let c = &mut self.conns[key];
         c.inflight += 1;
         c.cancelling = true;
@@ -733,6 +742,7 @@ impl Driver {
         };
         let rest = &buf[c.sent..];
         c.inflight += 1;
+        self.wait.own_op();
         let e = opcode::Send::new(types::Fixed(c.slot), rest.as_ptr(), rest.len() as u32)
             .build()
             .user_data(token(K_SEND, c.gen, key));
@@ -857,7 +867,9 @@ impl Driver {
         let close = opcode::Close::new(types::Fixed(c.slot))
             .build()
             .user_data(token(K_CLOSE, c.gen, key));
+        self.wait.own_op();
         if c.recv_armed {
+            self.wait.own_op();
             c.inflight += 2;
             let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(token(
                 K_RECV, c.gen, key,
@@ -986,11 +998,32 @@ mod tests {
     }
 
     #[test]
-    fn buffer_ring_entries_point_into_its_memory() {
-        let r = BufRing::new(8, 128).expect("allocate");
-        for bid in 0..8u16 {
-            let d = r.data(bid, 128);
-            assert_eq!(d.as_ptr() as usize, r.mem as usize + usize::from(bid) * 128);
+    fn without_a_minimum_wait_a_turn_waits_for_one_completion() {
+        let mut w = WaitPolicy::new(None);
+        w.own_op();
+        w.own_op();
+        w.turn_done(20);
+        assert_eq!(w.next_wait(), (1, None));
+    }
+
+    #[test]
+    fn a_batching_wait_counts_our_own_operations_and_follows_the_load() {
+        let mut w = WaitPolicy::new(Some(50));
+        // Light load: one network completion wanted, nothing to add.
+        assert_eq!(w.next_wait(), (1, Some(50)));
+        // Three answers sent: their completions come on top.
+        for _ in 0..3 {
+            w.own_op();
         }
+        assert_eq!(w.next_wait(), (4, Some(50)));
+        // The wait submitted them; the turn brought 7 requests.
+        w.submitted();
+        w.turn_done(7);
+        assert_eq!(w.next_wait(), (7, Some(50)));
+        // More than a batch is capped; a turn woken by a timer asks for one.
+        w.turn_done(1000);
+        assert_eq!(w.next_wait(), (BATCH, Some(50)));
+        w.turn_done(0);
+        assert_eq!(w.next_wait(), (1, Some(50)));
     }
 }

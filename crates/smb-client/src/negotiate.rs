@@ -64,8 +64,7 @@ impl Offer {
         if d == dialect::SMB311 {
             for c in n.contexts() {
                 if let Ok(NegotiateContextRepr::Signing { algorithms }) = c.decode() {
-                    if let Some(a) = algorithms.iter().next().and_then(SigningAlgorithm::from_id)
-                    {
+                    if let Some(a) = algorithms.iter().next().and_then(SigningAlgorithm::from_id) {
                         signing = a;
                     }
                 }

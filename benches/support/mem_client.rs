@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use smb_auth::preauth::PreauthHash;
-use smb_client::{share_path, Auth, Offer, Requests, ResponseInfo, SessionSetup};
+use smb_client::{setup_request, share_path, Auth, Offer, Requests, ResponseInfo, SessionSetup};
 use smb_session::engine::{Engine, EngineConfig, FrameOutcome};
 use smb_session::ids::ConnId;
 use smb_wire::frame::split_frame;
 use smb_wire::header::{Command, Header, HEADER_LEN};
-use smb_wire::msg::session_setup::SessionSetupRequestRepr;
 use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
 use smb_wire::msg::EmitBody;
 use smb_wire::NtStatus;
@@ -141,32 +140,14 @@ impl MemConn {
     pub fn anonymous_login(&mut self, engine: &mut Engine) -> u64 {
         let mut setup = SessionSetup::new(&Auth::Anonymous, "", PreauthHash::new());
         let tok = setup.initial_token();
-        self.build(
-            Command::SessionSetup,
-            0,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
+        self.build(Command::SessionSetup, 0, 0, &setup_request(&tok));
         self.send(engine);
         let (st, sid, _, range) = first_response(&self.out);
         assert_eq!(st, NtStatus::MORE_PROCESSING_REQUIRED);
         let tok = setup
             .challenge(&self.out[range], [3; 8], [9; 16])
             .expect("spnego respond");
-        self.build(
-            Command::SessionSetup,
-            sid,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
+        self.build(Command::SessionSetup, sid, 0, &setup_request(&tok));
         self.send(engine);
         assert_eq!(first_response(&self.out).0, NtStatus::SUCCESS);
         sid

@@ -181,7 +181,8 @@ fn plan_for(args: &Args, target: SocketAddr) -> Result<Plan, String> {
         rate: args.rate,
         concurrency: args.concurrency.max(1),
         source_ips: args.source_ips.clone().map(|l| l.0).unwrap_or_default(),
-        client: ClientConfig::new(&target.ip().to_string(), dialects, auth).with_workstation("LOADGEN"),
+        client: ClientConfig::new(&target.ip().to_string(), dialects, auth)
+            .with_workstation("LOADGEN"),
         autodisconnect: args.autodisconnect,
         hold: args.hold,
     })

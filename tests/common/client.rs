@@ -10,10 +10,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use smb_auth::preauth::PreauthHash;
-use smb_client::{share_path, Auth, EmptyBody, Offer, Requests, ResponseInfo, SessionSetup};
+use smb_client::{
+    setup_request, share_path, Auth, EmptyBody, Offer, Requests, ResponseInfo, SessionSetup,
+};
 use smb_wire::frame::split_frame;
 use smb_wire::header::Command;
-use smb_wire::msg::session_setup::SessionSetupRequestRepr;
 use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
 use smb_wire::msg::EmitBody;
 use smb_wire::NtStatus;
@@ -193,16 +194,7 @@ impl Client {
         let mut setup = SessionSetup::new(&who.auth(), workstation, PreauthHash::new());
         setup.set_session_id(sid);
         let tok = setup.initial_token();
-        let r = self.call(
-            Command::SessionSetup,
-            sid,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        )?;
+        let r = self.call(Command::SessionSetup, sid, 0, &setup_request(&tok))?;
         if r.status != NtStatus::MORE_PROCESSING_REQUIRED {
             return Err(std::io::Error::other(format!("setup leg 1: {}", r.status)));
         }
@@ -210,16 +202,7 @@ impl Client {
             .challenge(&r.msg, [3; 8], [9; 16])
             .map_err(|e| std::io::Error::other(format!("{e}")))?;
         let sid = r.session_id;
-        let r = self.call(
-            Command::SessionSetup,
-            sid,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        )?;
+        let r = self.call(Command::SessionSetup, sid, 0, &setup_request(&tok))?;
         if r.status != NtStatus::SUCCESS {
             return Err(std::io::Error::other(format!("setup leg 2: {}", r.status)));
         }

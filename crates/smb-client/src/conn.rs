@@ -34,7 +34,6 @@ use smb_wire::msg::echo::EchoRequestRepr;
 use smb_wire::msg::logoff::LogoffRequestRepr;
 use smb_wire::msg::negotiate::dialect;
 use smb_wire::msg::read::ReadRequestRepr;
-use smb_wire::msg::session_setup::SessionSetupRequestRepr;
 use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
 use smb_wire::msg::write::WriteRequestRepr;
 use smb_wire::msg::{parse_response, EmitBody, FileId, Response};
@@ -43,7 +42,7 @@ use smb_wire::{NtStatus, WireError};
 use crate::credits::Credits;
 use crate::negotiate::{Negotiated, Offer};
 use crate::request::emit_request;
-use crate::setup::{Auth, SessionSetup};
+use crate::setup::{setup_request, Auth, SessionSetup};
 use crate::utf16;
 
 /// The dialects offered by default (every SMB2/3 dialect).
@@ -396,18 +395,7 @@ impl ClientConn {
     pub fn begin_session(&mut self, cfg: &ClientConfig, out: &mut Vec<u8>) {
         let mut setup = SessionSetup::new(&cfg.auth, &cfg.workstation, self.conn_preauth);
         let tok = setup.initial_token();
-        let r = self.push(
-            Step::SessionSetup1,
-            0,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-            None,
-            out,
-        );
+        let r = self.push(Step::SessionSetup1, 0, 0, &setup_request(&tok), None, out);
         setup.sent(&out[r]);
         self.setup = Some(setup);
     }
@@ -568,18 +556,7 @@ impl ClientConn {
                 let key = smb_auth::random_bytes::<16>()?;
                 let tok = setup.challenge(msg, cc, key)?;
                 let sid = setup.session_id();
-                let r = self.push(
-                    Step::SessionSetup2,
-                    sid,
-                    0,
-                    &SessionSetupRequestRepr {
-                        security_mode: 1,
-                        security_buffer: &tok,
-                        ..Default::default()
-                    },
-                    None,
-                    out,
-                );
+                let r = self.push(Step::SessionSetup2, sid, 0, &setup_request(&tok), None, out);
                 if let Some(s) = self.setup.as_mut() {
                     s.sent(&out[r]);
                 }

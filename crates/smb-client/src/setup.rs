@@ -15,7 +15,7 @@ use smb_auth::preauth::PreauthHash;
 use smb_auth::signing::{derive_signing_key, SigningKey};
 use smb_auth::SpnegoInitiator;
 use smb_wire::header::Header;
-use smb_wire::msg::session_setup::SessionSetupResponse;
+use smb_wire::msg::session_setup::{SessionSetupRequestRepr, SessionSetupResponse};
 use smb_wire::NtStatus;
 
 use crate::conn::{ClientError, Step};
@@ -57,6 +57,16 @@ impl fmt::Debug for Auth {
             Auth::Anonymous => f.write_str("Anonymous"),
             Auth::User { name, domain, .. } => write!(f, "User({domain}\\{name})"),
         }
+    }
+}
+
+/// A SESSION_SETUP request body carrying `token` (MS-SMB2 2.2.5), with
+/// SMB2_NEGOTIATE_SIGNING_ENABLED and no flags, capabilities or previous session.
+pub fn setup_request(token: &[u8]) -> SessionSetupRequestRepr<'_> {
+    SessionSetupRequestRepr {
+        security_mode: 1,
+        security_buffer: token,
+        ..Default::default()
     }
 }
 

@@ -24,8 +24,7 @@ use smb_wire::msg::echo::EchoRequestRepr;
 use smb_wire::msg::ioctl::IoctlRequestRepr;
 use smb_wire::msg::logoff::LogoffRequestRepr;
 use smb_wire::msg::negotiate::{
-    algorithm, dialect, security_mode, NegotiateContextRepr, NegotiateRequestRepr,
-    NegotiateResponse,
+    algorithm, dialect, NegotiateContextRepr, NegotiateRequestRepr, NegotiateResponse,
 };
 use smb_wire::msg::session_setup::{SessionSetupRequestRepr, SessionSetupResponse};
 use smb_wire::msg::tree_connect::{TreeConnectRequestRepr, TreeConnectResponse};
@@ -33,7 +32,8 @@ use smb_wire::msg::{EmitBody, FileId, U16s};
 use smb_wire::NtStatus;
 
 use smb_client::{
-    share_path, set_signed, Auth, Negotiated, Offer, Requests, ResponseInfo, SessionSetup,
+    set_signed, setup_request, share_path, Auth, Negotiated, Offer, Requests, ResponseInfo,
+    SessionSetup,
 };
 
 use super::{Engine, EngineConfig, FrameOutcome};
@@ -252,14 +252,7 @@ impl Client {
         let mut setup = SessionSetup::new(&auth, "", conn_preauth);
         setup.set_session_id(self.session);
         let tok = setup.initial_token();
-        let mut req = self.request(
-            Command::SessionSetup,
-            &SessionSetupRequestRepr {
-                security_mode: security_mode::SIGNING_ENABLED as u8,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
+        let mut req = self.request(Command::SessionSetup, &setup_request(&tok));
         if sign {
             req = self.signed(req);
         }
@@ -273,14 +266,7 @@ impl Client {
             .expect("authenticate");
         // A new session takes the id the server gave (no NEGOTIATE again).
         self.session = setup.session_id();
-        let mut req = self.request(
-            Command::SessionSetup,
-            &SessionSetupRequestRepr {
-                security_mode: security_mode::SIGNING_ENABLED as u8,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
+        let mut req = self.request(Command::SessionSetup, &setup_request(&tok));
         if sign {
             req = self.signed(req);
         }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub use smb_auth as auth;
+pub use smb_client as client;
 pub use smb_loadgen as loadgen;
 pub use smb_rpc as rpc;
 pub use smb_server as server;

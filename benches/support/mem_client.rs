@@ -1,32 +1,26 @@
 //! An in-memory client that drives one `smb_session::engine::Engine`
-//! connection with real SMB2 frames (built with smb-wire encoders and the
-//! smb-auth SPNEGO initiator), no sockets and a fake clock. Shared by the
-//! session-establishment benchmark and the allocation tests.
+//! connection with real SMB2 frames (built by `smb-client`), no sockets and a
+//! fake clock: a thin driver that hands the engine what the client core
+//! builds. Shared by the session-establishment benchmark and the allocation
+//! tests.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use smb_auth::ntlm::NtlmInitiator;
-use smb_auth::SpnegoInitiator;
+use smb_auth::preauth::PreauthHash;
+use smb_client::{setup_request, share_path, Auth, Offer, Requests, ResponseInfo, SessionSetup};
 use smb_session::engine::{Engine, EngineConfig, FrameOutcome};
 use smb_session::ids::ConnId;
-use smb_wire::frame::{split_frame, write_frame_header};
-use smb_wire::header::{Command, Header, HeaderRepr, HEADER_LEN};
-use smb_wire::msg::negotiate::NegotiateRequestRepr;
-use smb_wire::msg::session_setup::{SessionSetupRequestRepr, SessionSetupResponse};
+use smb_wire::frame::split_frame;
+use smb_wire::header::{Command, Header, HEADER_LEN};
 use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
-use smb_wire::msg::{emit_message, EmitBody, U16s};
+use smb_wire::msg::EmitBody;
 use smb_wire::NtStatus;
 
 /// A four-byte body (ECHO, LOGOFF, TREE_DISCONNECT requests).
-pub struct Four;
-impl EmitBody for Four {
-    fn emit_body(&self, _msg_start: usize, out: &mut Vec<u8>) {
-        out.extend_from_slice(&[4, 0, 0, 0]);
-    }
-}
+pub use smb_client::EmptyBody as Four;
 
 /// A new engine with default configuration and a deterministic RNG.
 pub fn engine(start: Instant) -> Engine {
@@ -53,7 +47,8 @@ pub fn engine(start: Instant) -> Engine {
 pub struct MemConn {
     pub conn: ConnId,
     pub now: Instant,
-    pub next_mid: u64,
+    /// MessageIds, 32 credits asked per request.
+    pub requests: Requests,
     pub out: Vec<u8>,
     /// When set, every payload [`MemConn::send`] hands the engine (NBSS
     /// header stripped) is also appended here, to replay later.
@@ -66,13 +61,8 @@ pub fn first_response(out: &[u8]) -> (NtStatus, u64, u32, std::ops::Range<usize>
     let (payload, _) = split_frame(out, 16 << 20)
         .expect("valid framing")
         .expect("a whole frame");
-    let h = Header::new_checked(&out[payload.clone()]).expect("header");
-    (
-        h.status(),
-        h.session_id(),
-        h.tree_id().unwrap_or(0),
-        payload,
-    )
+    let h = ResponseInfo::parse(&out[payload.clone()]).expect("header");
+    (h.status, h.session_id, h.tree_id, payload)
 }
 
 impl MemConn {
@@ -82,7 +72,7 @@ impl MemConn {
         MemConn {
             conn: engine.accept(peer, now),
             now,
-            next_mid: 0,
+            requests: Requests::new(32),
             out: Vec::with_capacity(4096),
             log: None,
             frame: Vec::with_capacity(4096),
@@ -91,16 +81,9 @@ impl MemConn {
 
     /// Build one request frame into the reusable frame buffer.
     pub fn build<B: EmitBody>(&mut self, command: Command, sid: u64, tree: u32, body: &B) {
-        let mut hdr = HeaderRepr::request(command, self.next_mid, sid, tree);
-        hdr.credit = 32;
-        self.next_mid += 1;
         self.frame.clear();
-        write_frame_header(&mut self.frame, 0);
-        emit_message(&hdr, body, &mut self.frame);
-        let len = self.frame.len() - 4;
-        let mut fixed = Vec::new();
-        write_frame_header(&mut fixed, len);
-        self.frame[..4].copy_from_slice(&fixed[..4]);
+        self.requests
+            .emit(command, sid, tree, body, None, &mut self.frame);
     }
 
     /// Send the built frame; this connection's responses land in
@@ -118,24 +101,23 @@ impl MemConn {
 
     /// Re-send the last built frame with the next MessageId (no allocation).
     pub fn resend_next(&mut self, engine: &mut Engine) -> FrameOutcome {
-        let mid = self.next_mid;
-        self.next_mid += 1;
-        self.frame[4 + 24..4 + 32].copy_from_slice(&mid.to_le_bytes());
+        let mid = self.requests.take_message_id();
+        Header::new_unchecked(&mut self.frame[4..4 + HEADER_LEN]).set_message_id(mid);
         self.send(engine)
     }
 
     /// The frame last built (NBSS header included), to keep and resend
     /// with [`MemConn::send_kept`]; its MessageId is handed back unused.
     pub fn built(&mut self) -> Vec<u8> {
-        self.next_mid -= 1;
+        let mid = self.requests.next_message_id();
+        self.requests.set_next_message_id(mid - 1);
         self.frame.clone()
     }
 
     /// Send a kept frame with the next MessageId (no allocation).
     pub fn send_kept(&mut self, engine: &mut Engine, frame: &mut [u8]) -> FrameOutcome {
-        let mid = self.next_mid;
-        self.next_mid += 1;
-        frame[4 + 24..4 + 32].copy_from_slice(&mid.to_le_bytes());
+        let mid = self.requests.take_message_id();
+        Header::new_unchecked(&mut frame[4..4 + HEADER_LEN]).set_message_id(mid);
         self.out.clear();
         let outcome = engine.handle_frame(self.conn, &frame[4..], self.now);
         engine.drain_transmit(self.conn, &mut self.out);
@@ -148,14 +130,7 @@ impl MemConn {
             Command::Negotiate,
             0,
             0,
-            &NegotiateRequestRepr {
-                security_mode: 1,
-                capabilities: 0,
-                client_guid: [1; 16],
-                client_start_time: 0,
-                dialects: U16s::Native(&[0x0202, 0x0210]),
-                contexts: &[],
-            },
+            &Offer::new(&[0x0202, 0x0210], [1; 16], [0; 32]),
         );
         assert_eq!(self.send(engine), FrameOutcome::Continue);
         assert_eq!(first_response(&self.out).0, NtStatus::SUCCESS);
@@ -163,38 +138,16 @@ impl MemConn {
 
     /// Anonymous SESSION_SETUP, two legs; returns the session id.
     pub fn anonymous_login(&mut self, engine: &mut Engine) -> u64 {
-        let mut sp = SpnegoInitiator::new(NtlmInitiator::anonymous());
-        let tok = sp.initial_token();
-        self.build(
-            Command::SessionSetup,
-            0,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
+        let mut setup = SessionSetup::new(&Auth::Anonymous, "", PreauthHash::new());
+        let tok = setup.initial_token();
+        self.build(Command::SessionSetup, 0, 0, &setup_request(&tok));
         self.send(engine);
         let (st, sid, _, range) = first_response(&self.out);
         assert_eq!(st, NtStatus::MORE_PROCESSING_REQUIRED);
-        let server_tok = SessionSetupResponse::parse(&self.out[range])
-            .expect("setup response")
-            .security_buffer()
-            .to_vec();
-        let tok = sp
-            .respond(&server_tok, [3; 8], [9; 16])
+        let tok = setup
+            .challenge(&self.out[range], [3; 8], [9; 16])
             .expect("spnego respond");
-        self.build(
-            Command::SessionSetup,
-            sid,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
+        self.build(Command::SessionSetup, sid, 0, &setup_request(&tok));
         self.send(engine);
         assert_eq!(first_response(&self.out).0, NtStatus::SUCCESS);
         sid
@@ -211,10 +164,7 @@ impl MemConn {
 
     /// Build (not send) a TREE_CONNECT to IPC$.
     pub fn build_tree_connect_ipc(&mut self, sid: u64) {
-        let path: Vec<u8> = "\\\\127.0.0.1\\IPC$"
-            .encode_utf16()
-            .flat_map(|u| u.to_le_bytes())
-            .collect();
+        let path = share_path("127.0.0.1", "IPC$");
         self.build(
             Command::TreeConnect,
             sid,

@@ -1269,7 +1269,8 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
         hold: args.hold,
         request_timeout: args.request_timeout,
         mix: args.mix.clone(),
-        client: ClientConfig::new(&target.ip().to_string(), dialects, auth),
+        client: ClientConfig::new(&target.ip().to_string(), dialects, auth)
+            .with_workstation("LOADGEN"),
         progress_every: Some(args.progress_every).filter(|d| !d.is_zero()),
     };
     let result = Churn::new(plan.clone()).and_then(Churn::run);
@@ -1340,6 +1341,7 @@ fn failure_kind(e: &ClientError, c: &Conn) -> String {
         ClientError::Auth(_) => "SESSION_SETUP: authentication".into(),
         ClientError::Unexpected(_) => format!("{}: unexpected response", step_name(c)),
         ClientError::BadDialect(_) => "NEGOTIATE: dialect not offered".into(),
+        _ => format!("{}: {e}", step_name(c)),
     }
 }
 

@@ -3,13 +3,13 @@
 //! them (autodisconnect); `--scenario echo` measures ECHO requests/s and latency, `--scenario
 //! churn` sessions/s and the latency of session setup and LOGOFF.
 //!
-//! It is a real client built on `smb-wire` and the NTLMSSP initiator of `smb-auth`, so it
+//! It is a real client built on the sans-IO initiator of `smb-client`, so it
 //! speaks to smbcore, Samba or Windows alike. With no `--target` it starts an embedded smbcore
 //! server on loopback and benchmarks that.
 //!
 //! Layout:
 //! - [`proto`]: the sans-IO client of one connection (NEGOTIATE, SESSION_SETUP, TREE_CONNECT,
-//!   CREATE, ECHO).
+//!   CREATE, ECHO), the `smb-client` crate re-exported; the mio loops here drive it.
 //! - [`run`](mod@run): the open phase (one mio loop) and the observer thread that timestamps each
 //!   connection's end, and the lateness computation (see its docs for what is measured).
 //! - [`probe`]: ECHO probes while the sessions sit idle.
@@ -35,7 +35,8 @@ pub mod load_report;
 pub mod net;
 pub mod probe;
 pub mod progress;
-pub mod proto;
+/// The sans-IO client of one connection, from the `smb-client` crate.
+pub use smb_client as proto;
 pub mod report;
 pub mod run;
 pub mod scenario;
@@ -180,7 +181,8 @@ fn plan_for(args: &Args, target: SocketAddr) -> Result<Plan, String> {
         rate: args.rate,
         concurrency: args.concurrency.max(1),
         source_ips: args.source_ips.clone().map(|l| l.0).unwrap_or_default(),
-        client: ClientConfig::new(&target.ip().to_string(), dialects, auth),
+        client: ClientConfig::new(&target.ip().to_string(), dialects, auth)
+            .with_workstation("LOADGEN"),
         autodisconnect: args.autodisconnect,
         hold: args.hold,
     })

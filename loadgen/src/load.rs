@@ -55,7 +55,8 @@ fn settings(args: &Args, target: SocketAddr) -> Result<Settings, String> {
             .or((count.is_none()).then_some(cli::DEFAULT_DURATION)),
         count,
         request_timeout: args.request_timeout.unwrap_or(cli::DEFAULT_REQUEST_TIMEOUT),
-        client: ClientConfig::new(&target.ip().to_string(), dialects, auth),
+        client: ClientConfig::new(&target.ip().to_string(), dialects, auth)
+            .with_workstation("LOADGEN"),
     })
 }
 

@@ -1,6 +1,7 @@
-//! A minimal blocking SMB2 client for server tests, built on smb-wire and
-//! smb-auth: NEGOTIATE (2.1), SESSION_SETUP (anonymous or NTLMv2 user, with a
-//! chosen workstation name), TREE_CONNECT, TREE_DISCONNECT, ECHO, LOGOFF.
+//! A minimal blocking SMB2 client for server tests: a thin driver that moves the bytes
+//! `smb-client` builds over one TCP connection, one request at a time. NEGOTIATE (2.1),
+//! SESSION_SETUP (anonymous or NTLMv2 user, with a chosen workstation name), TREE_CONNECT,
+//! TREE_DISCONNECT, ECHO, LOGOFF, and raw bytes for the tests that send malformed input.
 //! It holds its TCP connection so the session stays on the server.
 #![allow(dead_code)]
 
@@ -8,21 +9,24 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use smb_auth::ntlm::NtlmInitiator;
-use smb_auth::SpnegoInitiator;
-use smb_wire::frame::{split_frame, write_frame_header};
-use smb_wire::header::{Command, Header, HeaderRepr};
-use smb_wire::msg::negotiate::NegotiateRequestRepr;
-use smb_wire::msg::session_setup::{SessionSetupRequestRepr, SessionSetupResponse};
+use smb_auth::preauth::PreauthHash;
+use smb_client::{
+    setup_request, share_path, Auth, EmptyBody, Offer, Requests, ResponseInfo, SessionSetup,
+};
+use smb_wire::frame::split_frame;
+use smb_wire::header::Command;
 use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
-use smb_wire::msg::{emit_message, EmitBody, U16s};
+use smb_wire::msg::EmitBody;
 use smb_wire::NtStatus;
+
+/// CreditRequest of every request the test client sends.
+const CREDIT_REQUEST: u16 = 64;
 
 /// One connection with zero or more sessions.
 #[derive(Debug)]
 pub struct Client {
     stream: TcpStream,
-    next_mid: u64,
+    requests: Requests,
     buf: Vec<u8>,
 }
 
@@ -42,27 +46,18 @@ pub enum Login<'a> {
     User(&'a str, &'a str),
 }
 
-struct Body<'a>(&'a [u8]);
-impl EmitBody for Body<'_> {
-    fn emit_body(&self, _msg_start: usize, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.0);
+impl Login<'_> {
+    fn auth(&self) -> Auth {
+        match self {
+            Login::Anonymous => Auth::Anonymous,
+            Login::User(u, p) => Auth::user(u, p),
+        }
     }
-}
-
-fn utf16(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
 }
 
 /// The NEGOTIATE request body every test client sends (2.0.2 and 2.1).
-pub fn negotiate_body() -> NegotiateRequestRepr<'static> {
-    NegotiateRequestRepr {
-        security_mode: 1,
-        capabilities: 0,
-        client_guid: [7; 16],
-        client_start_time: 0,
-        dialects: U16s::Native(&[0x0202, 0x0210]),
-        contexts: &[],
-    }
+pub fn negotiate_body() -> Offer {
+    Offer::new(&[0x0202, 0x0210], [7; 16], [0; 32])
 }
 
 /// One request as a whole NBSS frame (header + body), asking for 64 credits.
@@ -73,14 +68,9 @@ pub fn request_frame<B: EmitBody>(
     tree_id: u32,
     body: &B,
 ) -> Vec<u8> {
-    let mut hdr = HeaderRepr::request(command, message_id, session_id, tree_id);
-    hdr.credit = 64;
-    let mut msg = Vec::new();
-    emit_message(&hdr, body, &mut msg);
-    let mut frame = Vec::new();
-    write_frame_header(&mut frame, msg.len());
-    frame.extend_from_slice(&msg);
-    frame
+    let mut r = Requests::new(CREDIT_REQUEST);
+    r.set_next_message_id(message_id);
+    r.frame(command, session_id, tree_id, body)
 }
 
 impl Client {
@@ -91,14 +81,14 @@ impl Client {
         stream.set_nodelay(true)?;
         Ok(Client {
             stream,
-            next_mid: 0,
+            requests: Requests::new(CREDIT_REQUEST),
             buf: Vec::new(),
         })
     }
 
     /// The MessageId the next [`Client::call`] uses.
     pub fn next_message_id(&self) -> u64 {
-        self.next_mid
+        self.requests.next_message_id()
     }
 
     /// Whether nothing more arrives within `wait` (no bytes, no close).
@@ -126,14 +116,7 @@ impl Client {
 
     /// Connect and NEGOTIATE dialect 2.1.
     pub fn connect(addr: SocketAddr) -> std::io::Result<Client> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.set_nodelay(true)?;
-        let mut c = Client {
-            stream,
-            next_mid: 0,
-            buf: Vec::new(),
-        };
+        let mut c = Client::connect_raw(addr)?;
         let r = c.call(Command::Negotiate, 0, 0, &negotiate_body())?;
         if r.status != NtStatus::SUCCESS {
             return Err(std::io::Error::other(format!("negotiate: {}", r.status)));
@@ -149,8 +132,7 @@ impl Client {
         tree_id: u32,
         body: &B,
     ) -> std::io::Result<Resp> {
-        let frame = request_frame(command, self.next_mid, session_id, tree_id, body);
-        self.next_mid += 1;
+        let frame = self.requests.frame(command, session_id, tree_id, body);
         self.stream.write_all(&frame)?;
         self.read_response()
     }
@@ -166,13 +148,13 @@ impl Client {
             if let Ok(Some((payload, used))) = split_frame(&self.buf, 16 << 20) {
                 let msg = self.buf[payload].to_vec();
                 self.buf.drain(..used);
-                let h = Header::new_checked(&msg[..])
+                let h = ResponseInfo::parse(&msg)
                     .map_err(|e| std::io::Error::other(format!("bad response header: {e:?}")))?;
                 return Ok(Resp {
-                    status: h.status(),
-                    session_id: h.session_id(),
-                    tree_id: h.tree_id().unwrap_or(0),
-                    msg: msg.clone(),
+                    status: h.status,
+                    session_id: h.session_id,
+                    tree_id: h.tree_id,
+                    msg,
                 });
             }
             let mut tmp = [0u8; 65536];
@@ -208,44 +190,19 @@ impl Client {
     /// SESSION_SETUP legs on session `sid` (0: a new session; otherwise a
     /// re-authentication, unsigned); returns the session id.
     pub fn setup(&mut self, sid: u64, who: Login<'_>, workstation: &str) -> std::io::Result<u64> {
-        let mut ntlm = match who {
-            Login::Anonymous => NtlmInitiator::anonymous(),
-            Login::User(u, p) => NtlmInitiator::user(u, "", p),
-        };
-        ntlm.set_workstation(workstation);
-        let mut sp = SpnegoInitiator::new(ntlm);
-        let tok = sp.initial_token();
-        let r = self.call(
-            Command::SessionSetup,
-            sid,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        )?;
+        // 2.1 only: no preauth hash in effect, no signing key kept.
+        let mut setup = SessionSetup::new(&who.auth(), workstation, PreauthHash::new());
+        setup.set_session_id(sid);
+        let tok = setup.initial_token();
+        let r = self.call(Command::SessionSetup, sid, 0, &setup_request(&tok))?;
         if r.status != NtStatus::MORE_PROCESSING_REQUIRED {
             return Err(std::io::Error::other(format!("setup leg 1: {}", r.status)));
         }
-        let sid = r.session_id;
-        let server_tok = SessionSetupResponse::parse(&r.msg)
-            .map_err(|e| std::io::Error::other(format!("{e:?}")))?
-            .security_buffer()
-            .to_vec();
-        let tok = sp
-            .respond(&server_tok, [3; 8], [9; 16])
+        let tok = setup
+            .challenge(&r.msg, [3; 8], [9; 16])
             .map_err(|e| std::io::Error::other(format!("{e}")))?;
-        let r = self.call(
-            Command::SessionSetup,
-            sid,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        )?;
+        let sid = r.session_id;
+        let r = self.call(Command::SessionSetup, sid, 0, &setup_request(&tok))?;
         if r.status != NtStatus::SUCCESS {
             return Err(std::io::Error::other(format!("setup leg 2: {}", r.status)));
         }
@@ -258,7 +215,7 @@ impl Client {
         sid: u64,
         share: &str,
     ) -> std::io::Result<Result<u32, NtStatus>> {
-        let path = utf16(&format!("\\\\127.0.0.1\\{share}"));
+        let path = share_path("127.0.0.1", share);
         let r = self.call(
             Command::TreeConnect,
             sid,
@@ -278,22 +235,18 @@ impl Client {
     /// TREE_DISCONNECT.
     pub fn tree_disconnect(&mut self, sid: u64, tree: u32) -> std::io::Result<NtStatus> {
         Ok(self
-            .call(Command::TreeDisconnect, sid, tree, &Body(&[4, 0, 0, 0]))?
+            .call(Command::TreeDisconnect, sid, tree, &EmptyBody)?
             .status)
     }
 
     /// ECHO (with a session id, which must not count as activity).
     pub fn echo(&mut self, sid: u64) -> std::io::Result<NtStatus> {
-        Ok(self
-            .call(Command::Echo, sid, 0, &Body(&[4, 0, 0, 0]))?
-            .status)
+        Ok(self.call(Command::Echo, sid, 0, &EmptyBody)?.status)
     }
 
     /// LOGOFF.
     pub fn logoff(&mut self, sid: u64) -> std::io::Result<NtStatus> {
-        Ok(self
-            .call(Command::Logoff, sid, 0, &Body(&[4, 0, 0, 0]))?
-            .status)
+        Ok(self.call(Command::Logoff, sid, 0, &EmptyBody)?.status)
     }
 
     /// A session-bound request that counts as activity (TREE_CONNECT to a

@@ -24,13 +24,17 @@ use smb_wire::msg::echo::EchoRequestRepr;
 use smb_wire::msg::ioctl::IoctlRequestRepr;
 use smb_wire::msg::logoff::LogoffRequestRepr;
 use smb_wire::msg::negotiate::{
-    algorithm, dialect, security_mode, NegotiateContextRepr, NegotiateRequestRepr,
-    NegotiateResponse,
+    algorithm, dialect, NegotiateContextRepr, NegotiateRequestRepr, NegotiateResponse,
 };
 use smb_wire::msg::session_setup::{SessionSetupRequestRepr, SessionSetupResponse};
 use smb_wire::msg::tree_connect::{TreeConnectRequestRepr, TreeConnectResponse};
-use smb_wire::msg::{emit_message, EmitBody, FileId, U16s};
+use smb_wire::msg::{EmitBody, FileId, U16s};
 use smb_wire::NtStatus;
+
+use smb_client::{
+    set_signed, setup_request, share_path, Auth, Negotiated, Offer, Requests, ResponseInfo,
+    SessionSetup,
+};
 
 use super::{Engine, EngineConfig, FrameOutcome};
 use crate::ids::ConnId;
@@ -164,44 +168,40 @@ fn utf16(s: &str) -> Vec<u8> {
     s.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
 
-/// One client connection driven by hand.
+/// One client connection driven by hand: the requests and the SESSION_SETUP legs come
+/// from the `smb-client` core; what is sent when, and in what shape, stays up to each test.
 struct Client {
     conn: ConnId,
-    next_mid: u64,
+    requests: Requests,
     session: u64,
     tree: u32,
     key: Option<SigningKey>,
     dialect: u16,
+    negotiated: Option<Negotiated>,
 }
 
 impl Client {
     fn new(server: &mut Server, port: u16) -> Client {
         Client {
             conn: server.accept(port),
-            next_mid: 0,
+            requests: Requests::new(32),
             session: 0,
             tree: 0,
             key: None,
             dialect: 0,
+            negotiated: None,
         }
     }
 
     /// A request with the next MessageId, asking for 32 credits.
     fn request(&mut self, command: Command, body: &dyn EmitBody) -> Vec<u8> {
-        let mut h = HeaderRepr::request(command, self.next_mid, self.session, self.tree);
-        h.credit = 32;
-        self.next_mid = self.next_mid.wrapping_add(1);
-        let mut out = Vec::new();
-        emit_message(&h, body, &mut out);
-        out
+        self.requests
+            .message(command, self.session, self.tree, body, None)
     }
 
     fn signed(&self, mut msg: Vec<u8>) -> Vec<u8> {
         let key = self.key.as_ref().expect("a signing key");
-        let mut h = Header::new_unchecked(&mut msg[..HEADER_LEN]);
-        let f = h.flags();
-        h.set_flags(f | flags::SIGNED);
-        signing::sign(key, &mut msg);
+        set_signed(key, &mut msg);
         msg
     }
 
@@ -219,36 +219,59 @@ impl Client {
         resp.remove(0)
     }
 
-    /// NEGOTIATE offering `d` only; returns the request and the response.
+    /// NEGOTIATE offering `d` only (3.1.1: SHA-512 preauth, GMAC then CMAC signing);
+    /// returns the request and the response.
     fn negotiate(&mut self, server: &mut Server, d: u16) -> (Vec<u8>, Vec<u8>) {
-        let salt = [3u8; 32];
-        let sha = [algorithm::SHA512];
-        let sign_algs = [algorithm::AES_GMAC, algorithm::AES_CMAC];
-        let ctxs = [
-            NegotiateContextRepr::PreauthIntegrity {
-                hash_algorithms: U16s::Native(&sha),
-                salt: &salt,
-            },
-            NegotiateContextRepr::Signing {
-                algorithms: U16s::Native(&sign_algs),
-            },
-        ];
-        let dialects = [d];
-        let body = NegotiateRequestRepr {
-            security_mode: security_mode::SIGNING_ENABLED,
-            capabilities: 0,
-            client_guid: [9; 16],
-            client_start_time: 0,
-            dialects: U16s::Native(&dialects),
-            contexts: if d == dialect::SMB311 { &ctxs } else { &[] },
-        };
-        let req = self.request(Command::Negotiate, &body);
+        let mut offer = Offer::new(&[d], [9; 16], [3; 32]);
+        offer.signing_algorithms = vec![algorithm::AES_GMAC, algorithm::AES_CMAC];
+        let req = self.request(Command::Negotiate, &offer);
         let resp = self.call(server, &req);
         assert_eq!(status(&resp), NtStatus::SUCCESS);
-        let n = NegotiateResponse::parse(&resp).expect("negotiate response");
-        assert_eq!(n.dialect_revision(), d);
+        let n = offer.accept(&resp).expect("negotiate response");
+        assert_eq!(n.dialect, d);
         self.dialect = d;
+        self.negotiated = Some(n);
         (req, resp)
+    }
+
+    /// Both SESSION_SETUP legs as `who` (None: anonymous), each signed when `sign`;
+    /// returns the status of the last leg answered (MORE_PROCESSING_REQUIRED legs are
+    /// followed through) and the setup, for its key.
+    fn setup_legs(
+        &mut self,
+        server: &mut Server,
+        who: Option<(&str, &str)>,
+        conn_preauth: PreauthHash,
+        sign: bool,
+    ) -> (Vec<u8>, SessionSetup) {
+        let auth = who.map_or(Auth::Anonymous, |(u, p)| Auth::User {
+            name: u.into(),
+            domain: "WORKGROUP".into(),
+            password: p.into(),
+        });
+        let mut setup = SessionSetup::new(&auth, "", conn_preauth);
+        setup.set_session_id(self.session);
+        let tok = setup.initial_token();
+        let mut req = self.request(Command::SessionSetup, &setup_request(&tok));
+        if sign {
+            req = self.signed(req);
+        }
+        setup.sent(&req);
+        let resp = self.call(server, &req);
+        if status(&resp) != NtStatus::MORE_PROCESSING_REQUIRED {
+            return (resp, setup);
+        }
+        let tok = setup
+            .challenge(&resp, [5; 8], [6; 16])
+            .expect("authenticate");
+        // A new session takes the id the server gave (no NEGOTIATE again).
+        self.session = setup.session_id();
+        let mut req = self.request(Command::SessionSetup, &setup_request(&tok));
+        if sign {
+            req = self.signed(req);
+        }
+        setup.sent(&req);
+        (self.call(server, &req), setup)
     }
 
     /// NEGOTIATE + two SESSION_SETUP legs; returns the final response.
@@ -259,54 +282,10 @@ impl Client {
         let mut preauth = PreauthHash::new();
         preauth.update(&neg_req);
         preauth.update(&neg_resp);
-        let ntlm = match who {
-            Some((u, p)) => NtlmInitiator::user(u, "WORKGROUP", p),
-            None => NtlmInitiator::anonymous(),
-        };
-        let mut spnego = SpnegoInitiator::new(ntlm);
-        let tok = spnego.initial_token();
-        let req = self.request(
-            Command::SessionSetup,
-            &SessionSetupRequestRepr {
-                security_mode: security_mode::SIGNING_ENABLED as u8,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
-        preauth.update(&req);
-        let resp = self.call(server, &req);
-        assert_eq!(status(&resp), NtStatus::MORE_PROCESSING_REQUIRED);
-        preauth.update(&resp);
-        self.session = Header::new_checked(&resp[..]).unwrap().session_id();
-        let chal = SessionSetupResponse::parse(&resp)
-            .unwrap()
-            .security_buffer();
-        let tok = spnego.respond(chal, [5; 8], [6; 16]).expect("authenticate");
-        let req = self.request(
-            Command::SessionSetup,
-            &SessionSetupRequestRepr {
-                security_mode: security_mode::SIGNING_ENABLED as u8,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
-        preauth.update(&req);
-        let resp = self.call(server, &req);
+        let (resp, mut setup) = self.setup_legs(server, who, preauth, false);
         assert_eq!(status(&resp), NtStatus::SUCCESS, "login");
-        let fin = SessionSetupResponse::parse(&resp)
-            .unwrap()
-            .security_buffer();
-        let session_key = spnego.finish(fin).expect("SPNEGO accept-completed");
-        if let Some(k) = session_key {
-            let algo = match d {
-                dialect::SMB311 => SigningAlgorithm::AesGmac,
-                dialect::SMB300 | dialect::SMB302 => SigningAlgorithm::AesCmac,
-                _ => SigningAlgorithm::HmacSha256,
-            };
-            let hash = preauth.value();
-            let pre = (d == dialect::SMB311).then_some(&hash);
-            self.key = Some(derive_signing_key(d, &k, pre, algo));
-        }
+        let n = self.negotiated.expect("negotiated");
+        self.key = setup.finish(&resp, &n).expect("SPNEGO accept-completed");
         resp
     }
 
@@ -314,54 +293,11 @@ impl Client {
     /// signing each leg when `sign`; returns the status of the last leg
     /// answered (MORE_PROCESSING_REQUIRED legs are followed through).
     fn reauth(&mut self, server: &mut Server, who: Option<(&str, &str)>, sign: bool) -> NtStatus {
-        let ntlm = match who {
-            Some((u, p)) => NtlmInitiator::user(u, "WORKGROUP", p),
-            None => NtlmInitiator::anonymous(),
-        };
-        let mut spnego = SpnegoInitiator::new(ntlm);
-        let tok = spnego.initial_token();
-        let mut req = self.request(
-            Command::SessionSetup,
-            &SessionSetupRequestRepr {
-                security_mode: security_mode::SIGNING_ENABLED as u8,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
-        if sign {
-            req = self.signed(req);
-        }
-        let resp = self.call(server, &req);
-        if status(&resp) != NtStatus::MORE_PROCESSING_REQUIRED {
-            return status(&resp);
-        }
-        if self.session == 0 {
-            // A new session on this connection (no NEGOTIATE again).
-            self.session = Header::new_checked(&resp[..]).unwrap().session_id();
-        }
-        let chal = SessionSetupResponse::parse(&resp)
-            .unwrap()
-            .security_buffer()
-            .to_vec();
-        let tok = spnego
-            .respond(&chal, [5; 8], [6; 16])
-            .expect("authenticate");
-        let mut req = self.request(
-            Command::SessionSetup,
-            &SessionSetupRequestRepr {
-                security_mode: security_mode::SIGNING_ENABLED as u8,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-        );
-        if sign {
-            req = self.signed(req);
-        }
-        status(&self.call(server, &req))
+        status(&self.setup_legs(server, who, PreauthHash::new(), sign).0)
     }
 
     fn tree_connect(&mut self, server: &mut Server, share: &str, sign: bool) -> Vec<u8> {
-        let path = utf16(&format!("\\\\SMBCORE\\{share}"));
+        let path = share_path("SMBCORE", share);
         let mut req = self.request(
             Command::TreeConnect,
             &TreeConnectRequestRepr {
@@ -375,10 +311,7 @@ impl Client {
         let resp = self.call(server, &req);
         if status(&resp) == NtStatus::SUCCESS {
             TreeConnectResponse::parse(&resp).expect("tree connect response");
-            self.tree = Header::new_checked(&resp[..])
-                .unwrap()
-                .tree_id()
-                .unwrap_or(0);
+            self.tree = ResponseInfo::parse(&resp).expect("header").tree_id;
         }
         resp
     }
@@ -901,7 +834,7 @@ fn truncated_bodies_get_invalid_parameter() {
     req.extend_from_slice(&[36, 0, 1]);
     let r = b.call(&mut s, &req);
     assert_eq!(status(&r), NtStatus::INVALID_PARAMETER);
-    b.next_mid = 1;
+    b.requests.set_next_message_id(1);
     b.negotiate(&mut s, dialect::SMB210);
     // SESSION_SETUP cut in the middle of its fixed part.
     let mut req = b.request(
@@ -1004,12 +937,12 @@ fn message_ids_outside_the_window_or_over_the_credits_drop_the_connection() {
     let abuses: [fn(&mut Client) -> Vec<u8>; 4] = [
         // Far beyond the granted window.
         |b: &mut Client| {
-            b.next_mid = 10_000;
+            b.requests.set_next_message_id(10_000);
             b.request(Command::Echo, &EchoRequestRepr::default())
         },
         // A replayed MessageId.
         |b: &mut Client| {
-            b.next_mid = 0;
+            b.requests.set_next_message_id(0);
             b.request(Command::Echo, &EchoRequestRepr::default())
         },
         // A CreditCharge larger than the credits held.
@@ -1020,7 +953,7 @@ fn message_ids_outside_the_window_or_over_the_credits_drop_the_connection() {
         },
         // MessageId + CreditCharge overflowing u64.
         |b: &mut Client| {
-            b.next_mid = u64::MAX;
+            b.requests.set_next_message_id(u64::MAX);
             let mut r = b.request(Command::Echo, &EchoRequestRepr::default());
             r[6..8].copy_from_slice(&2u16.to_le_bytes());
             r
@@ -1060,7 +993,7 @@ fn credits_granted_are_capped_per_connection() {
         assert!(held <= 16, "client holds {held} credits, cap 16");
     }
     // Every id below the granted total is usable, the next one is not.
-    b.next_mid = granted_total;
+    b.requests.set_next_message_id(granted_total);
     let req = b.request(Command::Echo, &EchoRequestRepr::default());
     assert_eq!(s.frame(b.conn, &req).0, FrameOutcome::Close);
 }
@@ -1297,7 +1230,7 @@ fn the_smb1_upgrade_answers_wildcard_then_negotiates() {
     assert_eq!(outcome, FrameOutcome::Continue);
     let n = NegotiateResponse::parse(&resp[0]).unwrap();
     assert_eq!(n.dialect_revision(), 0x02ff);
-    c.next_mid = 1;
+    c.requests.set_next_message_id(1);
     c.negotiate(&mut s, dialect::SMB300);
 }
 
@@ -1323,13 +1256,16 @@ fn a_client_that_does_not_authenticate_in_time_is_closed() {
 
 /// A valid request of some kind on the attacker's connection, for mutation.
 fn sample_requests() -> Vec<Vec<u8>> {
+    let mut requests = Requests::new(32);
+    requests.set_next_message_id(1);
     let mut c = Client {
         conn: ConnId::new(0, 1),
-        next_mid: 1,
+        requests,
         session: 0x0100_0000,
         tree: 1,
         key: None,
         dialect: 0,
+        negotiated: None,
     };
     let path = utf16("\\\\SMBCORE\\IPC$");
     let tok = SpnegoInitiator::new(NtlmInitiator::anonymous()).initial_token();

@@ -1,4 +1,4 @@
-//! A sans-IO SMB2/3 client for one TCP connection, as the load generator drives it.
+//! One client connection's state machine, as the load generator drives it.
 //!
 //! It does no I/O and reads no clock: the caller hands it whole SMB2 messages (frame payloads)
 //! and sends the framed bytes it appends to an output buffer. The sequence is the one a
@@ -10,13 +10,13 @@
 //!    signed when the session has a key (MS-SMB2 3.2.4.1.1, 3.1.4.1),
 //! 3. optionally CREATE of the `srvsvc` pipe (MS-SMB2 2.2.13), which keeps a probe session
 //!    alive (a session with an open handle is not idle-reaped), and ECHO (MS-SMB2 2.2.28);
-//! 4. for the churn scenario ([`crate::churn`]): WRITE and READ on the pipe (MS-SMB2 2.2.21,
+//! 4. for the churn scenario (smb-loadgen's churn scenario): WRITE and READ on the pipe (MS-SMB2 2.2.21,
 //!    2.2.19), CLOSE of the pipe (MS-SMB2 2.2.15) and LOGOFF (MS-SMB2 2.2.7), after which
 //!    another session may be set up on the same connection.
 //!
 //! During setup requests go one at a time on a connection (each waits for its response), so
 //! one credit is always enough; the client still asks for more. The echo scenario
-//! ([`crate::echo`]) then keeps several ECHOs in flight with [`ClientConn::echo_pipelined`],
+//! (smb-loadgen's echo scenario) then keeps several ECHOs in flight with [`ClientConn::echo_pipelined`],
 //! which sends only while the server has granted credits: [`Credits`] keeps the client's side
 //! of the MessageId window (MS-SMB2 3.2.4.1.5: a request with CreditCharge `c` takes the next
 //! `c` MessageIds, 0 counting as 1; 3.2.5.1.4: every response, interim ones included, adds its
@@ -24,23 +24,26 @@
 
 use core::fmt;
 
-use smb_auth::ntlm::NtlmInitiator;
 use smb_auth::preauth::PreauthHash;
-use smb_auth::signing::{derive_signing_key, sign, SigningAlgorithm, SigningKey};
-use smb_auth::{AuthError, SpnegoInitiator};
-use smb_wire::frame::write_frame_header;
-use smb_wire::header::{flags, Command, HeaderRepr};
+use smb_auth::signing::SigningKey;
+use smb_auth::AuthError;
+use smb_wire::header::{Command, HeaderRepr};
 use smb_wire::msg::close::CloseRequestRepr;
 use smb_wire::msg::create::CreateRequestRepr;
 use smb_wire::msg::echo::EchoRequestRepr;
 use smb_wire::msg::logoff::LogoffRequestRepr;
-use smb_wire::msg::negotiate::{dialect, NegotiateContextRepr, NegotiateRequestRepr};
+use smb_wire::msg::negotiate::dialect;
 use smb_wire::msg::read::ReadRequestRepr;
-use smb_wire::msg::session_setup::SessionSetupRequestRepr;
 use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
 use smb_wire::msg::write::WriteRequestRepr;
-use smb_wire::msg::{emit_message, parse_response, EmitBody, FileId, Response, U16s};
+use smb_wire::msg::{parse_response, EmitBody, FileId, Response};
 use smb_wire::{NtStatus, WireError};
+
+use crate::credits::Credits;
+use crate::negotiate::{Negotiated, Offer};
+use crate::request::emit_request;
+use crate::setup::{setup_request, Auth, SessionSetup};
+use crate::utf16;
 
 /// The dialects offered by default (every SMB2/3 dialect).
 pub const ALL_DIALECTS: &[u16] = &[
@@ -51,96 +54,6 @@ pub const ALL_DIALECTS: &[u16] = &[
     dialect::SMB311,
 ];
 
-/// The client's side of the credit / MessageId window of one connection.
-///
-/// A fresh connection may use MessageId 0 only (one credit). Each request takes the next
-/// `max(CreditCharge, 1)` ids; each response grants CreditResponse more. The ids at or above
-/// `next` and below `granted_end` are the credits the client holds; a request that would go
-/// past `granted_end` must wait for a response (MS-SMB2 3.2.4.1.5, 3.2.5.1.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Credits {
-    next: u64,
-    granted_end: u64,
-}
-
-impl Default for Credits {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Credits {
-    /// The window of a connection that has sent nothing: MessageId 0 only.
-    pub fn new() -> Self {
-        Credits {
-            next: 0,
-            granted_end: 1,
-        }
-    }
-
-    /// Credits held now (ids granted and not used).
-    pub fn available(&self) -> u64 {
-        self.granted_end.saturating_sub(self.next)
-    }
-
-    /// The MessageId the next request gets.
-    pub fn next_message_id(&self) -> u64 {
-        self.next
-    }
-
-    /// Takes the ids for a request charging `charge` credits (0 counts as 1) and returns the
-    /// first, or `None` when the server has not granted that many.
-    pub fn take(&mut self, charge: u16) -> Option<u64> {
-        let n = u64::from(charge.max(1));
-        if n > self.available() {
-            return None;
-        }
-        let mid = self.next;
-        self.next += n;
-        Some(mid)
-    }
-
-    /// Takes the ids for a request whether or not they were granted (the one-at-a-time setup
-    /// path, where a server that grants nothing would leave the client stranded anyway: it
-    /// then refuses the request, which the caller sees as an error).
-    pub fn take_anyway(&mut self, charge: u16) -> u64 {
-        let mid = self.next;
-        self.next += u64::from(charge.max(1));
-        self.granted_end = self.granted_end.max(self.next);
-        mid
-    }
-
-    /// Adds a response's CreditResponse.
-    pub fn grant(&mut self, n: u16) {
-        self.granted_end += u64::from(n);
-    }
-}
-
-/// Who the sessions log in as.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Auth {
-    /// NTLMSSP anonymous (null session), as `smbclient -N` and `net use \\srv\IPC$ "" /u:""`.
-    Anonymous,
-    /// An NTLMv2 user.
-    User {
-        /// User name.
-        name: String,
-        /// Domain (may be empty).
-        domain: String,
-        /// Clear-text password.
-        password: String,
-    },
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::Anonymous => f.write_str("Anonymous"),
-            Auth::User { name, domain, .. } => write!(f, "User({domain}\\{name})"),
-        }
-    }
-}
-
 /// What every connection of a run shares.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -150,6 +63,8 @@ pub struct ClientConfig {
     pub auth: Auth,
     /// `\\server\IPC$` as UTF-16LE.
     pub ipc_path: Vec<u8>,
+    /// The workstation name the NTLM messages carry.
+    pub workstation: String,
 }
 
 impl ClientConfig {
@@ -159,7 +74,14 @@ impl ClientConfig {
             dialects,
             auth,
             ipc_path: utf16(&format!("\\\\{server}\\IPC$")),
+            workstation: "SMB-CLIENT".into(),
         }
+    }
+
+    /// The same with `name` as the NTLM workstation name.
+    pub fn with_workstation(mut self, name: &str) -> Self {
+        self.workstation = name.into();
+        self
     }
 }
 
@@ -325,14 +247,6 @@ pub enum Event {
     Nothing,
 }
 
-/// The state of the session being set up.
-#[derive(Debug)]
-struct Setup {
-    spnego: SpnegoInitiator,
-    session_id: u64,
-    preauth: PreauthHash,
-}
-
 /// One client connection's protocol state.
 #[derive(Debug)]
 pub struct ClientConn {
@@ -344,26 +258,23 @@ pub struct ClientConn {
     outstanding_mid: u64,
     /// MessageIds of the pipelined ECHOs in flight, oldest first.
     echoes: std::collections::VecDeque<u64>,
-    dialect: u16,
+    /// What NEGOTIATE offered, then what it settled.
+    offer: Option<Offer>,
+    negotiated: Option<Negotiated>,
     conn_preauth: PreauthHash,
-    setup: Option<Setup>,
+    setup: Option<SessionSetup>,
     /// Last session ready on this connection: id, tree, signing key.
     last: Option<(u64, u32, Option<SigningKey>)>,
     /// The pipe opened on the last ready session.
     pipe: Option<FileId>,
     /// Data of the last READ of the pipe.
     pipe_data: Vec<u8>,
-    scratch: Vec<u8>,
 }
 
 impl Default for ClientConn {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn utf16(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
 }
 
 impl ClientConn {
@@ -375,19 +286,25 @@ impl ClientConn {
             outstanding: None,
             outstanding_mid: 0,
             echoes: std::collections::VecDeque::new(),
-            dialect: 0,
+            offer: None,
+            negotiated: None,
             conn_preauth: PreauthHash::new(),
             setup: None,
             last: None,
             pipe: None,
             pipe_data: Vec::new(),
-            scratch: Vec::with_capacity(512),
         }
     }
 
     /// The negotiated dialect (0 before NEGOTIATE completes).
     pub fn dialect(&self) -> u16 {
-        self.dialect
+        self.negotiated.map_or(0, |n| n.dialect)
+    }
+
+    /// The last session that reached IPC$ on this connection (SessionId, TreeId), until its
+    /// LOGOFF.
+    pub fn session(&self) -> Option<(u64, u32)> {
+        self.last.as_ref().map(|l| (l.0, l.1))
     }
 
     /// The request outstanding, if any.
@@ -415,8 +332,8 @@ impl ClientConn {
         &self.pipe_data
     }
 
-    /// Builds one request with MessageId `mid` into `scratch`, signs it with `key`, and
-    /// appends it framed to `out`. Returns the range of the message (without framing) in `out`.
+    /// Builds one request with MessageId `mid`, signs it with `key`, and appends it framed
+    /// to `out`. Returns the range of the message (without framing) in `out`.
     #[allow(clippy::too_many_arguments)]
     fn emit<B: EmitBody>(
         &mut self,
@@ -432,24 +349,14 @@ impl ClientConn {
         let mut hdr = HeaderRepr::request(step.command(), mid, session_id, tree_id);
         hdr.credit = self.credit_request;
         hdr.credit_charge = charge;
-        if key.is_some() {
-            hdr.flags |= flags::SIGNED;
-        }
-        self.scratch.clear();
-        emit_message(&hdr, body, &mut self.scratch);
-        if let Some(k) = key {
-            sign(k, &mut self.scratch);
-        }
-        write_frame_header(out, self.scratch.len());
-        let start = out.len();
-        out.extend_from_slice(&self.scratch);
-        start..out.len()
+        emit_request(&hdr, body, key, out)
     }
 
     /// The CreditCharge of a request for `step`: 0 before a dialect is negotiated and in
     /// 2.0.2 (which has no CreditCharge), else 1 (every request here is small).
     fn charge(&self, step: Step) -> u16 {
-        if self.dialect == dialect::SMB202 || step == Step::Negotiate || self.dialect == 0 {
+        let d = self.dialect();
+        if d == dialect::SMB202 || step == Step::Negotiate || d == 0 {
             0
         } else {
             1
@@ -474,59 +381,23 @@ impl ClientConn {
         r
     }
 
-    /// Appends the NEGOTIATE request offering `cfg.dialects`.
+    /// Appends the NEGOTIATE request offering `cfg.dialects` (MS-SMB2 2.2.3; with a
+    /// random preauth salt when 3.1.1 is offered).
     pub fn negotiate(&mut self, cfg: &ClientConfig, client_guid: [u8; 16], out: &mut Vec<u8>) {
         let salt = smb_auth::random_bytes::<32>().unwrap_or([0x5A; 32]);
-        let ctxs = [NegotiateContextRepr::PreauthIntegrity {
-            hash_algorithms: U16s::Native(&[1]),
-            salt: &salt,
-        }];
-        let with_311 = cfg.dialects.contains(&dialect::SMB311);
-        let body = NegotiateRequestRepr {
-            security_mode: 1,
-            capabilities: 0,
-            client_guid,
-            client_start_time: 0,
-            dialects: U16s::Native(&cfg.dialects),
-            contexts: if with_311 { &ctxs } else { &[] },
-        };
-        let r = self.push(Step::Negotiate, 0, 0, &body, None, out);
+        let offer = Offer::new(&cfg.dialects, client_guid, salt);
+        let r = self.push(Step::Negotiate, 0, 0, &offer, None, out);
         self.conn_preauth.update(&out[r]);
+        self.offer = Some(offer);
     }
 
-    /// Appends the first SESSION_SETUP of a new session.
+    /// Appends the first SESSION_SETUP of a new session (MS-SMB2 2.2.5).
     pub fn begin_session(&mut self, cfg: &ClientConfig, out: &mut Vec<u8>) {
-        let ntlm = match &cfg.auth {
-            Auth::Anonymous => NtlmInitiator::anonymous(),
-            Auth::User {
-                name,
-                domain,
-                password,
-            } => NtlmInitiator::user(name, domain, password),
-        };
-        let mut ntlm = ntlm;
-        ntlm.set_workstation("LOADGEN");
-        let mut spnego = SpnegoInitiator::new(ntlm);
-        let tok = spnego.initial_token();
-        let r = self.push(
-            Step::SessionSetup1,
-            0,
-            0,
-            &SessionSetupRequestRepr {
-                security_mode: 1,
-                security_buffer: &tok,
-                ..Default::default()
-            },
-            None,
-            out,
-        );
-        let mut preauth = self.conn_preauth;
-        preauth.update(&out[r]);
-        self.setup = Some(Setup {
-            spnego,
-            session_id: 0,
-            preauth,
-        });
+        let mut setup = SessionSetup::new(&cfg.auth, &cfg.workstation, self.conn_preauth);
+        let tok = setup.initial_token();
+        let r = self.push(Step::SessionSetup1, 0, 0, &setup_request(&tok), None, out);
+        setup.sent(&out[r]);
+        self.setup = Some(setup);
     }
 
     /// Appends an ECHO (on the last ready session's connection; ECHO carries no activity).
@@ -664,68 +535,46 @@ impl ClientConn {
         self.outstanding = None;
         let status = h.status();
         match (step, resp) {
-            (Step::Negotiate, Response::Negotiate(n)) => {
-                let d = n.dialect_revision();
-                if !cfg.dialects.contains(&d) {
-                    return Err(ClientError::BadDialect(d));
-                }
-                self.dialect = d;
+            (Step::Negotiate, Response::Negotiate(_)) => {
+                let offer = self
+                    .offer
+                    .as_ref()
+                    .ok_or(ClientError::Unexpected("no offer"))?;
+                let n = offer.accept(msg)?;
+                self.negotiated = Some(n);
                 self.conn_preauth.update(msg);
-                Ok(Event::Negotiated { dialect: d })
+                Ok(Event::Negotiated { dialect: n.dialect })
             }
-            (Step::SessionSetup1, Response::SessionSetup(s))
+            (Step::SessionSetup1, Response::SessionSetup(_))
                 if status == NtStatus::MORE_PROCESSING_REQUIRED =>
             {
                 let setup = self
                     .setup
                     .as_mut()
                     .ok_or(ClientError::Unexpected("no setup"))?;
-                setup.session_id = h.session_id();
-                setup.preauth.update(msg);
                 let cc = smb_auth::random_bytes::<8>()?;
                 let key = smb_auth::random_bytes::<16>()?;
-                let tok = setup.spnego.respond(s.security_buffer(), cc, key)?;
-                let sid = setup.session_id;
-                let r = self.push(
-                    Step::SessionSetup2,
-                    sid,
-                    0,
-                    &SessionSetupRequestRepr {
-                        security_mode: 1,
-                        security_buffer: &tok,
-                        ..Default::default()
-                    },
-                    None,
-                    out,
-                );
+                let tok = setup.challenge(msg, cc, key)?;
+                let sid = setup.session_id();
+                let r = self.push(Step::SessionSetup2, sid, 0, &setup_request(&tok), None, out);
                 if let Some(s) = self.setup.as_mut() {
-                    s.preauth.update(&out[r]);
+                    s.sent(&out[r]);
                 }
                 Ok(Event::Continue {
                     step,
                     next: Step::SessionSetup2,
                 })
             }
-            (Step::SessionSetup2, Response::SessionSetup(s)) if status == NtStatus::SUCCESS => {
+            (Step::SessionSetup2, Response::SessionSetup(_)) if status == NtStatus::SUCCESS => {
                 let mut setup = self
                     .setup
                     .take()
                     .ok_or(ClientError::Unexpected("no setup"))?;
-                let session_key = setup.spnego.finish(s.security_buffer())?;
-                let anonymous = s.session_flags() & 0x0002 != 0 || cfg.auth == Auth::Anonymous;
-                let key = match session_key {
-                    Some(k) if !anonymous => {
-                        let ph = setup.preauth.value();
-                        Some(derive_signing_key(
-                            self.dialect,
-                            &k,
-                            Some(&ph),
-                            SigningAlgorithm::AesCmac,
-                        ))
-                    }
-                    _ => None,
-                };
-                let sid = setup.session_id;
+                let negotiated = self
+                    .negotiated
+                    .ok_or(ClientError::Unexpected("no dialect"))?;
+                let key = setup.finish(msg, &negotiated)?;
+                let sid = setup.session_id();
                 let path = cfg.ipc_path.clone();
                 self.push(
                     Step::TreeConnect,
@@ -785,6 +634,8 @@ impl ClientConn {
 mod tests {
     use super::*;
     use smb_wire::frame::split_frame;
+    use smb_wire::header::flags;
+    use smb_wire::msg::emit_message;
     use smb_wire::msg::negotiate::NegotiateResponseRepr;
     use smb_wire::msg::{parse_request, Request};
 
@@ -955,25 +806,6 @@ mod tests {
         assert_eq!(conn.handle(&resp, &c, &mut out), Ok(Event::LoggedOff));
         assert_eq!(conn.outstanding(), None);
         assert!(out.is_empty());
-    }
-
-    #[test]
-    fn credits_follow_the_window() {
-        let mut c = Credits::new();
-        assert_eq!(c.available(), 1, "a fresh connection holds MessageId 0");
-        assert_eq!(c.take(0), Some(0), "charge 0 counts as 1");
-        assert_eq!(c.take(1), None);
-        c.grant(3);
-        assert_eq!(c.available(), 3);
-        assert_eq!(c.take(2), Some(1), "a charge of 2 takes ids 1 and 2");
-        assert_eq!(c.take(2), None, "one credit left");
-        assert_eq!(c.take(1), Some(3));
-        assert_eq!((c.available(), c.next_message_id()), (0, 4));
-        // The one-at-a-time path goes on even without a grant.
-        assert_eq!(c.take_anyway(1), 4);
-        assert_eq!(c.available(), 0);
-        c.grant(1);
-        assert_eq!(c.take(1), Some(5));
     }
 
     /// An ECHO response to `mid` granting `credits`, with `status`.

@@ -1,0 +1,185 @@
+//! One session's SESSION_SETUP exchange from the client's side (MS-SMB2 2.2.5, 2.2.6,
+//! 3.2.4.2.3, 3.2.5.3): SPNEGO wrapping NTLMSSP (anonymous or NTLMv2, smb-auth's
+//! initiator), the session's preauth integrity hash (MS-SMB2 3.2.5.3.1, 3.1.1 only in
+//! effect) and the signing key derived at the end (MS-SMB2 3.2.5.3.1, 3.1.4.2).
+//!
+//! It does not build requests: the driver wraps [`SessionSetup::initial_token`] and
+//! [`SessionSetup::challenge`]'s token in a SESSION_SETUP request its own way (framed,
+//! signed for a re-authentication, broken on purpose) and reports each request it sent
+//! with [`SessionSetup::sent`], so the preauth hash covers exactly the bytes on the wire.
+
+use core::fmt;
+
+use smb_auth::ntlm::NtlmInitiator;
+use smb_auth::preauth::PreauthHash;
+use smb_auth::signing::{derive_signing_key, SigningKey};
+use smb_auth::SpnegoInitiator;
+use smb_wire::header::Header;
+use smb_wire::msg::session_setup::{SessionSetupRequestRepr, SessionSetupResponse};
+use smb_wire::NtStatus;
+
+use crate::conn::{ClientError, Step};
+use crate::negotiate::Negotiated;
+
+/// SMB2_SESSION_FLAG_IS_NULL (MS-SMB2 2.2.6).
+const SESSION_FLAG_IS_NULL: u16 = 0x0002;
+
+/// Who a session logs in as.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// NTLMSSP anonymous (null session), as `smbclient -N` and `net use \\srv\IPC$ "" /u:""`.
+    Anonymous,
+    /// An NTLMv2 user.
+    User {
+        /// User name.
+        name: String,
+        /// Domain (may be empty).
+        domain: String,
+        /// Clear-text password.
+        password: String,
+    },
+}
+
+impl Auth {
+    /// An NTLMv2 user with an empty domain.
+    pub fn user(name: &str, password: &str) -> Auth {
+        Auth::User {
+            name: name.into(),
+            domain: String::new(),
+            password: password.into(),
+        }
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Anonymous => f.write_str("Anonymous"),
+            Auth::User { name, domain, .. } => write!(f, "User({domain}\\{name})"),
+        }
+    }
+}
+
+/// A SESSION_SETUP request body carrying `token` (MS-SMB2 2.2.5), with
+/// SMB2_NEGOTIATE_SIGNING_ENABLED and no flags, capabilities or previous session.
+pub fn setup_request(token: &[u8]) -> SessionSetupRequestRepr<'_> {
+    SessionSetupRequestRepr {
+        security_mode: 1,
+        security_buffer: token,
+        ..Default::default()
+    }
+}
+
+/// The state of one session being set up (or re-authenticated).
+#[derive(Debug)]
+pub struct SessionSetup {
+    spnego: SpnegoInitiator,
+    preauth: PreauthHash,
+    session_id: u64,
+    anonymous: bool,
+}
+
+impl SessionSetup {
+    /// A setup as `auth`, naming `workstation` in the NTLM messages. `conn_preauth` is the
+    /// connection's preauth hash after NEGOTIATE (request and response; MS-SMB2 3.2.5.3.1:
+    /// the session's hash starts from it).
+    pub fn new(auth: &Auth, workstation: &str, conn_preauth: PreauthHash) -> SessionSetup {
+        let mut ntlm = match auth {
+            Auth::Anonymous => NtlmInitiator::anonymous(),
+            Auth::User {
+                name,
+                domain,
+                password,
+            } => NtlmInitiator::user(name, domain, password),
+        };
+        ntlm.set_workstation(workstation);
+        SessionSetup {
+            spnego: SpnegoInitiator::new(ntlm),
+            preauth: conn_preauth,
+            session_id: 0,
+            anonymous: *auth == Auth::Anonymous,
+        }
+    }
+
+    /// The SessionId: 0 until the first response names it, or the id of the session being
+    /// re-authenticated (see [`SessionSetup::set_session_id`]).
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// Re-authenticates an existing session (MS-SMB2 3.2.4.2.3): its id goes in every leg.
+    pub fn set_session_id(&mut self, id: u64) {
+        self.session_id = id;
+    }
+
+    /// The security buffer of the first SESSION_SETUP request: a SPNEGO NegTokenInit carrying
+    /// the NTLM NEGOTIATE_MESSAGE.
+    pub fn initial_token(&mut self) -> Vec<u8> {
+        self.spnego.initial_token()
+    }
+
+    /// Reports a SESSION_SETUP request sent (the whole message, header included), for the
+    /// preauth hash.
+    pub fn sent(&mut self, msg: &[u8]) {
+        self.preauth.update(msg);
+    }
+
+    /// Reads the first response `msg` (STATUS_MORE_PROCESSING_REQUIRED with the NTLM
+    /// CHALLENGE), learns the SessionId, and returns the security buffer of the second request
+    /// (the AUTHENTICATE_MESSAGE), made with `client_challenge` and `exported_session_key`.
+    /// Another status is [`ClientError::Status`].
+    pub fn challenge(
+        &mut self,
+        msg: &[u8],
+        client_challenge: [u8; 8],
+        exported_session_key: [u8; 16],
+    ) -> Result<Vec<u8>, ClientError> {
+        let status = Header::new_checked(msg)?.status();
+        if status != NtStatus::MORE_PROCESSING_REQUIRED {
+            return Err(ClientError::Status {
+                step: Step::SessionSetup1,
+                status,
+            });
+        }
+        let s = SessionSetupResponse::parse(msg)?;
+        if self.session_id == 0 {
+            self.session_id = Header::new_checked(msg)?.session_id();
+        }
+        self.preauth.update(msg);
+        Ok(self
+            .spnego
+            .respond(s.security_buffer(), client_challenge, exported_session_key)?)
+    }
+
+    /// Reads the final response `msg` (STATUS_SUCCESS with SPNEGO accept-completed) and returns
+    /// the session's signing key for the connection's `negotiated` dialect, or `None` for an
+    /// anonymous (null) session, which has none. Another status is [`ClientError::Status`].
+    pub fn finish(
+        &mut self,
+        msg: &[u8],
+        negotiated: &Negotiated,
+    ) -> Result<Option<SigningKey>, ClientError> {
+        let status = Header::new_checked(msg)?.status();
+        if status != NtStatus::SUCCESS {
+            return Err(ClientError::Status {
+                step: Step::SessionSetup2,
+                status,
+            });
+        }
+        let s = SessionSetupResponse::parse(msg)?;
+        let session_key = self.spnego.finish(s.security_buffer())?;
+        let anonymous = s.session_flags() & SESSION_FLAG_IS_NULL != 0 || self.anonymous;
+        Ok(match session_key {
+            Some(k) if !anonymous => {
+                let ph = self.preauth.value();
+                Some(derive_signing_key(
+                    negotiated.dialect,
+                    &k,
+                    Some(&ph),
+                    negotiated.signing,
+                ))
+            }
+            _ => None,
+        })
+    }
+}

@@ -18,7 +18,9 @@
 //! - [`echo`]: `--scenario echo`, pipelined ECHOs within the server's credits.
 //! - [`session_churn`]: `--scenario churn`, SESSION_SETUP + TREE_CONNECT + LOGOFF in a loop on
 //!   kept connections or a new connection each time.
-//! - [`scenario`], [`load`], [`load_report`]: what those two share (connections, results,
+//! - `driver`: the I/O loop those two share: a connection's socket (`Link`), the setup of kept
+//!   connections, and the measurement loop that paces, polls, expires and times them.
+//! - [`scenario`], [`load`], [`load_report`]: what else those two share (results,
 //!   coordinated-omission correction, workers), running them, and their report.
 //! - [`stats`], [`report`]: histograms, the text / JSON / interval-log / SVG outputs.
 //! - [`cli`], [`net`], [`progress`]: the command line, sockets and limits, progress display.
@@ -29,6 +31,7 @@
 
 pub mod churn;
 pub mod cli;
+mod driver;
 pub mod echo;
 pub mod load;
 pub mod load_report;

@@ -15,7 +15,7 @@ use smb_wire::frame::split_frame;
 
 use crate::net::{self, ReadOutcome};
 use crate::progress::Progress;
-use crate::proto::{ClientConfig, ClientConn, Event, Step};
+use crate::proto::{ClientConfig, ClientConn, ClientError, Event, Step};
 use crate::run::{describe_client_error, Fatal};
 use crate::scenario::{client_guid, record_timeline, unix_us_now, us, LoadResult, NamedHists};
 use crate::stats::hist_to_hex;
@@ -125,6 +125,20 @@ impl Link {
     pub fn close(mut self, registry: &Registry) {
         let _ = registry.deregister(&mut self.stream);
     }
+}
+
+/// A protocol error while `step` was outstanding: fatal when authentication failed (no
+/// later attempt can succeed), else the failure's kind (`STEP: error`) and message.
+pub(crate) fn client_failure(
+    e: &ClientError,
+    step: &str,
+    target: SocketAddr,
+) -> Result<(String, String), Fatal> {
+    let msg = describe_client_error(e, target);
+    if e.is_auth_failure() {
+        return Err(Fatal(msg));
+    }
+    Ok((format!("{step}: {e}"), msg))
 }
 
 /// How far [`open_connections`] takes each connection.
@@ -300,11 +314,7 @@ pub(crate) fn open_connections(
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        let msg = describe_client_error(&e, target);
-                        if e.is_auth_failure() {
-                            return Err(Fatal(msg));
-                        }
-                        error = Some((format!("{}: {e}", step(p)), msg));
+                        error = Some(client_failure(&e, step(p), target)?);
                         break;
                     }
                 }

@@ -49,7 +49,7 @@ use crate::driver::{self, Goal, Link, LinkError, Pace, Recorder, Scenario, Sched
 use crate::net::{self, ReadOutcome};
 use crate::progress::Progress;
 use crate::proto::{ClientConfig, ClientConn, Event, Step};
-use crate::run::{describe_client_error, Fatal};
+use crate::run::Fatal;
 use crate::scenario::{client_guid, us, LoadResult};
 
 /// ClientGuid prefix of the churn connections.
@@ -281,11 +281,7 @@ impl SessionChurn {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let msg = describe_client_error(&e, target);
-                    if e.is_auth_failure() {
-                        return Err(Fatal(msg));
-                    }
-                    error = Some((format!("{step}: {e}"), msg));
+                    error = Some(driver::client_failure(&e, step, target)?);
                     break;
                 }
             }

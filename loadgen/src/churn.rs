@@ -1299,31 +1299,16 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
         result,
         server_after,
     };
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
+    crate::report::write_file(args.json.as_deref(), |p| {
+        crate::report::write_json(p, &report.json())
+    })?;
     Ok(report)
 }
 
 /// `smb-loadgen churn`: exit status 0 when every connection met its fate and (embedded) the
 /// server drained, 1 when some did not, 2 on usage or fatal errors.
 pub fn main(args: &ChurnArgs) -> ExitCode {
-    match run(args) {
-        Ok(report) => {
-            print!("{}", report.text());
-            if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("smb-loadgen churn: error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    crate::report::exit_with(run(args).map(|r| (r.text(), r.ok())), "smb-loadgen churn")
 }
 
 /// The command of the request outstanding on `c`, for failure messages.

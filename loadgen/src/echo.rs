@@ -38,23 +38,17 @@
 //! above `--duration` (smbcore's default is 15 minutes).
 
 use std::collections::VecDeque;
-use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use mio::{Events, Poll};
 use smb_wire::NtStatus;
 
+use crate::driver::{self, Goal, Link, LinkError, Pace, Recorder, Scenario, Schedule, SetupPlan};
 use crate::net::ReadOutcome;
 use crate::progress::Progress;
 use crate::proto::{ClientConfig, ClientConn, Event};
 use crate::run::{describe_client_error, Fatal};
-use crate::scenario::{
-    open_connections, record_timeline, unix_us_now, us, Goal, Link, LinkError, LoadResult,
-    NamedHists, SetupPlan,
-};
-use crate::stats::hist_to_hex;
+use crate::scenario::{us, LoadResult};
 
 /// ClientGuid prefix of the echo connections.
 const GUID_TAG: &[u8; 8] = b"smb-echo";
@@ -92,37 +86,23 @@ struct Conn {
     proto: ClientConn,
     /// MessageId, planned send time, send time of the ECHOs in flight, oldest first.
     inflight: VecDeque<(u64, Instant, Instant)>,
-    /// Position among the live connections (open loop: this connection's ECHOs are the global
-    /// ones `k * live + pos`).
-    pos: u64,
-    /// ECHOs due on this connection so far (open loop).
-    due: u64,
-    /// ECHOs sent on this connection.
-    sent: u64,
 }
 
 /// An echo run: set up ([`Echo::setup`]), then measure ([`Echo::measure`]).
 #[derive(Debug)]
 pub struct Echo {
     plan: EchoPlan,
-    poll: Poll,
+    rec: Recorder,
     conns: Vec<Conn>,
-    hists: NamedHists,
-    timeline: Vec<Histogram<u64>>,
-    res: LoadResult,
 }
 
 impl Echo {
     /// Prepares a run.
     pub fn new(plan: EchoPlan) -> Result<Echo, Fatal> {
-        let poll = Poll::new().map_err(|e| Fatal(format!("epoll: {e}")))?;
         Ok(Echo {
             plan,
-            poll,
+            rec: Recorder::new()?,
             conns: Vec::new(),
-            hists: NamedHists::default(),
-            timeline: Vec::new(),
-            res: LoadResult::default(),
         })
     }
 
@@ -140,33 +120,15 @@ impl Echo {
             timeout: p.request_timeout,
             goal: Goal::SessionReady,
         };
-        let opened = open_connections(
-            &setup,
-            &mut self.poll,
-            &mut self.hists,
-            &mut self.res,
-            progress,
-        )?;
+        let opened = self.rec.open(&setup, progress)?;
         let credit_request = u16::try_from(p.queue_depth.max(16)).unwrap_or(u16::MAX);
-        for (pos, (link, mut proto)) in opened.into_iter().flatten().enumerate() {
+        for (link, mut proto) in opened.into_iter().flatten() {
             proto.set_credit_request(credit_request);
             self.conns.push(Conn {
                 link: Some(link),
                 proto,
                 inflight: VecDeque::new(),
-                pos: pos as u64,
-                due: 0,
-                sent: 0,
             });
-        }
-        if self.conns.is_empty() {
-            return Err(Fatal(format!(
-                "no connection could be set up: {}",
-                self.res
-                    .first_error
-                    .as_deref()
-                    .unwrap_or("no connection was asked for")
-            )));
         }
         Ok(())
     }
@@ -179,173 +141,17 @@ impl Echo {
     /// Sends ECHOs until the duration has passed or the requests were sent, and waits for
     /// their answers.
     pub fn measure(&mut self, progress: &mut Progress) -> Result<(), Fatal> {
-        let mut events = Events::with_capacity(1024);
-        let t0 = Instant::now();
-        self.res.start_unix_us = unix_us_now();
-        let end = self.plan.duration.map(|d| t0 + d);
-        let count_mode = self.plan.requests.is_some();
-        let limit = self.plan.requests.unwrap_or(u64::MAX);
-        let live = self.conns.len() as u64;
-        let rate = self.plan.rate;
-        let planned =
-            |i: u64| -> Instant { t0 + Duration::from_secs_f64(i as f64 / rate.unwrap_or(1.0)) };
-        match (self.plan.requests, self.plan.duration) {
-            (Some(n), _) => progress.phase("echo requests", n),
-            (None, Some(d)) => progress.phase("echo seconds", d.as_secs()),
-            (None, None) => progress.phase("echo", 0),
-        }
-        // Open loop: the next global ECHO to plan. Closed loop: ECHOs sent so far.
-        let mut next_i = 0u64;
-        let mut touched: Vec<usize> = (0..self.conns.len()).collect();
-        let mut last_response = t0;
-        let mut last_check = t0;
-        loop {
-            let now = Instant::now();
-            let in_time = |t: Instant| end.map_or(true, |e| t < e);
-            if rate.is_some() {
-                while next_i < limit && planned(next_i) <= now && in_time(planned(next_i)) {
-                    let c = (next_i % live) as usize;
-                    self.conns[c].due += 1;
-                    touched.push(c);
-                    next_i += 1;
-                }
-            }
-            touched.sort_unstable();
-            touched.dedup();
-            for c in std::mem::take(&mut touched) {
-                self.pump(c, t0, now, in_time(now), limit, &mut next_i);
-            }
-            let more_planned = if rate.is_some() {
-                next_i < limit && in_time(planned(next_i))
-            } else {
-                next_i < limit && in_time(now)
-            };
-            let busy = self.conns.iter().any(|c| {
-                c.link.is_some() && (!c.inflight.is_empty() || (rate.is_some() && c.sent < c.due))
-            });
-            let any_live = self.conns.iter().any(|c| c.link.is_some());
-            if (!more_planned && !busy) || !any_live {
-                break;
-            }
-            if now.duration_since(last_check) >= Duration::from_millis(100) {
-                last_check = now;
-                self.expire(now);
-                progress.set(if count_mode {
-                    self.res.done
-                } else {
-                    now.duration_since(t0).as_secs()
-                });
-            }
-            let mut wake = now + Duration::from_millis(100);
-            if rate.is_some() && more_planned {
-                wake = wake.min(planned(next_i));
-            }
-            if let Some(e) = end.filter(|e| *e > now) {
-                wake = wake.min(e);
-            }
-            let timeout = wake.saturating_duration_since(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(Fatal(format!("epoll_wait: {e}")));
-                }
-            }
-            let now = Instant::now();
-            for ev in events.iter() {
-                let c = ev.token().0;
-                if c < self.conns.len() && self.on_ready(c, t0, now) {
-                    last_response = now;
-                }
-                touched.push(c);
-            }
-        }
-        // Open loop: ECHOs planned for connections that were lost were never sent.
-        for c in &self.conns {
-            if c.link.is_none() && c.due > c.sent {
-                let n = c.due - c.sent;
-                self.res.fail(
-                    n,
-                    "ECHO: not sent (connection lost)".into(),
-                    format!("{n} ECHOs planned on a lost connection were not sent"),
-                );
-            }
-        }
-        progress.set(if count_mode {
-            self.res.done
-        } else {
-            t0.elapsed().as_secs()
-        });
-        progress.finish();
-        self.res.secs = last_response.duration_since(t0).as_secs_f64();
-        self.res.end_unix_us = self.res.start_unix_us + us(last_response.duration_since(t0));
-        for c in &mut self.conns {
-            if let Some(l) = c.link.take() {
-                l.close(self.poll.registry());
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends what connection `c` may send now.
-    fn pump(
-        &mut self,
-        c: usize,
-        t0: Instant,
-        now: Instant,
-        in_time: bool,
-        limit: u64,
-        sent_total: &mut u64,
-    ) {
-        let open = self.plan.rate;
-        let q = self.plan.queue_depth as usize;
-        let live = self.conns.len() as u64;
-        let conn = &mut self.conns[c];
-        let Some(link) = conn.link.as_mut() else {
-            return;
+        let schedule = Schedule {
+            duration: self.plan.duration,
+            count: self.plan.requests,
+            rate: self.plan.rate,
+            phases: ["echo requests", "echo seconds", "echo"],
         };
-        let mut any = false;
-        while conn.inflight.len() < q {
-            let planned = match open {
-                Some(r) => {
-                    if conn.sent >= conn.due {
-                        break;
-                    }
-                    let i = conn.sent * live + conn.pos;
-                    t0 + Duration::from_secs_f64(i as f64 / r)
-                }
-                None => {
-                    if !in_time || *sent_total >= limit {
-                        break;
-                    }
-                    now
-                }
-            };
-            let Some(mid) = conn.proto.echo_pipelined(&mut link.out) else {
-                self.res.credit_waits += 1;
-                break;
-            };
-            let sent = Instant::now();
-            if open.is_some() {
-                self.hists
-                    .record("lag", us(sent.saturating_duration_since(planned)));
-            }
-            conn.inflight.push_back((mid, planned, sent));
-            conn.sent += 1;
-            self.res.sent += 1;
-            if open.is_none() {
-                *sent_total += 1;
-            }
-            any = true;
-        }
-        if any {
-            if let Err(e) = link.flush() {
-                let msg = format!("sending to {}: {e}", self.plan.target);
-                self.lose(c, "ECHO: send failed".into(), msg);
-            }
-        }
+        driver::measure(self, &schedule, progress)
     }
 
     /// Handles readiness of connection `c`; `true` when an ECHO was answered.
-    fn on_ready(&mut self, c: usize, t0: Instant, now: Instant) -> bool {
+    fn handle_ready(&mut self, c: usize, t0: Instant, now: Instant) -> bool {
         let target = self.plan.target;
         let open = self.plan.rate.is_some();
         let conn = &mut self.conns[c];
@@ -386,7 +192,7 @@ impl Echo {
                         continue;
                     };
                     if status != NtStatus::SUCCESS {
-                        self.res.fail(
+                        self.rec.res.fail(
                             1,
                             format!("ECHO: {status}"),
                             format!(
@@ -397,18 +203,9 @@ impl Echo {
                         continue;
                     }
                     answered = true;
-                    self.res.done += 1;
                     let service = us(now.saturating_duration_since(sent));
-                    self.hists.record("service", service);
-                    let main = if open {
-                        let p = us(now.saturating_duration_since(planned));
-                        self.hists.record("planned", p);
-                        p
-                    } else {
-                        service
-                    };
-                    let sec = now.saturating_duration_since(t0).as_secs() as usize;
-                    record_timeline(&mut self.timeline, sec, main);
+                    let planned = open.then_some(planned);
+                    self.rec.record_done(t0, now, "service", service, planned);
                 }
                 Ok(Event::SessionClosed { .. }) => {
                     lost = Some((
@@ -424,7 +221,11 @@ impl Echo {
             }
         }
         link.inbuf.drain(..used);
-        self.res.max_credits = self.res.max_credits.max(conn.proto.credits().available());
+        self.rec.res.max_credits = self
+            .rec
+            .res
+            .max_credits
+            .max(conn.proto.credits().available());
         if lost.is_none() && read == ReadOutcome::Eof {
             lost = Some((
                 "ECHO: connection closed by the server".into(),
@@ -443,17 +244,17 @@ impl Echo {
         let n = conn.inflight.len() as u64;
         conn.inflight.clear();
         if let Some(l) = conn.link.take() {
-            l.close(self.poll.registry());
+            l.close(self.rec.poll.registry());
         }
         if n > 0 {
-            self.res.fail(n, kind, msg);
+            self.rec.res.fail(n, kind, msg);
         } else {
-            self.res.note_error(kind, msg);
+            self.rec.res.note_error(kind, msg);
         }
     }
 
     /// Fails the connections whose oldest ECHO waits longer than the request timeout.
-    fn expire(&mut self, now: Instant) {
+    fn fail_late(&mut self, now: Instant) {
         let t = self.plan.request_timeout;
         for c in 0..self.conns.len() {
             let late = self.conns[c]
@@ -470,11 +271,81 @@ impl Echo {
     /// What was measured. Histograms: `setup_*` (see [`crate::scenario::SETUP_STEPS`]),
     /// `service` (response - send), `planned` (open loop: response - planned send time), `lag`
     /// (open loop: send - planned send time, the generator's own delay).
-    pub fn result(mut self) -> LoadResult {
-        self.hists.get("service");
-        self.hists.get("planned");
-        self.res.put_hists(&self.hists);
-        self.res.timeline = self.timeline.iter().map(hist_to_hex).collect();
-        self.res
+    pub fn result(self) -> LoadResult {
+        self.rec.into_result(&["service", "planned"])
+    }
+}
+
+impl Scenario for Echo {
+    fn recorder(&mut self) -> &mut Recorder {
+        &mut self.rec
+    }
+
+    fn slots(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn live(&self, c: usize) -> bool {
+        self.conns[c].link.is_some()
+    }
+
+    fn busy(&self, c: usize) -> bool {
+        self.live(c) && !self.conns[c].inflight.is_empty()
+    }
+
+    fn link(&mut self, c: usize) -> &mut Option<Link> {
+        &mut self.conns[c].link
+    }
+
+    /// Sends what connection `c` may send now.
+    fn pump(&mut self, c: usize, pace: &mut Pace) -> Result<bool, Fatal> {
+        let q = self.plan.queue_depth as usize;
+        let conn = &mut self.conns[c];
+        let Some(link) = conn.link.as_mut() else {
+            return Ok(false);
+        };
+        let mut any = false;
+        while conn.inflight.len() < q {
+            let Some(planned) = pace.next(c) else {
+                break;
+            };
+            let Some(mid) = conn.proto.echo_pipelined(&mut link.out) else {
+                self.rec.res.credit_waits += 1;
+                break;
+            };
+            let sent = Instant::now();
+            if pace.open_loop() {
+                self.rec
+                    .hists
+                    .record("lag", us(sent.saturating_duration_since(planned)));
+            }
+            conn.inflight.push_back((mid, planned, sent));
+            pace.begin(c);
+            self.rec.res.sent += 1;
+            any = true;
+        }
+        if any {
+            if let Err(e) = link.flush() {
+                let msg = format!("sending to {}: {e}", self.plan.target);
+                self.lose(c, "ECHO: send failed".into(), msg);
+            }
+        }
+        Ok(false)
+    }
+
+    fn on_ready(&mut self, c: usize, t0: Instant, now: Instant) -> Result<bool, Fatal> {
+        Ok(self.handle_ready(c, t0, now))
+    }
+
+    fn expire(&mut self, now: Instant, _touched: &mut Vec<usize>) {
+        self.fail_late(now);
+    }
+
+    fn lost_unbegun(&mut self, n: u64) {
+        self.rec.res.fail(
+            n,
+            "ECHO: not sent (connection lost)".into(),
+            format!("{n} ECHOs planned on a lost connection were not sent"),
+        );
     }
 }

@@ -18,7 +18,9 @@
 //! - [`echo`]: `--scenario echo`, pipelined ECHOs within the server's credits.
 //! - [`session_churn`]: `--scenario churn`, SESSION_SETUP + TREE_CONNECT + LOGOFF in a loop on
 //!   kept connections or a new connection each time.
-//! - [`scenario`], [`load`], [`load_report`]: what those two share (connections, results,
+//! - `driver`: the I/O loop those two share: a connection's socket (`Link`), the setup of kept
+//!   connections, and the measurement loop that paces, polls, expires and times them.
+//! - [`scenario`], [`load`], [`load_report`]: what else those two share (results,
 //!   coordinated-omission correction, workers), running them, and their report.
 //! - [`stats`], [`report`]: histograms, the text / JSON / interval-log / SVG outputs.
 //! - [`cli`], [`net`], [`progress`]: the command line, sockets and limits, progress display.
@@ -29,6 +31,7 @@
 
 pub mod churn;
 pub mod cli;
+mod driver;
 pub mod echo;
 pub mod load;
 pub mod load_report;
@@ -105,20 +108,7 @@ pub fn main() -> ExitCode {
     if args.worker_index.is_some() {
         return worker_main(&args);
     }
-    match run(&args) {
-        Ok(report) => {
-            print!("{}", report.text());
-            if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("smb-loadgen: error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    report::exit_with(run(&args).map(|r| (r.text(), r.ok())), "smb-loadgen")
 }
 
 fn worker_main(args: &Args) -> ExitCode {
@@ -375,21 +365,11 @@ pub fn run(args: &Args) -> Result<Report, String> {
         server: server_stats,
         result,
     };
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.hist {
-        report
-            .write_hist_log(path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.plot {
-        report
-            .write_plot(path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
+    report::write_file(args.json.as_deref(), |p| {
+        report::write_json(p, &report.json())
+    })?;
+    report::write_file(args.hist.as_deref(), |p| report.write_hist_log(p))?;
+    report::write_file(args.plot.as_deref(), |p| report.write_plot(p))?;
     Ok(report)
 }
 

@@ -342,21 +342,11 @@ pub fn run(args: &Args) -> Result<LoadReport, String> {
         result,
         server_stats,
     )?;
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.hist {
-        report
-            .write_hist_log(path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.plot {
-        report
-            .write_plot(path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
+    crate::report::write_file(args.json.as_deref(), |p| {
+        crate::report::write_json(p, &report.json())
+    })?;
+    crate::report::write_file(args.hist.as_deref(), |p| report.write_hist_log(p))?;
+    crate::report::write_file(args.plot.as_deref(), |p| report.write_plot(p))?;
     Ok(report)
 }
 
@@ -395,20 +385,7 @@ fn run_workers(
 /// `smb-loadgen --scenario echo|churn`: exit status 0 when nothing failed, 1 when something
 /// did, 2 on usage or fatal errors.
 pub fn main(args: &Args) -> ExitCode {
-    match run(args) {
-        Ok(report) => {
-            print!("{}", report.text());
-            if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("smb-loadgen: error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    crate::report::exit_with(run(args).map(|r| (r.text(), r.ok())), "smb-loadgen")
 }
 
 /// A worker of an echo or churn run (`--worker-index`): sets its connections up, prints

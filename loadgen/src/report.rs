@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
+use std::process::ExitCode;
 
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
@@ -569,6 +570,44 @@ fn nice_ceiling(v: f64) -> f64 {
         }
     }
     10.0 * p
+}
+
+/// Writes a file the command line asked for with `write`, if it asked (`path`); the error
+/// names the file.
+pub(crate) fn write_file(
+    path: Option<&Path>,
+    write: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<(), String> {
+    match path {
+        Some(p) => write(p).map_err(|e| format!("cannot write {}: {e}", p.display())),
+        None => Ok(()),
+    }
+}
+
+/// Writes `v` to `path` as pretty JSON with a final newline (`--json`).
+pub(crate) fn write_json(path: &Path, v: &Value) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(io::Error::other)?;
+    std::fs::write(path, text + "\n")
+}
+
+/// Prints the outcome of a run, its report's text and whether it passed (`Ok`), and returns
+/// the exit status: 0 when it passed, 1 when it saw failures; or prints the error
+/// (`who: error: ...`) and returns 2.
+pub(crate) fn exit_with(run: Result<(String, bool), String>, who: &str) -> ExitCode {
+    match run {
+        Ok((text, ok)) => {
+            print!("{text}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("{who}: error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[cfg(test)]

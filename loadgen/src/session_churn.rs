@@ -43,18 +43,14 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use mio::{Events, Poll, Token};
+use mio::Token;
 
+use crate::driver::{self, Goal, Link, LinkError, Pace, Recorder, Scenario, Schedule, SetupPlan};
 use crate::net::{self, ReadOutcome};
 use crate::progress::Progress;
 use crate::proto::{ClientConfig, ClientConn, Event, Step};
-use crate::run::{describe_client_error, Fatal};
-use crate::scenario::{
-    client_guid, open_connections, record_timeline, unix_us_now, us, Goal, Link, LinkError,
-    LoadResult, NamedHists, SetupPlan,
-};
-use crate::stats::hist_to_hex;
+use crate::run::Fatal;
+use crate::scenario::{client_guid, us, LoadResult};
 
 /// ClientGuid prefix of the churn connections.
 const GUID_TAG: &[u8; 8] = b"smb-sess";
@@ -110,39 +106,27 @@ struct Slot {
     /// Planned and actual begin of the session in progress.
     planned: Instant,
     began: Instant,
-    /// Position among the slots (open loop: this slot's sessions are `k * slots + pos`).
-    pos: u64,
-    /// Sessions due on this slot so far (open loop), and begun.
-    due: u64,
-    begun: u64,
 }
 
 /// A churn run: set up ([`SessionChurn::setup`]), then measure ([`SessionChurn::measure`]).
 #[derive(Debug)]
 pub struct SessionChurn {
     plan: SessionChurnPlan,
-    poll: Poll,
+    rec: Recorder,
     slots: Vec<Slot>,
-    hists: NamedHists,
-    timeline: Vec<Histogram<u64>>,
-    res: LoadResult,
 }
 
 impl SessionChurn {
     /// Prepares a run.
     pub fn new(plan: SessionChurnPlan) -> Result<SessionChurn, Fatal> {
-        let poll = Poll::new().map_err(|e| Fatal(format!("epoll: {e}")))?;
         Ok(SessionChurn {
             plan,
-            poll,
+            rec: Recorder::new()?,
             slots: Vec::new(),
-            hists: NamedHists::default(),
-            timeline: Vec::new(),
-            res: LoadResult::default(),
         })
     }
 
-    fn slot(link: Option<Link>, proto: ClientConn, pos: u64) -> Slot {
+    fn slot(link: Option<Link>, proto: ClientConn) -> Slot {
         let now = Instant::now();
         Slot {
             link,
@@ -153,9 +137,6 @@ impl SessionChurn {
             step_sent: now,
             planned: now,
             began: now,
-            pos,
-            due: 0,
-            begun: 0,
         }
     }
 
@@ -165,7 +146,7 @@ impl SessionChurn {
         let p = &self.plan;
         if p.new_connection {
             self.slots = (0..u64::from(p.connections))
-                .map(|i| Self::slot(None, ClientConn::new(), i))
+                .map(|_| Self::slot(None, ClientConn::new()))
                 .collect();
             return Ok(());
         }
@@ -180,40 +161,17 @@ impl SessionChurn {
             timeout: p.request_timeout,
             goal: Goal::Negotiated,
         };
-        let opened = open_connections(
-            &setup,
-            &mut self.poll,
-            &mut self.hists,
-            &mut self.res,
-            progress,
-        )?;
-        // Tokens are the indexes of the connections asked for; keep them.
-        for (i, o) in opened.into_iter().enumerate() {
-            let mut s = match o {
-                Some((link, proto)) => Self::slot(Some(link), proto, 0),
-                None => {
-                    let mut s = Self::slot(None, ClientConn::new(), 0);
-                    s.dead = true;
-                    s
-                }
-            };
-            s.pos = i as u64;
-            self.slots.push(s);
-        }
-        // Open loop: only live connections take sessions.
-        let mut pos = 0;
-        for s in self.slots.iter_mut().filter(|s| !s.dead) {
-            s.pos = pos;
-            pos += 1;
-        }
-        if pos == 0 {
-            return Err(Fatal(format!(
-                "no connection could be set up: {}",
-                self.res
-                    .first_error
-                    .as_deref()
-                    .unwrap_or("no connection was asked for")
-            )));
+        let opened = self.rec.open(&setup, progress)?;
+        // Tokens are the indexes of the connections asked for; keep them (only live ones
+        // take sessions).
+        for o in opened {
+            self.slots.push(match o {
+                Some((link, proto)) => Self::slot(Some(link), proto),
+                None => Slot {
+                    dead: true,
+                    ..Self::slot(None, ClientConn::new())
+                },
+            });
         }
         Ok(())
     }
@@ -221,199 +179,13 @@ impl SessionChurn {
     /// Runs sessions until the duration has passed or the sessions were begun, and waits
     /// for the last ones to be logged off.
     pub fn measure(&mut self, progress: &mut Progress) -> Result<(), Fatal> {
-        let mut events = Events::with_capacity(1024);
-        let t0 = Instant::now();
-        self.res.start_unix_us = unix_us_now();
-        let end = self.plan.duration.map(|d| t0 + d);
-        let count_mode = self.plan.sessions.is_some();
-        let limit = self.plan.sessions.unwrap_or(u64::MAX);
-        let live: Vec<usize> = (0..self.slots.len())
-            .filter(|&c| !self.slots[c].dead)
-            .collect();
-        let rate = self.plan.rate;
-        let planned =
-            |i: u64| -> Instant { t0 + Duration::from_secs_f64(i as f64 / rate.unwrap_or(1.0)) };
-        match (self.plan.sessions, self.plan.duration) {
-            (Some(n), _) => progress.phase("sessions", n),
-            (None, Some(d)) => progress.phase("churn seconds", d.as_secs()),
-            (None, None) => progress.phase("churn", 0),
-        }
-        let mut next_i = 0u64;
-        let mut touched: Vec<usize> = live.clone();
-        let mut last_done = t0;
-        let mut last_check = t0;
-        loop {
-            let now = Instant::now();
-            let in_time = |t: Instant| end.map_or(true, |e| t < e);
-            if rate.is_some() {
-                while next_i < limit && planned(next_i) <= now && in_time(planned(next_i)) {
-                    let c = live[(next_i % live.len() as u64) as usize];
-                    self.slots[c].due += 1;
-                    touched.push(c);
-                    next_i += 1;
-                }
-            }
-            touched.sort_unstable();
-            touched.dedup();
-            let mut retry = Vec::new();
-            for c in std::mem::take(&mut touched) {
-                if self.pump(c, t0, now, in_time(now), limit, &mut next_i)? {
-                    retry.push(c);
-                }
-            }
-            touched = retry;
-            let more_planned = if rate.is_some() {
-                next_i < limit && in_time(planned(next_i))
-            } else {
-                next_i < limit && in_time(now)
-            };
-            let busy = self
-                .slots
-                .iter()
-                .any(|s| s.busy || (rate.is_some() && !s.dead && s.begun < s.due));
-            let any_live = self.slots.iter().any(|s| !s.dead);
-            if (!more_planned && !busy) || !any_live {
-                break;
-            }
-            if now.duration_since(last_check) >= Duration::from_millis(100) {
-                last_check = now;
-                self.expire(now, &mut touched);
-                progress.set(if count_mode {
-                    self.res.done
-                } else {
-                    now.duration_since(t0).as_secs()
-                });
-            }
-            let mut wake = now + Duration::from_millis(100);
-            if !touched.is_empty() {
-                wake = now;
-            }
-            if rate.is_some() && more_planned {
-                wake = wake.min(planned(next_i));
-            }
-            if let Some(e) = end.filter(|e| *e > now) {
-                wake = wake.min(e);
-            }
-            let timeout = wake.saturating_duration_since(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(Fatal(format!("epoll_wait: {e}")));
-                }
-            }
-            let now = Instant::now();
-            for ev in events.iter() {
-                let c = ev.token().0;
-                if c < self.slots.len() {
-                    if self.on_ready(c, t0, now)? {
-                        last_done = now;
-                    }
-                    touched.push(c);
-                }
-            }
-        }
-        for s in &self.slots {
-            if s.dead && s.due > s.begun {
-                let n = s.due - s.begun;
-                self.res.fail(
-                    n,
-                    "not begun (connection lost)".into(),
-                    format!("{n} sessions planned on a lost connection were not begun"),
-                );
-            }
-        }
-        progress.set(if count_mode {
-            self.res.done
-        } else {
-            t0.elapsed().as_secs()
-        });
-        progress.finish();
-        self.res.secs = last_done.duration_since(t0).as_secs_f64();
-        self.res.end_unix_us = self.res.start_unix_us + us(last_done.duration_since(t0));
-        for s in &mut self.slots {
-            if let Some(l) = s.link.take() {
-                l.close(self.poll.registry());
-            }
-        }
-        Ok(())
-    }
-
-    /// Begins a session on slot `c` if it may; `true` when it should be tried again soon (a
-    /// new connection failed at once).
-    fn pump(
-        &mut self,
-        c: usize,
-        t0: Instant,
-        now: Instant,
-        in_time: bool,
-        limit: u64,
-        begun_total: &mut u64,
-    ) -> Result<bool, Fatal> {
-        let live = self.slots.iter().filter(|s| !s.dead).count() as u64;
-        let rate = self.plan.rate;
-        let s = &mut self.slots[c];
-        if s.busy || s.dead {
-            return Ok(false);
-        }
-        let planned = match rate {
-            Some(r) => {
-                if s.begun >= s.due {
-                    return Ok(false);
-                }
-                t0 + Duration::from_secs_f64((s.begun * live + s.pos) as f64 / r)
-            }
-            None => {
-                if !in_time || *begun_total >= limit {
-                    return Ok(false);
-                }
-                *begun_total += 1;
-                now
-            }
+        let schedule = Schedule {
+            duration: self.plan.duration,
+            count: self.plan.sessions,
+            rate: self.plan.rate,
+            phases: ["sessions", "churn seconds", "churn"],
         };
-        s.busy = true;
-        s.begun += 1;
-        s.planned = planned;
-        s.began = Instant::now();
-        s.step_start = planned;
-        s.step_sent = s.began;
-        self.res.sent += 1;
-        if rate.is_some() {
-            self.hists
-                .record("lag", us(s.began.saturating_duration_since(planned)));
-        }
-        let target = self.plan.target;
-        if self.plan.new_connection {
-            let src = (!self.plan.source_ips.is_empty())
-                .then(|| self.plan.source_ips[c % self.plan.source_ips.len()]);
-            match Link::open(target, src, self.poll.registry(), Token(c)) {
-                Ok(mut link) => {
-                    let serial = self.plan.first_connection + self.res.connections;
-                    self.res.connections += 1;
-                    let mut proto = ClientConn::new();
-                    proto.negotiate(
-                        &self.plan.client,
-                        client_guid(GUID_TAG, serial),
-                        &mut link.out,
-                    );
-                    s.proto = proto;
-                    s.link = Some(link);
-                }
-                Err(e) => {
-                    let msg = net::describe_connect_error(&e, target);
-                    if e.raw_os_error() == Some(24) || e.kind() == io::ErrorKind::AddrNotAvailable {
-                        return Err(Fatal(msg));
-                    }
-                    self.fail(c, "connect".into(), msg);
-                    return Ok(true);
-                }
-            }
-        } else if let Some(link) = s.link.as_mut() {
-            s.proto.begin_session(&self.plan.client, &mut link.out);
-            if let Err(e) = link.flush() {
-                let msg = format!("sending to {target}: {e}");
-                self.fail(c, "SESSION_SETUP: send failed".into(), msg);
-            }
-        }
-        Ok(false)
+        driver::measure(self, &schedule, progress)
     }
 
     /// The command of the step outstanding on slot `c`.
@@ -427,7 +199,7 @@ impl SessionChurn {
     }
 
     /// Handles readiness of slot `c`; `true` when a session was logged off.
-    fn on_ready(&mut self, c: usize, t0: Instant, now: Instant) -> Result<bool, Fatal> {
+    fn handle_ready(&mut self, c: usize, t0: Instant, now: Instant) -> Result<bool, Fatal> {
         let target = self.plan.target;
         let open = self.plan.rate.is_some();
         let new_conn = self.plan.new_connection;
@@ -474,15 +246,15 @@ impl SessionChurn {
             // A step answered: its latency, and the next one timed from now.
             macro_rules! step_done {
                 ($name:expr) => {{
-                    self.hists.record($name, lat);
+                    self.rec.hists.record($name, lat);
                     s.step_start = now;
                     s.step_sent = now;
                 }};
             }
             match ev {
                 Ok(Event::Negotiated { dialect }) => {
-                    if self.res.dialect == 0 {
-                        self.res.dialect = dialect;
+                    if self.rec.res.dialect == 0 {
+                        self.rec.res.dialect = dialect;
                     }
                     step_done!("connect_negotiate");
                     s.proto.begin_session(&self.plan.client, &mut link.out);
@@ -501,28 +273,15 @@ impl SessionChurn {
                 Ok(Event::LoggedOff) => {
                     step_done!("logoff");
                     let whole = us(now.saturating_duration_since(s.began));
-                    self.hists.record("session", whole);
-                    let main = if open {
-                        let p = us(now.saturating_duration_since(s.planned));
-                        self.hists.record("planned", p);
-                        p
-                    } else {
-                        whole
-                    };
-                    let sec = now.saturating_duration_since(t0).as_secs() as usize;
-                    record_timeline(&mut self.timeline, sec, main);
-                    self.res.done += 1;
+                    let planned = open.then_some(s.planned);
+                    self.rec.record_done(t0, now, "session", whole, planned);
                     s.busy = false;
                     finished = true;
                     break;
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let msg = describe_client_error(&e, target);
-                    if e.is_auth_failure() {
-                        return Err(Fatal(msg));
-                    }
-                    error = Some((format!("{step}: {e}"), msg));
+                    error = Some(driver::client_failure(&e, step, target)?);
                     break;
                 }
             }
@@ -530,7 +289,7 @@ impl SessionChurn {
         link.inbuf.drain(..used);
         if finished && new_conn {
             if let Some(l) = s.link.take() {
-                l.close(self.poll.registry());
+                l.close(self.rec.poll.registry());
             }
             return Ok(true);
         }
@@ -560,17 +319,110 @@ impl SessionChurn {
         let new_conn = self.plan.new_connection;
         let s = &mut self.slots[c];
         if let Some(l) = s.link.take() {
-            l.close(self.poll.registry());
+            l.close(self.rec.poll.registry());
         }
         if !new_conn {
             s.dead = true;
         }
         if s.busy {
             s.busy = false;
-            self.res.fail(1, kind, msg);
+            self.rec.res.fail(1, kind, msg);
         } else {
-            self.res.note_error(kind, msg);
+            self.rec.res.note_error(kind, msg);
         }
+    }
+
+    /// What was measured. Histograms: `setup_*` (kept connections' connect + NEGOTIATE),
+    /// the [`SESSION_STEPS`], `session` (begin to LOGOFF response), `planned` (open loop:
+    /// planned begin to LOGOFF response) and `lag` (open loop: begin - planned begin).
+    pub fn result(self) -> LoadResult {
+        let mut always = SESSION_STEPS.to_vec();
+        always.extend(["session", "planned"]);
+        self.rec.into_result(&always)
+    }
+}
+
+impl Scenario for SessionChurn {
+    fn recorder(&mut self) -> &mut Recorder {
+        &mut self.rec
+    }
+
+    fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn live(&self, c: usize) -> bool {
+        !self.slots[c].dead
+    }
+
+    fn busy(&self, c: usize) -> bool {
+        self.slots[c].busy
+    }
+
+    fn link(&mut self, c: usize) -> &mut Option<Link> {
+        &mut self.slots[c].link
+    }
+
+    /// Begins a session on slot `c` if it may; `true` when it should be tried again soon (a
+    /// new connection failed at once).
+    fn pump(&mut self, c: usize, pace: &mut Pace) -> Result<bool, Fatal> {
+        let s = &mut self.slots[c];
+        if s.busy || s.dead {
+            return Ok(false);
+        }
+        let Some(planned) = pace.next(c) else {
+            return Ok(false);
+        };
+        pace.begin(c);
+        s.busy = true;
+        s.planned = planned;
+        s.began = Instant::now();
+        s.step_start = planned;
+        s.step_sent = s.began;
+        self.rec.res.sent += 1;
+        if pace.open_loop() {
+            self.rec
+                .hists
+                .record("lag", us(s.began.saturating_duration_since(planned)));
+        }
+        let target = self.plan.target;
+        if self.plan.new_connection {
+            let src = (!self.plan.source_ips.is_empty())
+                .then(|| self.plan.source_ips[c % self.plan.source_ips.len()]);
+            match Link::open(target, src, self.rec.poll.registry(), Token(c)) {
+                Ok(mut link) => {
+                    let serial = self.plan.first_connection + self.rec.res.connections;
+                    self.rec.res.connections += 1;
+                    let mut proto = ClientConn::new();
+                    proto.negotiate(
+                        &self.plan.client,
+                        client_guid(GUID_TAG, serial),
+                        &mut link.out,
+                    );
+                    s.proto = proto;
+                    s.link = Some(link);
+                }
+                Err(e) => {
+                    let msg = net::describe_connect_error(&e, target);
+                    if e.raw_os_error() == Some(24) || e.kind() == io::ErrorKind::AddrNotAvailable {
+                        return Err(Fatal(msg));
+                    }
+                    self.fail(c, "connect".into(), msg);
+                    return Ok(true);
+                }
+            }
+        } else if let Some(link) = s.link.as_mut() {
+            s.proto.begin_session(&self.plan.client, &mut link.out);
+            if let Err(e) = link.flush() {
+                let msg = format!("sending to {target}: {e}");
+                self.fail(c, "SESSION_SETUP: send failed".into(), msg);
+            }
+        }
+        Ok(false)
+    }
+
+    fn on_ready(&mut self, c: usize, t0: Instant, now: Instant) -> Result<bool, Fatal> {
+        self.handle_ready(c, t0, now)
     }
 
     /// Fails the sessions whose step waits longer than the request timeout.
@@ -587,15 +439,11 @@ impl SessionChurn {
         }
     }
 
-    /// What was measured. Histograms: `setup_*` (kept connections' connect + NEGOTIATE),
-    /// the [`SESSION_STEPS`], `session` (begin to LOGOFF response), `planned` (open loop:
-    /// planned begin to LOGOFF response) and `lag` (open loop: begin - planned begin).
-    pub fn result(mut self) -> LoadResult {
-        for n in SESSION_STEPS.iter().chain(&["session", "planned"]) {
-            self.hists.get(n);
-        }
-        self.res.put_hists(&self.hists);
-        self.res.timeline = self.timeline.iter().map(hist_to_hex).collect();
-        self.res
+    fn lost_unbegun(&mut self, n: u64) {
+        self.rec.res.fail(
+            n,
+            "not begun (connection lost)".into(),
+            format!("{n} sessions planned on a lost connection were not begun"),
+        );
     }
 }

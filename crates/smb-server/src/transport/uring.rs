@@ -95,28 +95,36 @@ pub struct UringOptions {
 /// Most network completions a batching wait asks for.
 pub const BATCH: usize = 32;
 
+/// How long a wait gives the completions of our own operations to arrive
+/// beside a network completion, in microseconds (see [`WaitPolicy`]).
+const OWN_OPS_WAIT_US: u32 = 50;
+
 /// How many completions the next wait asks the kernel for.
 ///
 /// Operations such as sends and closes usually complete while they are
 /// submitted, and their completions would satisfy a wait for one event at
 /// once: the shard would enter the kernel twice per turn (once for the
 /// network's completions, once more for its own sends'). The policy counts
-/// those operations and asks for them *plus* the network completions it
-/// wants, so one `io_uring_enter` submits the answers, reaps their
-/// completions and sleeps until the next requests arrive.
+/// those operations and asks for them *plus* a network completion, so one
+/// `io_uring_enter` submits the answers, reaps their completions and sleeps
+/// until the next request arrives. A minimum wait (Linux 6.12+) bounds
+/// this: once [`OWN_OPS_WAIT_US`] have passed the wait returns with what
+/// arrived, so a send that could not complete at once delays nothing
+/// longer; and when a request arrives the wait returns at once, so no
+/// request waits for it. Without the kernel feature the policy asks for one
+/// completion, as a plain event loop does.
 ///
-/// With batching (a minimum wait, Linux 6.12+), the network completions
-/// wanted follow the load: as many as the last turn brought (at most
-/// [`BATCH`]), so under load a turn gathers the requests of all active
-/// connections, and at light load (one completion a turn) nothing waits.
-/// The minimum wait bounds both: once it has passed, the wait returns with
-/// whatever arrived, so a send that could not complete at once, or a
-/// quieter load, costs at most that much latency. Without a minimum wait
-/// the policy asks for one completion, as a plain event loop does.
+/// With batching (`io-uring-min-wait`), the network completions wanted
+/// follow the load: as many as the last turn brought (at most [`BATCH`]),
+/// so under load a turn gathers the requests of all active connections;
+/// the minimum wait (the setting) bounds the latency this adds, and at
+/// light load (one completion a turn) nothing waits.
 #[derive(Debug, Clone, Copy)]
 struct WaitPolicy {
-    /// Minimum wait in microseconds, when batching.
-    min_wait_us: Option<u32>,
+    /// The kernel has a minimum wait.
+    min_timeout: bool,
+    /// Batching window in microseconds, when batching.
+    batch_us: Option<u32>,
     /// Operations submitted since the last wait that complete without the
     /// network (sends, closes, cancels).
     own: usize,
@@ -126,9 +134,10 @@ struct WaitPolicy {
 }
 
 impl WaitPolicy {
-    fn new(min_wait_us: Option<u32>) -> WaitPolicy {
+    fn new(min_timeout: bool, batch_us: Option<u32>) -> WaitPolicy {
         WaitPolicy {
-            min_wait_us,
+            min_timeout,
+            batch_us: batch_us.filter(|_| min_timeout),
             own: 0,
             last_network: 1,
         }
@@ -141,9 +150,10 @@ impl WaitPolicy {
 
     /// Completions to wait for, and the minimum wait, for the next turn.
     fn next_wait(&self) -> (usize, Option<u32>) {
-        match self.min_wait_us {
-            None => (1, None),
+        match self.batch_us {
             Some(us) => (self.own + self.last_network.clamp(1, BATCH), Some(us)),
+            None if !self.min_timeout || self.own == 0 => (1, None),
+            None => (self.own + 1, Some(OWN_OPS_WAIT_US)),
         }
     }
 
@@ -338,13 +348,12 @@ impl Driver {
         }
         let ring = b.build(SQ_ENTRIES)?;
         ring.submitter().register_files_sparse(s.options.files)?;
-        let mut min_wait_us = s.options.min_wait_us;
-        if min_wait_us.is_some() && !ring.params().is_feature_min_timeout() {
+        let min_timeout = ring.params().is_feature_min_timeout();
+        if s.options.min_wait_us.is_some() && !min_timeout {
             tracing::info!(
                 shard = s.core.id,
                 "io_uring: this kernel has no minimum wait (Linux 6.12+); completions are not batched"
             );
-            min_wait_us = None;
         }
         let mut bufs = BufRing::new(RECV_BUFFERS, RECV_BUFFER_SIZE)?;
         bufs.register(&ring, BGID)?;
@@ -375,7 +384,7 @@ impl Driver {
             to_close: Vec::new(),
             rearm: Vec::new(),
             accept_retry: Vec::new(),
-            wait: WaitPolicy::new(min_wait_us),
+            wait: WaitPolicy::new(min_timeout, s.options.min_wait_us),
             bundles,
             pieces: Vec::new(),
         };
@@ -999,7 +1008,7 @@ mod tests {
 
     #[test]
     fn without_a_minimum_wait_a_turn_waits_for_one_completion() {
-        let mut w = WaitPolicy::new(None);
+        let mut w = WaitPolicy::new(false, Some(50));
         w.own_op();
         w.own_op();
         w.turn_done(20);
@@ -1007,8 +1016,21 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_counts_our_own_operations_on_top_of_one_request() {
+        let mut w = WaitPolicy::new(true, None);
+        assert_eq!(w.next_wait(), (1, None));
+        w.own_op();
+        w.own_op();
+        assert_eq!(w.next_wait(), (3, Some(OWN_OPS_WAIT_US)));
+        w.submitted();
+        w.turn_done(9);
+        // Without batching the load does not matter.
+        assert_eq!(w.next_wait(), (1, None));
+    }
+
+    #[test]
     fn a_batching_wait_counts_our_own_operations_and_follows_the_load() {
-        let mut w = WaitPolicy::new(Some(50));
+        let mut w = WaitPolicy::new(true, Some(50));
         // Light load: one network completion wanted, nothing to add.
         assert_eq!(w.next_wait(), (1, Some(50)));
         // Three answers sent: their completions come on top.

@@ -6,6 +6,7 @@
 
 pub use smb_auth as auth;
 pub use smb_client as client;
+#[cfg(feature = "loadgen")]
 pub use smb_loadgen as loadgen;
 pub use smb_rpc as rpc;
 pub use smb_server as server;

@@ -261,7 +261,9 @@ pub(crate) fn start_embedded_server(
         set(&mut o, "threads", &t.to_string())?;
     }
     if let Some((u, p)) = user {
-        o.users.add(u, p, false);
+        let mut users = smb_server::users::UserFile::default();
+        users.add(u, p, false);
+        o.users = std::sync::Arc::new(users);
     }
     smb_server::Server::start(o).map_err(|e| format!("cannot start the embedded server: {e}"))
 }

@@ -169,7 +169,9 @@ fn user_logins_sign_on_every_dialect() {
 #[test]
 fn wrong_password_is_an_auth_failure_with_the_ntstatus() {
     let mut o = smb_server::ServeOptions::new("127.0.0.1:0".parse().unwrap());
-    o.users.add("bob", "right", false);
+    let mut users = smb_server::users::UserFile::default();
+    users.add("bob", "right", false);
+    o.users = std::sync::Arc::new(users);
     let server = smb_server::Server::start(o).unwrap();
     let target = server.local_addr().to_string();
     let a = args(&[

@@ -208,7 +208,13 @@ pub fn change_config(shared: &Shared, key: &str, value: Option<&str>) -> Result<
         .store(eff.max_connections, std::sync::atomic::Ordering::Relaxed);
     let mut cfg = shared.engine_config.lock();
     let guid = cfg.server_guid;
-    let new = Arc::new(crate::engine_config(&eff, &shared.users, guid, &cfg.memory));
+    let new = Arc::new(crate::engine_config(
+        &eff,
+        &shared.users,
+        &shared.shares,
+        guid,
+        &cfg.memory,
+    ));
     *cfg = new.clone();
     drop(cfg);
     for s in shared.shards() {

@@ -172,7 +172,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(path) = &args.users {
         match crate::users::UserFile::load(path) {
-            Ok(u) => opts.users = u,
+            Ok(u) => opts.users = std::sync::Arc::new(u),
             Err(e) => return fail(e),
         }
     }

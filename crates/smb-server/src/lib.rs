@@ -9,7 +9,25 @@
 //! `smbcore dump` decoder ([`dump`]).
 //!
 //! Embedding: [`Server::start`] with [`ServeOptions`] returns a running
-//! server; [`Server::shutdown`] stops it. A start either succeeds whole or
+//! server; [`Server::shutdown`] stops it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use smb_server::{ServeOptions, Server};
+//! use smb_server::users::UserFile;
+//!
+//! let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+//! let mut users = UserFile::default();
+//! users.add("alice", "wonderland", false);
+//! opts.users = Arc::new(users);
+//! let server = Server::start(opts).expect("start");
+//! let addr = server.local_addr();
+//! assert!(addr.port() != 0);
+//! // Clients can connect to `addr` now.
+//! std::net::TcpStream::connect(addr).expect("connect");
+//! server.shutdown();
+//! ```
+//! A start either succeeds whole or
 //! leaves nothing behind: every resource (address claim, listeners, admin
 //! socket, metrics listener) is claimed before the first thread starts.
 //!
@@ -19,9 +37,11 @@
 
 pub mod admin;
 pub mod admin_socket;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod client_slots;
 pub mod config;
+#[cfg(feature = "cli")]
 pub mod ctl;
 pub mod dump;
 mod listeners;
@@ -41,8 +61,9 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
+use smb_auth::ntlm::CredentialStore;
 use smb_session::engine::budget::MemoryBudget;
-use smb_session::engine::{Engine, EngineConfig};
+use smb_session::engine::{Engine, EngineConfig, NoShares, ShareRegistry};
 
 use crate::admin_socket::AdminSocket;
 use crate::config::{Effective, MachineFacts, Settings};
@@ -77,7 +98,9 @@ pub fn default_admin_socket(listen: Option<SocketAddr>) -> PathBuf {
     dir.join(format!("admin-{port}.sock"))
 }
 
-/// Set up `tracing` from `RUST_LOG` (default `info`).
+/// Set up `tracing` from `RUST_LOG` (default `info`). An embedding server
+/// sets up its own subscriber instead.
+#[cfg(feature = "cli")]
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -87,15 +110,24 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// What to start a server with.
-#[derive(Debug, Clone)]
+/// What to start a server with. Start from [`ServeOptions::new`] and set
+/// fields (more may be added in later versions).
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct ServeOptions {
     /// Layered settings (automatic values plus explicit layers).
     pub settings: Settings,
     /// Address to listen on (port 0 picks a free one).
     pub listen: SocketAddr,
-    /// Known users.
-    pub users: UserFile,
+    /// Where logons are checked: the authentication provider, which gives
+    /// the NT hash and the administrator flag of a user in a domain
+    /// ([`CredentialStore`]). The bundled server loads a
+    /// [`users file`](crate::users::UserFile); an embedder may plug in a
+    /// directory or a database. Default: nobody (anonymous logons only).
+    pub users: Arc<dyn CredentialStore + Send + Sync>,
+    /// The disk shares served besides IPC$ ([`ShareRegistry`]). Default:
+    /// none.
+    pub shares: Arc<dyn ShareRegistry>,
     /// Admin socket to serve, if any.
     pub admin_socket: Option<PathBuf>,
     /// Prometheus endpoint, if any.
@@ -108,10 +140,23 @@ impl ServeOptions {
         ServeOptions {
             settings: Settings::new(MachineFacts::detect()),
             listen,
-            users: UserFile::default(),
+            users: Arc::new(UserFile::default()),
+            shares: Arc::new(NoShares),
             admin_socket: None,
             metrics: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("settings", &self.settings)
+            .field("listen", &self.listen)
+            .field("shares", &self.shares)
+            .field("admin_socket", &self.admin_socket)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,12 +176,12 @@ pub struct RuntimeStats {
 }
 
 /// State shared by the shards, the admin socket and the metrics endpoint.
-#[derive(Debug)]
 pub struct Shared {
     pub(crate) shards: OnceLock<Vec<ShardHandle>>,
     pub(crate) settings: Mutex<Settings>,
     pub(crate) engine_config: Mutex<Arc<EngineConfig>>,
-    pub(crate) users: Arc<UserFile>,
+    pub(crate) users: Arc<dyn CredentialStore + Send + Sync>,
+    pub(crate) shares: Arc<dyn ShareRegistry>,
     pub(crate) max_connections: AtomicU64,
     pub(crate) open_connections: AtomicU64,
     pub(crate) stats: RuntimeStats,
@@ -144,6 +189,16 @@ pub struct Shared {
     pub(crate) stopping: AtomicBool,
     /// The transport every shard runs (`mio` or `io_uring`).
     pub(crate) transport: &'static str,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("transport", &self.transport)
+            .field("shares", &self.shares)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -173,7 +228,8 @@ pub struct Server {
 /// across configuration changes); its limit is set from `eff` here.
 pub(crate) fn engine_config(
     eff: &Effective,
-    users: &Arc<UserFile>,
+    users: &Arc<dyn CredentialStore + Send + Sync>,
+    shares: &Arc<dyn ShareRegistry>,
     server_guid: [u8; 16],
     memory: &Arc<MemoryBudget>,
 ) -> EngineConfig {
@@ -192,6 +248,7 @@ pub(crate) fn engine_config(
     cfg.max_dialect = eff.max_dialect;
     cfg.server_comment = eff.server_comment.clone();
     cfg.users = users.clone();
+    cfg.shares = shares.clone();
     cfg.clustered = eff.threads > 1;
     cfg
 }
@@ -239,9 +296,10 @@ impl Server {
             .transpose()?;
 
         let guid: [u8; 16] = rng::os_random()?;
-        let users = Arc::new(opts.users);
+        let users = opts.users.clone();
+        let shares = opts.shares.clone();
         let memory = MemoryBudget::new(usize::MAX);
-        let ecfg = Arc::new(engine_config(&eff, &users, guid, &memory));
+        let ecfg = Arc::new(engine_config(&eff, &users, &shares, guid, &memory));
         let epoch = Instant::now();
         let wall = SystemTime::now();
         let shared = Arc::new(Shared {
@@ -249,6 +307,7 @@ impl Server {
             settings: Mutex::new(opts.settings.clone()),
             engine_config: Mutex::new(ecfg.clone()),
             users,
+            shares,
             max_connections: AtomicU64::new(eff.max_connections),
             open_connections: AtomicU64::new(0),
             stats: RuntimeStats::default(),

@@ -4,7 +4,7 @@
 //! MS-SMB2 3.3.1.7 (Connection), 3.3.1.8 (Session), 3.3.1.10 (TreeConnect),
 //! 3.3.5.5 (session setup: Session.State InProgress -> Valid), 3.3.5.6
 //! (LOGOFF), 3.3.5.7 (TREE_CONNECT), 3.3.5.8 (TREE_DISCONNECT); autodisconnect
-//! as Windows does it (KB 138365, KB 102967) and as `../shared/design.md` says.
+//! as Windows does it (KB 138365, KB 102967); ARCHITECTURE.md places it in the layers.
 //!
 //! No I/O, no clock: every call that can change timing takes `now`. Times are
 //! kept as `u64` nanoseconds since the `epoch` given at construction; the timer
@@ -59,8 +59,10 @@ pub const MAX_SHARE_NAME: usize = 80 * 4;
 /// Longest user or computer name, in bytes.
 pub const MAX_NAME: usize = 1024;
 
-/// Settings of one table; see the module documentation.
+/// Settings of one table; see the module documentation. Start from
+/// [`TableConfig::default`] and set fields (more may be added).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TableConfig {
     /// Idle time after which an authenticated session is reaped.
     pub autodisconnect: AutoDisconnect,

@@ -29,10 +29,8 @@ fn info() -> SessionInfo {
 /// authenticated, idle session holding an IPC$ tree.
 fn bytes_for(n: u32, sessions_per_conn: u32) -> usize {
     let base = Instant::now();
-    let cfg = TableConfig {
-        max_sessions_per_connection: sessions_per_conn as usize,
-        ..TableConfig::default()
-    };
+    let mut cfg = TableConfig::default();
+    cfg.max_sessions_per_connection = sessions_per_conn as usize;
     let before = live_bytes();
     let mut t: SessionTable = SessionTable::new(0, base, cfg);
     let mut made = 0;

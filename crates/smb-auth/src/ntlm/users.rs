@@ -23,8 +23,29 @@ impl core::fmt::Debug for Credential {
     }
 }
 
-/// Looks users up by the name and domain the client sent. Matching rules
-/// (case, domain) are the store's business.
+/// The authentication provider: looks users up by the name and domain the
+/// client sent and gives their NT hash and administrator flag. Matching
+/// rules (case, domain) are the store's business. smbcore's users file is
+/// one implementation; an embedding server can answer from a directory or
+/// a database.
+///
+/// ```
+/// use smb_auth::ntlm::{nt_hash, Credential, CredentialStore};
+///
+/// /// Every user of domain `LAB` whose name starts with `svc-` has the
+/// /// password `s3rvice`; nobody is an administrator.
+/// struct ServiceAccounts;
+///
+/// impl CredentialStore for ServiceAccounts {
+///     fn lookup(&self, user: &str, domain: &str) -> Option<Credential> {
+///         (domain.eq_ignore_ascii_case("LAB") && user.starts_with("svc-"))
+///             .then(|| Credential { nt_hash: nt_hash("s3rvice"), admin: false })
+///     }
+/// }
+///
+/// assert!(ServiceAccounts.lookup("svc-backup", "lab").is_some());
+/// assert!(ServiceAccounts.lookup("alice", "LAB").is_none());
+/// ```
 pub trait CredentialStore {
     /// The credential of `user` in `domain`, or `None` for an unknown user.
     fn lookup(&self, user: &str, domain: &str) -> Option<Credential>;

@@ -7,7 +7,7 @@
 //!   buffer, so the peer address comes with the connection (multishot
 //!   accept cannot return it).
 //! - Receives are multishot into a provided buffer ring per shard
-//!   ([`BufRing`]); a buffer goes back to the ring as soon as its bytes were
+//!   (`buf_ring`); a buffer goes back to the ring as soon as its bytes were
 //!   fed to the engine (leftovers of a half frame are copied to the
 //!   connection's `partial`).
 //! - Sends own their bytes: the connection's whole queue is taken from the
@@ -75,8 +75,9 @@ fn untoken(t: u64) -> (u64, u32, usize) {
     )
 }
 
-/// Options of the io_uring transport.
+/// Options of the io_uring transport (more may be added).
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct UringOptions {
     /// Run a kernel submission-queue poller (SQPOLL) with this idle time in
     /// milliseconds (off by default: on 2 cores the poller takes a core).

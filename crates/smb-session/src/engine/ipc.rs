@@ -645,7 +645,7 @@ impl Engine {
 
     /// The cluster-wide answer to a deferred srvsvc call has arrived: replay
     /// the call and queue its SMB2 response on `conn`'s output (announced
-    /// with [`EngineEvent::Transmit`](super::EngineEvent::Transmit)).
+    /// with [`EngineEvent::Transmit`]).
     pub fn complete_admin(
         &mut self,
         conn: ConnId,

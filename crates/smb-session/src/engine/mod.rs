@@ -15,11 +15,52 @@
 //! (closing a socket, writing output produced outside a frame, cluster-wide
 //! srvsvc queries).
 //!
-//! Output belongs to its connection ([`transmit`]): the runtime asks each
+//! Output belongs to its connection (`transmit`): the runtime asks each
 //! connection for its bytes with [`Engine::poll_transmit`] and reports what
 //! its socket took with [`Engine::transmitted`]. No buffer is shared between
 //! connections, so bytes one connection caused can only ever reach that
 //! connection.
+//!
+//! # Example
+//!
+//! One connection, one NEGOTIATE, driven in memory (a runtime does the
+//! same with bytes from a socket):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Instant, SystemTime};
+//! use smb_session::engine::{Engine, EngineConfig, FrameOutcome};
+//! use smb_wire::header::{Command, Header, HeaderRepr};
+//! use smb_wire::msg::negotiate::NegotiateRequestRepr;
+//! use smb_wire::msg::{emit_message, U16s};
+//! use smb_wire::NtStatus;
+//!
+//! let now = Instant::now();
+//! let cfg = Arc::new(EngineConfig::new([1; 16]));
+//! let mut engine = Engine::new(0, cfg, now, SystemTime::now(), Box::new(|b| b.fill(7)));
+//! let conn = engine.accept("127.0.0.1:50000".parse().unwrap(), now);
+//!
+//! // An NBSS frame payload: the SMB2 header and the NEGOTIATE body.
+//! let mut msg = Vec::new();
+//! let negotiate = NegotiateRequestRepr {
+//!     security_mode: 1,
+//!     capabilities: 0,
+//!     client_guid: [2; 16],
+//!     client_start_time: 0,
+//!     dialects: U16s::Native(&[0x0202, 0x0210]),
+//!     contexts: &[],
+//! };
+//! emit_message(&HeaderRepr::request(Command::Negotiate, 0, 0, 0), &negotiate, &mut msg);
+//! assert_eq!(engine.handle_frame(conn, &msg, now), FrameOutcome::Continue);
+//!
+//! // The answer waits on this connection's own queue, framed.
+//! let out = engine.poll_transmit(conn).to_vec();
+//! let response = Header::new_checked(&out[4..]).unwrap();
+//! assert_eq!(response.command(), Command::Negotiate);
+//! assert_eq!(response.status(), NtStatus::SUCCESS);
+//! engine.transmitted(conn, out.len());
+//! assert_eq!(engine.transmit_len(conn), 0);
+//! ```
 //!
 //! Message processing follows MS-SMB2 3.3.5: framing and protocol id
 //! (3.3.5.2), the compound chain (3.3.5.2.7), credits and the MessageId
@@ -100,8 +141,11 @@ impl CredentialStore for NoUsers {
     }
 }
 
-/// Everything the engine is configured with; swapped whole at run time.
+/// Everything the engine is configured with; swapped whole at run time
+/// ([`Engine::reconfigure`]). Start from [`EngineConfig::new`] and set
+/// fields (more may be added in later versions).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// ServerGuid (MS-SMB2 2.2.4).
     pub server_guid: [u8; 16],

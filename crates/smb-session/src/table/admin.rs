@@ -6,7 +6,7 @@
 //! and every tree connect, IPC$ included, is always listed and always
 //! disconnectable by id, user, client computer name and client address:
 //! nothing ever becomes "owned by the computer name" and unreachable
-//! (the failure of `shared/seed/Q153070.txt`).
+//! (the failure Microsoft KB Q153070 describes, IPC$ connections that cannot be disconnected).
 
 use super::{Connection, Session, SessionTable, TableError, UserName, NIL};
 use crate::ids::{ConnId, SessionId, TreeId};

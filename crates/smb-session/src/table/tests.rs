@@ -410,7 +410,7 @@ fn tree_ids_are_per_session_and_not_reused_at_once() {
     assert_eq!(f.t.tree_count(), 3);
 }
 
-/// `shared/seed/Q153070.txt`: the user connects IPC$ and a share, disconnects
+/// Microsoft KB Q153070: the user connects IPC$ and a share, disconnects
 /// the share; the session holding only IPC$ must still be listed and removable.
 fn seed(f: &mut Fx) -> (ConnId, SessionId) {
     let (c, s) = f.login(7, "CORP\\alice", Some("WKSTA01"), 0);

@@ -465,7 +465,13 @@ fn request_fields(r: &Request<'_>, line: &mut String) {
         | Request::TreeDisconnect(_)
         | Request::QueryInfo(_)
         | Request::Cancel(_)
-        | Request::Echo(_) => {}
+        | Request::Echo(_)
+        | Request::Flush(_)
+        | Request::Lock(_)
+        | Request::QueryDirectory(_)
+        | Request::ChangeNotify(_)
+        | Request::SetInfo(_)
+        | Request::OplockBreak(_) => {}
     }
 }
 
@@ -532,7 +538,13 @@ fn response_fields(r: &Response<'_>, line: &mut String) {
         | Response::TreeDisconnect(_)
         | Response::Close(_)
         | Response::QueryInfo(_)
-        | Response::Echo(_) => {}
+        | Response::Echo(_)
+        | Response::Flush(_)
+        | Response::Lock(_)
+        | Response::QueryDirectory(_)
+        | Response::ChangeNotify(_)
+        | Response::SetInfo(_)
+        | Response::OplockBreak(_) => {}
     }
 }
 

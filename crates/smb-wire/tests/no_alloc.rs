@@ -46,8 +46,20 @@ fn walk(stream: &[u8]) -> (usize, u64) {
             if response {
                 let (h, r) = parse_response(m).unwrap();
                 acc = acc.wrapping_add(h.message_id());
-                if let Response::Create(c) = r {
-                    acc += c.contexts().map(|c| c.data.len() as u64).sum::<u64>();
+                match r {
+                    Response::Create(c) => {
+                        acc += c.contexts().map(|c| c.data.len() as u64).sum::<u64>();
+                    }
+                    Response::QueryDirectory(q) => {
+                        let class = dir_info::DirectoryInfoClass::IdBothDirectory;
+                        let list = dir_info::DirectoryEntries::parse(class, q.output()).unwrap();
+                        acc += list.map(|e| e.name.len() as u64).sum::<u64>();
+                    }
+                    Response::ChangeNotify(c) => {
+                        let list = change_notify::FileNotifyEntries::parse(c.output()).unwrap();
+                        acc += list.map(|e| e.name.len() as u64).sum::<u64>();
+                    }
+                    _ => {}
                 }
             } else {
                 let (h, r) = parse_request(m).unwrap();
@@ -62,6 +74,7 @@ fn walk(stream: &[u8]) -> (usize, u64) {
                     }
                     Request::TreeConnect(t) => acc += u64::from(t.is_ipc()),
                     Request::Create(c) => acc += c.contexts().count() as u64,
+                    Request::Lock(l) => acc += l.locks().iter().map(|e| e.length).sum::<u64>(),
                     _ => {}
                 }
             }
@@ -197,6 +210,63 @@ fn main() {
         true,
         &tree_disconnect::TreeDisconnectRequestRepr::default(),
     );
+    let locks = [lock::LockElement {
+        offset: 0,
+        length: 1,
+        flags: lock::flags::EXCLUSIVE_LOCK,
+    }; 2];
+    msg(
+        &mut p,
+        Command::Flush,
+        false,
+        true,
+        &flush::FlushRequestRepr::default(),
+    );
+    msg(
+        &mut p,
+        Command::Lock,
+        false,
+        true,
+        &lock::LockRequestRepr {
+            locks: lock::LockElements::Native(&locks),
+            ..Default::default()
+        },
+    );
+    msg(
+        &mut p,
+        Command::QueryDirectory,
+        false,
+        true,
+        &query_directory::QueryDirectoryRequestRepr {
+            file_information_class: dir_info::class::ID_BOTH_DIRECTORY,
+            file_name: b"*\0",
+            ..Default::default()
+        },
+    );
+    msg(
+        &mut p,
+        Command::SetInfo,
+        false,
+        true,
+        &set_info::SetInfoRequestRepr {
+            buffer: &[1],
+            ..Default::default()
+        },
+    );
+    msg(
+        &mut p,
+        Command::ChangeNotify,
+        false,
+        true,
+        &change_notify::ChangeNotifyRequestRepr::default(),
+    );
+    msg(
+        &mut p,
+        Command::OplockBreak,
+        false,
+        true,
+        &oplock_break::LeaseBreakRepr::default(),
+    );
     msg(
         &mut p,
         Command::Logoff,
@@ -239,6 +309,53 @@ fn main() {
         true,
         &tree_connect::TreeConnectResponseRepr::default(),
     );
+    let mut entries = Vec::new();
+    let mut w = dir_info::DirectoryInfoWriter::new(
+        &mut entries,
+        dir_info::DirectoryInfoClass::IdBothDirectory,
+        4096,
+    );
+    for name in [&b".\0"[..], b".\0.\0", b"f\0i\0l\0e\0"] {
+        assert!(w.push(&dir_info::DirectoryEntry {
+            name,
+            ..Default::default()
+        }));
+    }
+    w.finish();
+    msg(
+        &mut q,
+        Command::QueryDirectory,
+        true,
+        true,
+        &query_directory::QueryDirectoryResponseRepr { output: &entries },
+    );
+    let mut notes = Vec::new();
+    let mut w = change_notify::FileNotifyWriter::new(&mut notes, 4096);
+    for name in [&b"a\0"[..], b"b\0c\0"] {
+        assert!(w.push(&change_notify::FileNotify { action: 1, name }));
+    }
+    w.finish();
+    msg(
+        &mut q,
+        Command::ChangeNotify,
+        true,
+        true,
+        &change_notify::ChangeNotifyResponseRepr { output: &notes },
+    );
+    msg(
+        &mut q,
+        Command::OplockBreak,
+        true,
+        true,
+        &oplock_break::LeaseBreakNotificationRepr::default(),
+    );
+    msg(
+        &mut q,
+        Command::SetInfo,
+        true,
+        true,
+        &set_info::SetInfoResponseRepr,
+    );
     msg(
         &mut q,
         Command::Echo,
@@ -255,7 +372,7 @@ fn main() {
     let before = blocks();
     let (n, acc) = walk(&stream);
     let during = blocks() - before;
-    assert_eq!(n, 18);
+    assert_eq!(n, 28);
     assert_ne!(acc, 0);
     assert_eq!(during, 0, "parsing allocated");
 

@@ -272,6 +272,121 @@ proptest! {
     }
 
     #[test]
+    fn flush_lock(id in fid(), seq in any::<u32>(), raw in vec((any::<u64>(), any::<u64>(), any::<u32>()), 1..20),
+                  res in any::<u16>(), prefix in 0usize..9) {
+        let r = flush::FlushRequestRepr { file_id: id };
+        let m = emit(Command::Flush, false, &r, prefix);
+        let Request::Flush(v) = parse_request(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let r = flush::FlushResponseRepr { reserved: res };
+        let m = emit(Command::Flush, true, &r, prefix);
+        let Response::Flush(v) = parse_response(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let locks: Vec<lock::LockElement> = raw.iter()
+            .map(|&(offset, length, flags)| lock::LockElement { offset, length, flags }).collect();
+        let r = lock::LockRequestRepr { lock_sequence: seq, file_id: id, locks: lock::LockElements::Native(&locks) };
+        let m = emit(Command::Lock, false, &r, prefix);
+        let Request::Lock(v) = parse_request(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        prop_assert_eq!(usize::from(v.lock_count()), locks.len());
+        // One element fewer than LockCount says is always refused.
+        prop_assert!(parse_request(&m[..m.len() - 1]).is_err());
+        let r = lock::LockResponseRepr { reserved: res };
+        let m = emit(Command::Lock, true, &r, prefix);
+        let Response::Lock(v) = parse_response(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+    }
+
+    #[test]
+    fn query_directory(b in any::<[u8; 2]>(), n in any::<[u32; 2]>(), id in fid(), pat in utf16(40),
+                       cls in 0usize..6, names in vec(utf16(30), 0..12), short in utf16(14),
+                       times in any::<[u64; 4]>(), sizes in any::<[u64; 3]>(), limit in 0u32..2000,
+                       prefix in 0usize..9) {
+        let r = query_directory::QueryDirectoryRequestRepr { file_information_class: b[0], flags: b[1],
+            file_index: n[0], file_id: id, file_name: &pat, output_buffer_length: n[1] };
+        let m = emit(Command::QueryDirectory, false, &r, prefix);
+        let Request::QueryDirectory(v) = parse_request(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+
+        let class = dir_info::DirectoryInfoClass::ALL[cls];
+        let entries: Vec<_> = names.iter().enumerate().map(|(i, name)| dir_info::DirectoryEntry {
+            file_index: i as u32, times, end_of_file: sizes[0], allocation_size: sizes[1],
+            file_attributes: n[0], ea_size: n[1], short_name: &short, file_id: sizes[2], name,
+        }).collect();
+        // In place, after a header at a non-zero offset of a dirty buffer.
+        let mut out = vec![0xA5; prefix];
+        hdr(Command::QueryDirectory, true).emit(&mut out);
+        let mut w = query_directory::QueryDirectoryResponseWriter::begin(prefix, &mut out, class, limit);
+        let written = entries.iter().take_while(|e| w.push(e)).count();
+        prop_assert_eq!(w.finish(), written);
+        let Response::QueryDirectory(v) = parse_response(&out[prefix..]).unwrap().1 else { panic!() };
+        prop_assert!(v.output().len() <= limit as usize);
+        let got: Vec<_> = dir_info::DirectoryEntries::parse(class, v.output()).unwrap().collect();
+        let want: Vec<_> = entries[..written].iter().map(|e| e.for_class(class)).collect();
+        prop_assert_eq!(got, want);
+        // The Repr with the same output gives the same body.
+        let again = emit(Command::QueryDirectory, true, &v.repr(), 0);
+        prop_assert_eq!(&again[64..], &out[prefix + 64..]);
+    }
+
+    #[test]
+    fn set_info_change_notify(b in any::<[u8; 2]>(), n in any::<[u32; 2]>(), fl in any::<u16>(), id in fid(),
+                              buf in bytes(100), names in vec(utf16(20), 0..8), limit in 0u32..400,
+                              prefix in 0usize..9) {
+        let r = set_info::SetInfoRequestRepr { info_type: b[0], file_info_class: b[1],
+            additional_information: n[0], file_id: id, buffer: &buf };
+        let m = emit(Command::SetInfo, false, &r, prefix);
+        let Request::SetInfo(v) = parse_request(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let m = emit(Command::SetInfo, true, &set_info::SetInfoResponseRepr, prefix);
+        let Response::SetInfo(v) = parse_response(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), set_info::SetInfoResponseRepr);
+
+        let r = change_notify::ChangeNotifyRequestRepr { flags: fl, output_buffer_length: n[0], file_id: id,
+            completion_filter: n[1] };
+        let m = emit(Command::ChangeNotify, false, &r, prefix);
+        let Request::ChangeNotify(v) = parse_request(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let mut out = Vec::new();
+        let mut w = change_notify::FileNotifyWriter::new(&mut out, limit);
+        let notes: Vec<_> = names.iter().enumerate()
+            .map(|(i, name)| change_notify::FileNotify { action: i as u32 + 1, name }).collect();
+        let written = notes.iter().take_while(|e| w.push(e)).count();
+        prop_assert!(w.finish() <= limit as usize);
+        let r = change_notify::ChangeNotifyResponseRepr { output: &out };
+        let m = emit(Command::ChangeNotify, true, &r, prefix);
+        let Response::ChangeNotify(v) = parse_response(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let got: Vec<_> = change_notify::FileNotifyEntries::parse(v.output()).unwrap().collect();
+        prop_assert_eq!(&got[..], &notes[..written]);
+    }
+
+    #[test]
+    fn oplock_break(level in any::<u8>(), id in fid(), key in any::<[u8; 16]>(), e in any::<u16>(),
+                    st in any::<[u32; 6]>(), dur in any::<u64>(), prefix in 0usize..9) {
+        use oplock_break::*;
+        let r = OplockBreakRepr { oplock_level: level, file_id: id };
+        let m = emit(Command::OplockBreak, false, &r, prefix);
+        let Request::OplockBreak(OplockBreakRequest::Oplock(v)) = parse_request(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let m = emit(Command::OplockBreak, true, &r, prefix);
+        let Response::OplockBreak(OplockBreakResponse::Oplock(v)) = parse_response(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let r = LeaseBreakRepr { flags: st[0], lease_key: key, lease_state: st[1], lease_duration: dur };
+        let m = emit(Command::OplockBreak, false, &r, prefix);
+        let Request::OplockBreak(OplockBreakRequest::Lease(v)) = parse_request(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let m = emit(Command::OplockBreak, true, &r, prefix);
+        let Response::OplockBreak(OplockBreakResponse::Lease(v)) = parse_response(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+        let r = LeaseBreakNotificationRepr { new_epoch: e, flags: st[0], lease_key: key, current_lease_state: st[1],
+            new_lease_state: st[2], break_reason: st[3], access_mask_hint: st[4], share_mask_hint: st[5] };
+        let m = emit(Command::OplockBreak, true, &r, prefix);
+        let Response::OplockBreak(OplockBreakResponse::LeaseNotification(v)) = parse_response(&m).unwrap().1 else { panic!() };
+        prop_assert_eq!(v.repr(), r);
+    }
+
+    #[test]
     fn error_and_notification(cc in any::<u8>(), data in bytes(64), nt in 1u32..10, note in bytes(16),
                               st in 0xC000_0001u32..0xC000_0300) {
         let r = error::ErrorResponseRepr { error_context_count: cc, error_data: &data };

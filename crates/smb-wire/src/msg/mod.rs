@@ -21,17 +21,24 @@ use crate::status::NtStatus;
 use core::ops::Range;
 
 pub mod cancel;
+pub mod change_notify;
 pub mod close;
 pub mod create;
+pub mod dir_info;
 pub mod echo;
 pub mod error;
+pub mod flush;
 pub mod ioctl;
+pub mod lock;
 pub mod logoff;
 pub mod negotiate;
 pub mod notification;
+pub mod oplock_break;
+pub mod query_directory;
 pub mod query_info;
 pub mod read;
 pub mod session_setup;
+pub mod set_info;
 pub mod tree_connect;
 pub mod tree_disconnect;
 pub mod write;
@@ -254,13 +261,21 @@ pub enum Request<'a> {
     TreeDisconnect(tree_disconnect::TreeDisconnectRequest<'a>),
     Create(create::CreateRequest<'a>),
     Close(close::CloseRequest<'a>),
+    Flush(flush::FlushRequest<'a>),
     Read(read::ReadRequest<'a>),
     Write(write::WriteRequest<'a>),
+    Lock(lock::LockRequest<'a>),
     Ioctl(ioctl::IoctlRequest<'a>),
-    QueryInfo(query_info::QueryInfoRequest<'a>),
     Cancel(cancel::CancelRequest<'a>),
     Echo(echo::EchoRequest<'a>),
-    /// A command this crate does not parse (FLUSH, LOCK, ...): answer NOT_SUPPORTED.
+    QueryDirectory(query_directory::QueryDirectoryRequest<'a>),
+    ChangeNotify(change_notify::ChangeNotifyRequest<'a>),
+    QueryInfo(query_info::QueryInfoRequest<'a>),
+    SetInfo(set_info::SetInfoRequest<'a>),
+    /// An oplock or lease break acknowledgment.
+    OplockBreak(oplock_break::OplockBreakRequest<'a>),
+    /// A command that has no request form (SERVER_TO_CLIENT_NOTIFICATION) or an unknown one:
+    /// answer NOT_SUPPORTED.
     Other(Command),
 }
 
@@ -284,12 +299,22 @@ pub fn parse_request(msg: &[u8]) -> Result<(Header<&[u8]>, Request<'_>), WireErr
         }
         Command::Create => Request::Create(create::CreateRequest::parse(msg)?),
         Command::Close => Request::Close(close::CloseRequest::parse(msg)?),
+        Command::Flush => Request::Flush(flush::FlushRequest::parse(msg)?),
         Command::Read => Request::Read(read::ReadRequest::parse(msg)?),
         Command::Write => Request::Write(write::WriteRequest::parse(msg)?),
+        Command::Lock => Request::Lock(lock::LockRequest::parse(msg)?),
         Command::Ioctl => Request::Ioctl(ioctl::IoctlRequest::parse(msg)?),
-        Command::QueryInfo => Request::QueryInfo(query_info::QueryInfoRequest::parse(msg)?),
         Command::Cancel => Request::Cancel(cancel::CancelRequest::parse(msg)?),
         Command::Echo => Request::Echo(echo::EchoRequest::parse(msg)?),
+        Command::QueryDirectory => {
+            Request::QueryDirectory(query_directory::QueryDirectoryRequest::parse(msg)?)
+        }
+        Command::ChangeNotify => {
+            Request::ChangeNotify(change_notify::ChangeNotifyRequest::parse(msg)?)
+        }
+        Command::QueryInfo => Request::QueryInfo(query_info::QueryInfoRequest::parse(msg)?),
+        Command::SetInfo => Request::SetInfo(set_info::SetInfoRequest::parse(msg)?),
+        Command::OplockBreak => Request::OplockBreak(oplock_break::OplockBreakRequest::parse(msg)?),
         other => Request::Other(other),
     };
     Ok((h, r))
@@ -306,11 +331,18 @@ pub enum Response<'a> {
     TreeDisconnect(tree_disconnect::TreeDisconnectResponse<'a>),
     Create(create::CreateResponse<'a>),
     Close(close::CloseResponse<'a>),
+    Flush(flush::FlushResponse<'a>),
     Read(read::ReadResponse<'a>),
     Write(write::WriteResponse<'a>),
+    Lock(lock::LockResponse<'a>),
     Ioctl(ioctl::IoctlResponse<'a>),
-    QueryInfo(query_info::QueryInfoResponse<'a>),
     Echo(echo::EchoResponse<'a>),
+    QueryDirectory(query_directory::QueryDirectoryResponse<'a>),
+    ChangeNotify(change_notify::ChangeNotifyResponse<'a>),
+    QueryInfo(query_info::QueryInfoResponse<'a>),
+    SetInfo(set_info::SetInfoResponse<'a>),
+    /// A break notification or the response to an acknowledgment.
+    OplockBreak(oplock_break::OplockBreakResponse<'a>),
     Notification(notification::ServerToClientNotification<'a>),
     /// The error response (MS-SMB2 2.2.2), including interim STATUS_PENDING responses.
     Error(error::ErrorResponse<'a>),
@@ -366,11 +398,23 @@ pub fn parse_response(msg: &[u8]) -> Result<(Header<&[u8]>, Response<'_>), WireE
         }
         Command::Create => Response::Create(create::CreateResponse::parse(msg)?),
         Command::Close => Response::Close(close::CloseResponse::parse(msg)?),
+        Command::Flush => Response::Flush(flush::FlushResponse::parse(msg)?),
         Command::Read => Response::Read(read::ReadResponse::parse(msg)?),
         Command::Write => Response::Write(write::WriteResponse::parse(msg)?),
+        Command::Lock => Response::Lock(lock::LockResponse::parse(msg)?),
         Command::Ioctl => Response::Ioctl(ioctl::IoctlResponse::parse(msg)?),
-        Command::QueryInfo => Response::QueryInfo(query_info::QueryInfoResponse::parse(msg)?),
         Command::Echo => Response::Echo(echo::EchoResponse::parse(msg)?),
+        Command::QueryDirectory => {
+            Response::QueryDirectory(query_directory::QueryDirectoryResponse::parse(msg)?)
+        }
+        Command::ChangeNotify => {
+            Response::ChangeNotify(change_notify::ChangeNotifyResponse::parse(msg)?)
+        }
+        Command::QueryInfo => Response::QueryInfo(query_info::QueryInfoResponse::parse(msg)?),
+        Command::SetInfo => Response::SetInfo(set_info::SetInfoResponse::parse(msg)?),
+        Command::OplockBreak => {
+            Response::OplockBreak(oplock_break::OplockBreakResponse::parse(msg)?)
+        }
         other => Response::Other(other),
     };
     Ok((h, r))
@@ -520,7 +564,18 @@ mod tests {
         assert!(matches!(r, Request::Echo(_)));
         assert_eq!(parse_response(&m).unwrap_err(), WireError::WrongDirection);
         let mut m = message(Command::Flush, false, &echo::EchoRequestRepr::default());
-        assert_eq!(parse_request(&m).unwrap().1, Request::Other(Command::Flush));
+        assert_eq!(
+            parse_request(&m).unwrap_err(),
+            WireError::BadStructureSize {
+                command: Command::Flush,
+                got: 4
+            }
+        );
+        m[12] = 0x13; // SERVER_TO_CLIENT_NOTIFICATION has no request form
+        assert_eq!(
+            parse_request(&m).unwrap().1,
+            Request::Other(Command::ServerToClientNotification)
+        );
         m[12] = 0x77;
         assert_eq!(
             parse_request(&m).unwrap().1,
@@ -575,10 +630,18 @@ mod tests {
             parse_response(&m).unwrap().1,
             Response::Notification(_)
         ));
-        let m = resp(Command::Lock, NtStatus::SUCCESS, &e);
+        let m = resp(
+            Command::Lock,
+            NtStatus::SUCCESS,
+            &lock::LockResponseRepr::default(),
+        );
+        assert!(matches!(parse_response(&m).unwrap().1, Response::Lock(_)));
+        let m = resp(Command::QueryDirectory, NtStatus::NO_MORE_FILES, &e);
+        assert!(matches!(parse_response(&m).unwrap().1, Response::Error(_)));
+        let m = resp(Command::Unknown(0x99), NtStatus::SUCCESS, &e);
         assert_eq!(
             parse_response(&m).unwrap().1,
-            Response::Other(Command::Lock)
+            Response::Other(Command::Unknown(0x99))
         );
     }
 }

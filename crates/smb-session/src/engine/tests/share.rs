@@ -165,6 +165,7 @@ impl ShareBackend for TestFs {
             // Nothing read for a non-zero Length: END_OF_FILE (3.3.5.12).
             return Reply::Ready(Vec::new());
         }
+        self.note("read".to_string());
         let data = &self.files[name];
         let from = (args.offset as usize).min(data.len());
         let to = from.saturating_add(args.length as usize).min(data.len());
@@ -180,8 +181,14 @@ impl ShareBackend for TestFs {
         let Some(name) = self.handles.get(&open.handle()) else {
             return Reply::Failed(NtStatus::INVALID_HANDLE);
         };
+        self.note("write".to_string());
+        let Some(end) = (args.offset as usize)
+            .checked_add(args.data.len())
+            .filter(|&e| e <= 1 << 20)
+        else {
+            return Reply::Failed(NtStatus(0xC000_007F)); // STATUS_DISK_FULL
+        };
         let data = self.files.entry(name.clone()).or_default();
-        let end = args.offset as usize + args.data.len();
         if data.len() < end {
             data.resize(end, 0);
         }
@@ -790,4 +797,151 @@ fn ipc_and_unknown_shares_are_unchanged_beside_a_disk_share() {
     let r = c.tree_connect(&mut s, "nosuch", false);
     assert_eq!(status(&r), NtStatus::BAD_NETWORK_NAME);
     let _ = HEADER_LEN;
+}
+
+/// One of each file command on open `id`, as the client would send them.
+fn file_requests(c: &mut Client, id: FileId) -> Vec<Vec<u8>> {
+    use smb_wire::msg::flush::FlushRequestRepr;
+    use smb_wire::msg::ioctl::IoctlRequestRepr;
+    use smb_wire::msg::oplock_break::OplockBreakRepr;
+    use smb_wire::msg::query_directory::QueryDirectoryRequestRepr;
+    use smb_wire::msg::query_info::QueryInfoRequestRepr;
+    use smb_wire::msg::set_info::SetInfoRequestRepr;
+    let star = utf16("*");
+    vec![
+        create_req(c, "hello.txt", 1),
+        create_req(c, "slow", 1),
+        read_req(c, id, 0, 16),
+        c.request(
+            Command::Write,
+            &WriteRequestRepr {
+                offset: 3,
+                file_id: id,
+                data: b"abc",
+                ..Default::default()
+            },
+        ),
+        close_req(c, id, true),
+        lock_req(c, id),
+        notify_req(c, id),
+        cancel_req(c, 1, None),
+        c.request(Command::Flush, &FlushRequestRepr { file_id: id }),
+        c.request(
+            Command::QueryInfo,
+            &QueryInfoRequestRepr {
+                info_type: 1,
+                file_info_class: 5,
+                output_buffer_length: 64,
+                additional_information: 0,
+                flags: 0,
+                file_id: id,
+                input: &[],
+            },
+        ),
+        c.request(
+            Command::SetInfo,
+            &SetInfoRequestRepr {
+                info_type: 1,
+                file_info_class: 13,
+                additional_information: 0,
+                file_id: id,
+                buffer: &[1],
+            },
+        ),
+        c.request(
+            Command::QueryDirectory,
+            &QueryDirectoryRequestRepr {
+                file_information_class: 37,
+                flags: 0,
+                file_index: 0,
+                file_id: id,
+                file_name: &star,
+                output_buffer_length: 1024,
+            },
+        ),
+        c.request(
+            Command::Ioctl,
+            &IoctlRequestRepr {
+                ctl_code: 0x0009_00c0,
+                file_id: id,
+                max_input_response: 0,
+                max_output_response: 64,
+                flags: 1,
+                input: &[],
+                output: &[],
+            },
+        ),
+        c.request(
+            Command::OplockBreak,
+            &OplockBreakRepr {
+                oplock_level: 0,
+                file_id: id,
+            },
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Mutated file commands (and completions of any kind for whatever went
+    /// pending) on a disk share: the engine never panics, and the
+    /// bystander's session keeps working.
+    #[test]
+    fn arbitrary_file_commands_never_harm_another_connection(
+        picks in proptest::collection::vec(
+            (0usize..14, proptest::collection::vec((0usize..200, any::<u8>()), 0..4), 0u8..8),
+            1..16,
+        ),
+        kinds in proptest::collection::vec(0u8..6, 0..8),
+    ) {
+        let log = Shared::default();
+        let mut s = Server::new(share_config(&log));
+        let mut a = bystander(&mut s);
+        let mut c = connected(&mut s, 3000);
+        let id = open(&mut c, &mut s, "hello.txt");
+        let templates = file_requests(&mut c, id);
+        for (which, edits, related) in picks {
+            let mut m = templates[which].clone();
+            if which != 7 {
+                // A fresh MessageId (CANCEL names the one it cancels).
+                let mid = c.requests.take_message_id();
+                m[24..32].copy_from_slice(&mid.to_le_bytes());
+            }
+            for (at, v) in edits {
+                // Mostly the body; sometimes the header past the SessionId.
+                if let Some(b) = m.get_mut(48 + at) {
+                    *b = v;
+                }
+            }
+            if related == 0 && m.len() > HEADER_LEN {
+                // Now and then a (lone, so invalid) related request.
+                m[16] |= flags::RELATED_OPERATIONS as u8;
+            }
+            let (outcome, msgs) = s.frame(c.conn, &m);
+            for r in &msgs {
+                prop_assert!(Header::new_checked(&r[..]).expect("a response header").is_response());
+            }
+            if outcome == FrameOutcome::Close {
+                s.engine.connection_closed(c.conn, s.now);
+                break;
+            }
+        }
+        let ops: Vec<OpId> = log.lock().unwrap().pending.iter().map(|(_, o)| *o).collect();
+        for (op, k) in ops.into_iter().zip(kinds.into_iter().cycle()) {
+            let result = match k {
+                0 => Completion::Done,
+                1 => Completion::Write(7),
+                2 => Completion::Failed(NtStatus::CANCELLED),
+                3 => Completion::Output(Output::new(vec![0; 5000])),
+                4 => Completion::Create(Created::new(9, 1, FileAttrs::default())),
+                _ => Completion::Read(vec![1; 3]),
+            };
+            s.engine.complete(op, result, s.now);
+            prop_assert!(s.engine.poll_transmit(a.conn).is_empty());
+        }
+        while s.engine.poll_event().is_some() {}
+        s.engine.connection_closed(c.conn, s.now);
+        assert_unharmed(&mut s, &mut a);
+    }
 }

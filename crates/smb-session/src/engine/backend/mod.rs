@@ -15,7 +15,7 @@
 //!
 //! The engine is per shard and single-threaded, so each shard gets its own
 //! backend instance from a [`ShareBackendFactory`] that all shards share;
-//! [`ShareDef`](super::ShareDef) names the share and carries the factory,
+//! [`ShareDef`] names the share and carries the factory,
 //! and [`EngineConfig::shares`](super::EngineConfig::shares) lists them.
 //! IPC$ stays built in.
 //!
@@ -57,6 +57,62 @@
 //! [`Ctx::tree_ext`], [`OpenRef::ext`]) and drops when the object goes. A
 //! backend that prefers its own tables keys them by [`OpenRef::handle`]
 //! instead; both are fine.
+//!
+//! # Example
+//!
+//! A share with one read-only file, registered for every shard:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use smb_session::engine::backend::{CloseArgs, CreateArgs, ReadArgs};
+//! use smb_session::engine::{
+//!     Created, Ctx, EngineConfig, FileAttrs, OpenRef, Reply, ShareBackend, ShareDef,
+//!     StaticShares,
+//! };
+//! use smb_wire::NtStatus;
+//!
+//! struct Motd;
+//!
+//! const TEXT: &[u8] = b"hello from smbcore\n";
+//!
+//! fn attrs() -> FileAttrs {
+//!     FileAttrs {
+//!         end_of_file: TEXT.len() as u64,
+//!         allocation_size: 4096,
+//!         file_attributes: 0x01, // FILE_ATTRIBUTE_READONLY
+//!         ..FileAttrs::default()
+//!     }
+//! }
+//!
+//! impl ShareBackend for Motd {
+//!     fn create(&mut self, ctx: &mut Ctx<'_>, args: &CreateArgs<'_>) -> Reply<Created> {
+//!         // Count this session's opens in its extension slot.
+//!         *ctx.session_ext().get_or_insert_with(|| 0u64) += 1;
+//!         if !args.name().eq_ignore_ascii_case("motd.txt") {
+//!             return Reply::Failed(NtStatus::OBJECT_NAME_NOT_FOUND);
+//!         }
+//!         Reply::Ready(Created::new(1, 1 /* FILE_OPENED */, attrs()))
+//!     }
+//!
+//!     fn close(&mut self, _: &mut Ctx<'_>, _: &mut OpenRef<'_>, args: &CloseArgs)
+//!         -> Reply<Option<FileAttrs>>
+//!     {
+//!         Reply::Ready(args.postquery.then(attrs))
+//!     }
+//!
+//!     fn read(&mut self, _: &mut Ctx<'_>, _: &mut OpenRef<'_>, args: &ReadArgs) -> Reply<Vec<u8>> {
+//!         let from = (args.offset as usize).min(TEXT.len());
+//!         let to = from.saturating_add(args.length as usize).min(TEXT.len());
+//!         Reply::Ready(TEXT[from..to].to_vec())
+//!     }
+//! }
+//!
+//! let mut cfg = EngineConfig::new([1; 16]);
+//! cfg.shares = Arc::new(StaticShares(vec![ShareDef::new(
+//!     "motd",
+//!     |_shard: u16| -> Box<dyn ShareBackend> { Box::new(Motd) },
+//! )]));
+//! ```
 
 pub(crate) mod opens;
 mod ops;

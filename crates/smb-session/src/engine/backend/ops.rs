@@ -797,7 +797,7 @@ impl Engine {
     // ----- completion and cancel -------------------------------------------
 
     /// The result of an operation a backend answered
-    /// [`Reply::Pending`](super::Reply::Pending) for: queue the final
+    /// [`Reply::Pending`] for: queue the final
     /// response (MS-SMB2 3.3.4.2: async header with the request's AsyncId,
     /// signed as the request's session signs) on the request's connection
     /// and announce it with
@@ -809,7 +809,7 @@ impl Engine {
     }
 
     /// Collect what the backends have completed
-    /// ([`ShareBackend::poll_completion`](super::ShareBackend::poll_completion))
+    /// ([`ShareBackend::poll_completion`])
     /// and queue the final responses, as [`Engine::complete`] does. The
     /// engine does this itself after every frame; call it when a backend
     /// finished work outside a frame (its I/O completed).

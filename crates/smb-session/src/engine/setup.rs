@@ -199,6 +199,11 @@ impl Engine {
                     let _ = self.table.logoff(sid, req.now);
                     return Answer::Fail(NtStatus::INVALID_PARAMETER);
                 }
+                if let Identity::User { domain, .. } = &outcome.identity {
+                    self.disk_session_authenticated(conn, sid, domain);
+                } else {
+                    self.disk_session_authenticated(conn, sid, "");
+                }
                 tracing::debug!(shard = self.shard, session = %sid, reauth = was_valid, "session authenticated");
                 SessionSetupResponseRepr {
                     session_flags: flags,
@@ -215,6 +220,8 @@ impl Engine {
                 self.counters.logons_failed += 1;
                 // The answer waits out auth-failure-delay (throttle.rs).
                 self.hold_frame = true;
+                self.close_session_pipes(conn, sid);
+                self.close_session_files(conn, sid, req.now);
                 let _ = self.table.logoff(sid, req.now);
                 tracing::debug!(shard = self.shard, error = %e, reauth = was_valid, "authentication failed");
                 Answer::Fail(NtStatus(e.ntstatus()))
@@ -249,6 +256,8 @@ impl Engine {
         if !same {
             self.counters.logons_failed += 1;
             self.hold_frame = true;
+            self.close_session_pipes(req.conn, sid);
+            self.close_session_files(req.conn, sid, req.now);
             let _ = self.table.logoff(sid, req.now);
             tracing::debug!(shard = self.shard, session = %sid, "re-authentication as another identity refused");
             return Answer::Fail(NtStatus::ACCESS_DENIED);
@@ -305,6 +314,7 @@ impl Engine {
         out: &mut Vec<u8>,
     ) -> Answer {
         self.close_session_pipes(req.conn, sid);
+        self.close_session_files(req.conn, sid, req.now);
         // The response is signed with the session's key, so sign it before
         // the session goes: keep the key in the chain by signing here.
         LogoffResponseRepr::default().emit_body(out.len() - HEADER_LEN, out);

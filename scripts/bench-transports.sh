@@ -31,12 +31,12 @@ cpu_ticks() { # PID -> "utime stime"
   awk '{print $14, $15}' "/proc/$1/stat"
 }
 
-start_server() { # VARIANT PORT -> PID
-  local t=${1%%+*} extra=""
+start_server() { # VARIANT PORT [AUTODISCONNECT] -> PID
+  local t=${1%%+*} extra="" ad=${3:-2s}
   [ "$t" != "$1" ] && extra=${1#*+} && extra=${extra//+/ }
   # shellcheck disable=SC2086
   "$BIN/smbcore" serve --listen "127.0.0.1:$2" --admin-socket "$WORK/a-$2.sock" \
-    --transport "$t" --autodisconnect 2s $extra ${SMBCORE_EXTRA:-} >"$WORK/log-$2" 2>&1 &
+    --transport "$t" --autodisconnect="$ad" $extra ${SMBCORE_EXTRA:-} >"$WORK/log-$2" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do [ -S "$WORK/a-$2.sock" ] && break; sleep 0.05; done
   echo "$pid"
@@ -65,8 +65,9 @@ for T in ${VARIANTS:-mio io-uring}; do
   per_s=$(python3 -c "print(f'{$sc/$SESSIONS:.2f}')")
   cpu_s=$(python3 -c "print(f'{($u1-$u0)*1e6/$TICK/$SESSIONS:.1f}/{($s1-$s0)*1e6/$TICK/$SESSIONS:.1f}')")
 
-  # Echo.
-  P=$(free_port); PID=$(start_server "$T" "$P")
+  # Echo. ECHO is not session activity: with autodisconnect on, the
+  # benchmark's own sessions would be reaped in the middle of the run.
+  P=$(free_port); PID=$(start_server "$T" "$P" -1)
   read -r u0 s0 < <(cpu_ticks "$PID")
   perf stat -e raw_syscalls:sys_enter -p "$PID" -o "$WORK/perf-e" &
   PERF=$!

@@ -104,8 +104,8 @@ pub use admin::{
     TreeRow,
 };
 pub use backend::{
-    Completion, Created, Ctx, FileAttrs, OpId, OpenRef, Output, Reply, SessionCtx, ShareBackend,
-    ShareBackendFactory, ShareDef, ShareParams, Slot,
+    Completion, Created, Ctx, FileAttrs, OpId, OpenRef, OplockBreakNotice, Output, Reply,
+    SessionCtx, ShareBackend, ShareBackendFactory, ShareDef, ShareParams, Slot,
 };
 pub use conn::ConnState;
 pub use setup::SessionExt;
@@ -400,7 +400,8 @@ pub(crate) struct ChainState {
     prev_session: u64,
     prev_tree: u32,
     prev_file: Option<smb_wire::msg::FileId>,
-    prev_status: NtStatus,
+    /// The error of the chain's last CREATE, if it failed.
+    create_error: Option<NtStatus>,
 }
 
 impl Engine {
@@ -699,7 +700,7 @@ impl Engine {
             prev_session: 0,
             prev_tree: 0,
             prev_file: None,
-            prev_status: NtStatus::SUCCESS,
+            create_error: None,
         };
         for (index, item) in Compound::new(payload).enumerate() {
             let msg = match item {
@@ -741,6 +742,11 @@ impl Engine {
                 // MS-SMB2 3.3.5.2.7.2: related requests inherit the ids.
                 req.session_id = chain.prev_session;
                 req.tree_id = chain.prev_tree;
+            } else {
+                // Only a related request may name the previous open with
+                // the all-ones FileId; in any other it names no open
+                // (STATUS_FILE_CLOSED, smbtorture compound.unrelated1).
+                chain.prev_file = None;
             }
             // Credits (3.3.5.2.3). CANCEL carries no credit.
             if req.command != Command::Cancel {
@@ -781,8 +787,16 @@ impl Engine {
                 // MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot
                 // be related to anything (smbtorture compound.invalid1).
                 Answer::Fail(NtStatus::INVALID_PARAMETER)
-            } else if related && chain.prev_status.is_error() {
-                Answer::Fail(chain.prev_status)
+            } else if let Some(e) = chain
+                .create_error
+                .filter(|_| related && names_open(req.command))
+            {
+                // 3.3.5.2.7.2: a related request that needs a FileId fails
+                // as the CREATE before it did (as Windows and Samba do: a
+                // failed READ or WRITE does not fail the next request,
+                // smbtorture compound.related6; a bogus command is still
+                // INVALID_PARAMETER, compound.invalid4).
+                Answer::Fail(e)
             } else {
                 self.dispatch(&req, &hdr, &mut chain, out)
             };
@@ -809,7 +823,6 @@ impl Engine {
                 }
                 Answer::Silent | Answer::Deferred => {
                     out.truncate(pad_from);
-                    chain.prev_status = NtStatus::SUCCESS;
                     continue;
                 }
                 Answer::Drop => {
@@ -817,7 +830,12 @@ impl Engine {
                     return FrameOutcome::Close;
                 }
             };
-            chain.prev_status = status;
+            if req.command == Command::Create || index == 0 && hdr.is_related() {
+                // A chain that starts related is invalid as a whole: the
+                // requests related to its first fail the same way
+                // (smbtorture compound.related9).
+                chain.create_error = status.is_error().then_some(status);
+            }
             chain.prev_session = req.session_id;
             chain.prev_tree = req.tree_id;
             let granted = match self.table.connection_mut(conn) {
@@ -1103,6 +1121,24 @@ fn is_engine_fsctl(req: &Req<'_>) -> bool {
 /// payload is too large for a frame (over 16 MiB, RFC 1002 4.3.1) remove
 /// the whole frame from `out` and return false: a frame must never go out
 /// with a wrong length.
+/// Whether `command` names an open by its FileId (MS-SMB2 3.3.5.2.7.2).
+fn names_open(command: Command) -> bool {
+    matches!(
+        command,
+        Command::Close
+            | Command::Flush
+            | Command::Read
+            | Command::Write
+            | Command::Lock
+            | Command::Ioctl
+            | Command::QueryDirectory
+            | Command::ChangeNotify
+            | Command::QueryInfo
+            | Command::SetInfo
+            | Command::OplockBreak
+    )
+}
+
 pub(crate) fn finish_frame(mark: FrameMark, out: &mut Vec<u8>, frame_start: usize) -> bool {
     match mark.finish(out) {
         Ok(_) => true,

@@ -204,6 +204,7 @@ impl Engine {
                 } else {
                     self.disk_session_authenticated(conn, sid, "");
                 }
+                self.expire_previous_session(sreq.previous_session_id(), sid, req.now);
                 tracing::debug!(shard = self.shard, session = %sid, reauth = was_valid, "session authenticated");
                 SessionSetupResponseRepr {
                     session_flags: flags,
@@ -304,6 +305,31 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// PreviousSessionId (MS-SMB2 3.3.5.5.3): a client reconnecting after
+    /// losing its connection names its old session; once the new one is
+    /// authenticated as the same user, the old one is logged off (its
+    /// opens closed) so that its handles stop working at once. Only a
+    /// session of this shard is found (smbcore keeps sessions per shard).
+    fn expire_previous_session(&mut self, previous: u64, sid: SessionId, now: std::time::Instant) {
+        let Some(old) = SessionId::from_raw(previous).filter(|&o| o != sid) else {
+            return;
+        };
+        let (Some(old_conn), Some(UserName::User(old_user)), Some(UserName::User(user))) = (
+            self.table.session_conn(old),
+            self.table.user(old),
+            self.table.user(sid),
+        ) else {
+            return;
+        };
+        if !old_user.eq_ignore_ascii_case(&user) {
+            return;
+        }
+        tracing::debug!(shard = self.shard, old = %old, new = %sid, "previous session logged off");
+        self.close_session_pipes(old_conn, old);
+        self.close_session_files(old_conn, old, now);
+        let _ = self.table.logoff(old, now);
     }
 
     /// LOGOFF (3.3.5.6).

@@ -877,6 +877,40 @@ pub trait ShareBackend: Send {
     fn poll_completion(&mut self) -> Option<(OpId, Completion)> {
         None
     }
+
+    /// An oplock break the backend wants sent to the client holding an
+    /// oplock (MS-SMB2 3.3.4.6), drained like
+    /// [`ShareBackend::poll_completion`]. The engine finds the open by its
+    /// connection and the backend's handle and sends an OPLOCK_BREAK
+    /// notification with its FileId; the client answers with an
+    /// acknowledgement ([`ShareBackend::oplock_break_ack`]) or closes the
+    /// open. A notice for an open that is gone is ignored.
+    fn poll_oplock_break(&mut self) -> Option<OplockBreakNotice> {
+        None
+    }
+}
+
+/// An oplock break to send ([`ShareBackend::poll_oplock_break`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OplockBreakNotice {
+    /// The connection of the open ([`OpId::conn`] of the CREATE that made it).
+    pub conn: ConnId,
+    /// The backend's handle of the open ([`Created::handle`]).
+    pub handle: u64,
+    /// The level the client is to go to (SMB2_OPLOCK_LEVEL_NONE 0 or _II 1).
+    pub level: u8,
+}
+
+impl OplockBreakNotice {
+    /// Break the open `handle` on `conn` to `level`.
+    pub fn new(conn: ConnId, handle: u64, level: u8) -> Self {
+        OplockBreakNotice {
+            conn,
+            handle,
+            level,
+        }
+    }
 }
 
 /// A share an embedding application serves besides IPC$.

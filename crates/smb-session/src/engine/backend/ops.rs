@@ -27,8 +27,8 @@ use smb_wire::NtStatus;
 use super::opens::{DiskSession, DiskTree, OpInfo, Open, Pending};
 use super::{
     ChangeNotifyArgs, CloseArgs, Completion, CreateArgs, IoctlArgs, LockArgs, OpId, OpenRef,
-    Output, QueryDirectoryArgs, QueryInfoArgs, ReadArgs, Reply, SessionCtx, SetInfoArgs,
-    ShareBackend, ShareBackendFactory, ShareParams, Slot, WriteArgs,
+    OplockBreakNotice, Output, QueryDirectoryArgs, QueryInfoArgs, ReadArgs, Reply, SessionCtx,
+    SetInfoArgs, ShareBackend, ShareBackendFactory, ShareParams, Slot, WriteArgs,
 };
 use crate::engine::{Answer, ChainState, Engine, Req};
 use crate::ids::{ConnId, SessionId};
@@ -815,10 +815,17 @@ impl Engine {
     /// finished work outside a frame (its I/O completed).
     pub fn poll_backends(&mut self, now: Instant) {
         let mut done = std::mem::take(&mut self.completions);
+        let mut breaks = Vec::new();
         for s in &mut self.shares {
             for _ in 0..MAX_POLL {
                 match s.backend.poll_completion() {
                     Some(c) => done.push(c),
+                    None => break,
+                }
+            }
+            for _ in 0..MAX_POLL {
+                match s.backend.poll_oplock_break() {
+                    Some(b) => breaks.push(b),
                     None => break,
                 }
             }
@@ -827,6 +834,57 @@ impl Engine {
             self.complete(op, c, now);
         }
         self.completions = done;
+        for b in breaks {
+            self.send_oplock_break(b);
+        }
+    }
+
+    /// An OPLOCK_BREAK notification (MS-SMB2 2.2.23.1, 3.3.4.6): MessageId
+    /// all ones, no session or tree, not signed.
+    fn send_oplock_break(&mut self, b: OplockBreakNotice) {
+        let file_id = self.table.connection(b.conn).and_then(|c| {
+            c.ext
+                .files
+                .opens
+                .values()
+                .find(|o| o.handle == b.handle)
+                .map(|o| o.file_id)
+        });
+        let Some(file_id) = file_id else {
+            tracing::debug!(
+                shard = self.shard,
+                ?b,
+                "oplock break for an open that is gone"
+            );
+            return;
+        };
+        self.with_output(b.conn, |_, out| {
+            let frame_start = out.len();
+            let mark = FrameMark::begin(out);
+            let start = out.len();
+            HeaderRepr {
+                credit_charge: 0,
+                status: NtStatus::SUCCESS,
+                command: Command::OplockBreak,
+                credit: 0,
+                flags: flags::SERVER_TO_REDIR,
+                next_command: 0,
+                message_id: u64::MAX,
+                id: HeaderId::Sync {
+                    process_id: 0,
+                    tree_id: 0,
+                },
+                session_id: 0,
+                signature: [0; 16],
+            }
+            .emit(out);
+            OplockBreakRepr {
+                oplock_level: b.level,
+                file_id,
+            }
+            .emit_body(start, out);
+            crate::engine::finish_frame(mark, out, frame_start);
+        });
     }
 
     fn write_final(&mut self, op: OpId, result: Completion, now: Instant, out: &mut Vec<u8>) {

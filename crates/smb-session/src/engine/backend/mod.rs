@@ -913,8 +913,10 @@ impl OplockBreakNotice {
     }
 }
 
-/// A share an embedding application serves besides IPC$.
+/// A share an embedding application serves besides IPC$. Made with
+/// [`ShareDef::new`] (more fields may be added).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ShareDef {
     /// Share name (matched case-insensitively).
     pub name: String,

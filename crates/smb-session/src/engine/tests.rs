@@ -38,6 +38,7 @@ use smb_client::{
 
 use super::{Engine, EngineConfig, FrameOutcome};
 
+mod encryption;
 mod share;
 use crate::ids::ConnId;
 

@@ -21,6 +21,21 @@ pub fn smb3_kdf(key: &[u8; 16], label: &[u8], context: &[u8]) -> [u8; 16] {
     out
 }
 
+/// The same KDF with any key length and L = 8 * `out.len()` (at most 256
+/// bits, one HMAC block): the 256-bit keys of the AES-256 ciphers
+/// (MS-SMB2 3.3.5.5.3, with Session.FullSessionKey as the key).
+pub fn smb3_kdf_into(key: &[u8], label: &[u8], context: &[u8], out: &mut [u8]) {
+    assert!(out.len() <= 32, "one HMAC-SHA256 block");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(&1u32.to_be_bytes());
+    mac.update(label);
+    mac.update(&[0]);
+    mac.update(context);
+    mac.update(&(out.len() as u32 * 8).to_be_bytes());
+    let full = mac.finalize().into_bytes();
+    out.copy_from_slice(&full[..out.len()]);
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -5,12 +5,15 @@
 //!   [`SpnegoAcceptor`] / [`SpnegoInitiator`] that wrap NTLMSSP.
 //! - [`kdf`], [`signing`], [`preauth`]: SMB2/3 key derivation, signing and the
 //!   3.1.1 preauth integrity hash (MS-SMB2 3.1.4).
+//! - [`encryption`]: SMB3 encryption (AES-128/256-CCM/GCM), its keys and the
+//!   TRANSFORM header's AEAD (MS-SMB2 3.1.4.3).
 //!
 //! Protocol logic reads no clock and draws no random numbers: callers pass
 //! challenges, timestamps and keys in ([`random_bytes`] is a convenience).
 #![forbid(unsafe_code)]
 
 pub mod der;
+pub mod encryption;
 pub mod error;
 pub mod kdf;
 pub mod ntlm;

@@ -2,9 +2,11 @@
 //! negotiate contexts of 2.2.3.1.1 and 2.2.3.1.7) and what the server chose (2.2.4,
 //! 3.2.5.2).
 
+use smb_auth::encryption::Cipher;
 use smb_auth::signing::SigningAlgorithm;
 use smb_wire::msg::negotiate::{
-    dialect, security_mode, NegotiateContextRepr, NegotiateRequestRepr, NegotiateResponse,
+    capabilities, dialect, security_mode, NegotiateContextRepr, NegotiateRequestRepr,
+    NegotiateResponse,
 };
 use smb_wire::msg::{EmitBody, U16s};
 
@@ -29,6 +31,10 @@ pub struct Offer {
     /// Signing algorithm ids to offer in 3.1.1, preferred first (none: no context, and the
     /// server signs with AES-CMAC, MS-SMB2 3.3.5.4).
     pub signing_algorithms: Vec<u16>,
+    /// Cipher ids to offer, preferred first (MS-SMB2 2.2.3.1.2): in 3.1.1 an
+    /// ENCRYPTION_CAPABILITIES context, in 3.0 / 3.0.2 SMB2_GLOBAL_CAP_ENCRYPTION
+    /// (AES-128-CCM). None: encryption is not offered.
+    pub ciphers: Vec<u16>,
 }
 
 impl Offer {
@@ -40,6 +46,7 @@ impl Offer {
             client_guid,
             salt,
             signing_algorithms: Vec::new(),
+            ciphers: Vec::new(),
         }
     }
 
@@ -61,18 +68,37 @@ impl Offer {
             dialect::SMB202 | dialect::SMB210 => SigningAlgorithm::HmacSha256,
             _ => SigningAlgorithm::AesCmac,
         };
+        let mut cipher = None;
         if d == dialect::SMB311 {
             for c in n.contexts() {
-                if let Ok(NegotiateContextRepr::Signing { algorithms }) = c.decode() {
-                    if let Some(a) = algorithms.iter().next().and_then(SigningAlgorithm::from_id) {
-                        signing = a;
+                match c.decode() {
+                    Ok(NegotiateContextRepr::Signing { algorithms }) => {
+                        if let Some(a) =
+                            algorithms.iter().next().and_then(SigningAlgorithm::from_id)
+                        {
+                            signing = a;
+                        }
                     }
+                    Ok(NegotiateContextRepr::Encryption { ciphers }) => {
+                        cipher = ciphers
+                            .iter()
+                            .next()
+                            .filter(|id| self.ciphers.contains(id))
+                            .and_then(Cipher::from_id);
+                    }
+                    _ => {}
                 }
             }
+        } else if d >= dialect::SMB300
+            && n.capabilities() & capabilities::ENCRYPTION != 0
+            && self.ciphers.contains(&Cipher::Aes128Ccm.id())
+        {
+            cipher = Some(Cipher::Aes128Ccm);
         }
         Ok(Negotiated {
             dialect: d,
             signing,
+            cipher,
         })
     }
 }
@@ -87,21 +113,31 @@ impl EmitBody for Offer {
         let signing = NegotiateContextRepr::Signing {
             algorithms: U16s::Native(&self.signing_algorithms),
         };
-        let all = [preauth, signing];
-        let contexts: &[NegotiateContextRepr<'_>] = if !self.offers_311() {
-            &[]
-        } else if self.signing_algorithms.is_empty() {
-            &all[..1]
+        let encryption = NegotiateContextRepr::Encryption {
+            ciphers: U16s::Native(&self.ciphers),
+        };
+        let mut contexts = Vec::with_capacity(3);
+        if self.offers_311() {
+            contexts.push(preauth);
+            if !self.signing_algorithms.is_empty() {
+                contexts.push(signing);
+            }
+            if !self.ciphers.is_empty() {
+                contexts.push(encryption);
+            }
+        }
+        let caps = if self.ciphers.is_empty() {
+            0
         } else {
-            &all
+            capabilities::ENCRYPTION
         };
         NegotiateRequestRepr {
             security_mode: self.security_mode,
-            capabilities: 0,
+            capabilities: caps,
             client_guid: self.client_guid,
             client_start_time: 0,
             dialects: U16s::Native(&self.dialects),
-            contexts,
+            contexts: &contexts,
         }
         .emit_body(msg_start, out);
     }
@@ -116,4 +152,6 @@ pub struct Negotiated {
     /// and in 3.1.1 without a SIGNING_CAPABILITIES answer, else the one the server picked
     /// (MS-SMB2 3.2.5.2, 3.1.4.1).
     pub signing: SigningAlgorithm,
+    /// Connection.CipherId: the cipher the server chose from the offer, if any.
+    pub cipher: Option<Cipher>,
 }

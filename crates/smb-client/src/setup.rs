@@ -10,6 +10,7 @@
 
 use core::fmt;
 
+use smb_auth::encryption::SessionCipher;
 use smb_auth::ntlm::NtlmInitiator;
 use smb_auth::preauth::PreauthHash;
 use smb_auth::signing::{derive_signing_key, SigningKey};
@@ -77,6 +78,8 @@ pub struct SessionSetup {
     preauth: PreauthHash,
     session_id: u64,
     anonymous: bool,
+    /// The NTLM session key, kept once a user session finished (for encryption keys).
+    session_key: Option<[u8; 16]>,
 }
 
 impl SessionSetup {
@@ -98,6 +101,7 @@ impl SessionSetup {
             preauth: conn_preauth,
             session_id: 0,
             anonymous: *auth == Auth::Anonymous,
+            session_key: None,
         }
     }
 
@@ -169,6 +173,9 @@ impl SessionSetup {
         let s = SessionSetupResponse::parse(msg)?;
         let session_key = self.spnego.finish(s.security_buffer())?;
         let anonymous = s.session_flags() & SESSION_FLAG_IS_NULL != 0 || self.anonymous;
+        if !anonymous {
+            self.session_key = session_key;
+        }
         Ok(match session_key {
             Some(k) if !anonymous => {
                 let ph = self.preauth.value();
@@ -181,5 +188,17 @@ impl SessionSetup {
             }
             _ => None,
         })
+    }
+}
+
+impl SessionSetup {
+    /// The client's encryption keys once [`SessionSetup::finish`] succeeded for a user
+    /// session on a connection that negotiated a cipher (MS-SMB2 3.2.5.3.1: the client
+    /// encrypts with the server's decryption key); `None` otherwise.
+    pub fn encryption(&self, negotiated: &Negotiated) -> Option<SessionCipher> {
+        let key = self.session_key?;
+        let cipher = negotiated.cipher?;
+        let ph = self.preauth.value();
+        Some(SessionCipher::derive(negotiated.dialect, &key, Some(&ph), cipher).reversed())
     }
 }

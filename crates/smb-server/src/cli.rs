@@ -74,6 +74,16 @@ struct ServeArgs {
     /// Require every session to sign.
     #[arg(long)]
     require_signing: bool,
+    /// SMB3 encryption of every session: off, desired or required.
+    #[arg(long)]
+    encryption: Option<String>,
+    /// SMB3 encryption of IPC$: off, desired or required.
+    #[arg(long)]
+    ipc_encryption: Option<String>,
+    /// Ciphers offered, in preference order (auto, none, or a list such as
+    /// aes-256-gcm,aes-128-gcm).
+    #[arg(long)]
+    ciphers: Option<String>,
     /// Map unknown users to guest.
     #[arg(long)]
     allow_guest: bool,
@@ -148,6 +158,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             args.require_signing.then(|| "true".into()),
         ),
         ("allow-guest", args.allow_guest.then(|| "true".into())),
+        ("encryption", args.encryption),
+        ("ipc-encryption", args.ipc_encryption),
+        ("ciphers", args.ciphers),
         ("cpu-steering", args.cpu_steering.then(|| "true".into())),
         ("transport", args.transport),
         ("io-uring-sqpoll", args.io_uring_sqpoll),

@@ -102,6 +102,21 @@ pub const KEYS: &[KeySpec] = &[
         live: true,
     },
     KeySpec {
+        name: "encryption",
+        accepts: "off, desired or required (SMB3 encryption of every session)",
+        live: true,
+    },
+    KeySpec {
+        name: "ipc-encryption",
+        accepts: "off, desired or required (SMB3 encryption of IPC$; the stricter of it and encryption applies)",
+        live: true,
+    },
+    KeySpec {
+        name: "ciphers",
+        accepts: "auto, none, or a comma-separated preference list of aes-128-gcm, aes-256-gcm, aes-128-ccm, aes-256-ccm",
+        live: true,
+    },
+    KeySpec {
         name: "allow-anonymous",
         accepts: "true or false",
         live: true,
@@ -341,6 +356,12 @@ pub struct Effective {
     pub credit_cap: u16,
     /// Whether every session must sign.
     pub require_signing: bool,
+    /// SMB3 encryption of every session.
+    pub encryption: smb_session::engine::EncryptionPolicy,
+    /// SMB3 encryption of IPC$.
+    pub ipc_encryption: smb_session::engine::EncryptionPolicy,
+    /// Ciphers offered, in preference order.
+    pub ciphers: Vec<smb_session::engine::Cipher>,
     /// Whether null sessions are accepted.
     pub allow_anonymous: bool,
     /// Whether unknown users are mapped to guest.
@@ -396,6 +417,8 @@ impl Settings {
             "max-sessions-per-connection" => "1024".to_string(),
             "credit-cap" => "8192".to_string(),
             "require-signing" => "false".to_string(),
+            "encryption" | "ipc-encryption" => "off".to_string(),
+            "ciphers" => "auto".to_string(),
             "allow-anonymous" => "true".to_string(),
             "allow-guest" => "false".to_string(),
             "min-dialect" => "2.0.2".to_string(),
@@ -479,6 +502,24 @@ impl Settings {
             "min-dialect" | "max-dialect" => {
                 dialect_name(parse_dialect(v).map_err(|_| bad())?).to_string()
             }
+            "encryption" | "ipc-encryption" => v
+                .parse::<smb_session::engine::EncryptionPolicy>()
+                .map_err(|_| bad())?
+                .to_string(),
+            "ciphers" => match v.trim().to_ascii_lowercase().as_str() {
+                "auto" | "default" => "auto".to_string(),
+                "none" | "" => "none".to_string(),
+                list => {
+                    let mut names = Vec::new();
+                    for n in list.split(',') {
+                        let c = smb_session::engine::Cipher::from_name(n).ok_or_else(bad)?;
+                        if !names.contains(&c.name()) {
+                            names.push(c.name());
+                        }
+                    }
+                    names.join(",")
+                }
+            },
             _ => v.to_string(),
         };
         Ok(norm)
@@ -594,6 +635,20 @@ impl Settings {
                 .map_err(|_| bad("max-sessions-per-connection"))?,
             credit_cap: v("credit-cap").parse().map_err(|_| bad("credit-cap"))?,
             require_signing: v("require-signing") == "true",
+            encryption: v("encryption").parse().map_err(|_| bad("encryption"))?,
+            ipc_encryption: v("ipc-encryption")
+                .parse()
+                .map_err(|_| bad("ipc-encryption"))?,
+            ciphers: match v("ciphers").as_str() {
+                "auto" => smb_session::engine::Cipher::DEFAULT_ORDER.to_vec(),
+                "none" => Vec::new(),
+                list => list
+                    .split(',')
+                    .map(|n| {
+                        smb_session::engine::Cipher::from_name(n).ok_or_else(|| bad("ciphers"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
             allow_anonymous: v("allow-anonymous") == "true",
             allow_guest: v("allow-guest") == "true",
             min_dialect: parse_dialect(&v("min-dialect"))?,

@@ -242,6 +242,9 @@ pub(crate) fn engine_config(
     cfg.max_sessions_per_connection = eff.max_sessions_per_connection as usize;
     cfg.credit_cap = eff.credit_cap;
     cfg.require_signing = eff.require_signing;
+    cfg.encryption = eff.encryption;
+    cfg.ipc_encryption = eff.ipc_encryption;
+    cfg.ciphers = eff.ciphers.clone();
     cfg.allow_anonymous = eff.allow_anonymous;
     cfg.allow_guest = eff.allow_guest;
     cfg.min_dialect = eff.min_dialect;

@@ -35,6 +35,10 @@ pub struct ConnState {
     pub(crate) server_security_mode: u16,
     /// Signing algorithm for 3.1.1 (SIGNING_CAPABILITIES), else by dialect.
     pub(crate) signing_algorithm: SigningAlgorithm,
+    /// Connection.CipherId: the cipher negotiated (3.1.1
+    /// ENCRYPTION_CAPABILITIES, or AES-128-CCM for a 3.0/3.0.2 client with
+    /// CAP_ENCRYPTION); none when encryption was not negotiated.
+    pub(crate) cipher: Option<smb_auth::encryption::Cipher>,
     /// Connection.PreauthIntegrityHashValue (3.1.1 only).
     pub(crate) preauth: Option<Box<smb_auth::preauth::PreauthHash>>,
     /// The MessageId window.
@@ -61,6 +65,7 @@ impl ConnState {
             server_capabilities: 0,
             server_security_mode: 0,
             signing_algorithm: SigningAlgorithm::HmacSha256,
+            cipher: None,
             preauth: None,
             credits: CreditWindow::new(),
             pipes: Pipes::default(),

@@ -653,9 +653,8 @@ impl Engine {
         result: AdminOpResult,
         now: Instant,
     ) {
-        let _ = now;
         self.with_output(conn, |e, out| {
-            e.write_admin_answer(conn, token, result, out)
+            e.write_admin_answer(conn, token, result, now, out)
         });
     }
 
@@ -664,6 +663,7 @@ impl Engine {
         conn: ConnId,
         token: AdminToken,
         result: AdminOpResult,
+        now: Instant,
         out: &mut Vec<u8>,
     ) {
         let Some(cs) = self.table.connection_mut(conn) else {
@@ -757,9 +757,7 @@ impl Engine {
             _ => NtStatus::INTERNAL_ERROR,
         };
         Header::new_unchecked(&mut out[start..start + HEADER_LEN]).set_status(status);
-        let end = out.len();
-        self.sign_response(conn, &mut out[start..end], d.request_signed);
-        super::finish_frame(mark, out, start - 4);
+        self.finish_async_answer(conn, out, mark, start - 4, d.request_signed, now);
     }
 }
 

@@ -72,6 +72,7 @@ pub mod backend;
 pub mod budget;
 mod conn;
 pub mod credits;
+mod encryption;
 mod ipc;
 mod negotiate;
 mod setup;
@@ -108,7 +109,9 @@ pub use backend::{
     SessionCtx, ShareBackend, ShareBackendFactory, ShareDef, ShareParams, Slot,
 };
 pub use conn::ConnState;
+pub use encryption::EncryptionPolicy;
 pub use setup::SessionExt;
+pub use smb_auth::encryption::Cipher;
 
 /// Shares registered by the embedding application, each with its
 /// [`ShareBackend`] (the bundled server registers none: it serves IPC$
@@ -209,6 +212,16 @@ pub struct EngineConfig {
     /// Opens one connection may hold on disk shares (STATUS_INSUFFICIENT_RESOURCES
     /// past it).
     pub max_opens_per_connection: usize,
+    /// Whether sessions encrypt (Session.EncryptData and
+    /// RejectUnencryptedAccess for every session, MS-SMB2 3.3.5.5.3).
+    pub encryption: EncryptionPolicy,
+    /// The encryption policy of IPC$ (the stricter of it and
+    /// [`EngineConfig::encryption`] applies).
+    pub ipc_encryption: EncryptionPolicy,
+    /// The ciphers offered, in the server's order of preference (3.1.1
+    /// ENCRYPTION_CAPABILITIES; 3.0 and 3.0.2 use AES-128-CCM when it is
+    /// listed). Empty: encryption is not negotiated at all.
+    pub ciphers: Vec<Cipher>,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -224,6 +237,9 @@ impl fmt::Debug for EngineConfig {
             .field("autodisconnect", &self.autodisconnect)
             .field("pre_auth_timeout", &self.pre_auth_timeout)
             .field("auth_failure_delay", &self.auth_failure_delay)
+            .field("encryption", &self.encryption)
+            .field("ipc_encryption", &self.ipc_encryption)
+            .field("ciphers", &self.ciphers)
             .finish_non_exhaustive()
     }
 }
@@ -256,6 +272,9 @@ impl EngineConfig {
             shares: Arc::new(NoShares),
             max_pending_per_connection: 512,
             max_opens_per_connection: 16_384,
+            encryption: EncryptionPolicy::Off,
+            ipc_encryption: EncryptionPolicy::Off,
+            ciphers: Cipher::DEFAULT_ORDER.to_vec(),
         }
     }
 
@@ -352,6 +371,11 @@ pub struct Engine {
     /// Completions to queue once the frame being answered is done (a
     /// CANCEL the backend honoured at once).
     completions: Vec<(OpId, Completion)>,
+    /// Scratch space a TRANSFORM frame is decrypted in (reused).
+    decrypt_buf: Vec<u8>,
+    /// Set while the plaintext of a TRANSFORM from this session is
+    /// answered.
+    frame_encrypted: Option<SessionId>,
 }
 
 impl fmt::Debug for Engine {
@@ -435,6 +459,8 @@ impl Engine {
             shares: Vec::new(),
             next_op_id: 0,
             completions: Vec::new(),
+            decrypt_buf: Vec::new(),
+            frame_encrypted: None,
         };
         engine.install_shares();
         engine
@@ -571,8 +597,9 @@ impl Engine {
         let outcome = match classify(payload) {
             ProtocolId::Smb2 => self.handle_smb2(conn, payload, now, &mut out),
             ProtocolId::Smb1 => self.handle_smb1_negotiate(conn, payload, now, &mut out),
-            // We negotiate neither encryption nor compression: a TRANSFORM
-            // or compressed frame is a protocol violation (3.3.5.2.1).
+            ProtocolId::Transform => self.handle_transform(conn, payload, now, &mut out),
+            // Compression is not negotiated: a compressed frame is a
+            // protocol violation (3.3.5.2.1).
             _ => FrameOutcome::Close,
         };
         if outcome == FrameOutcome::Close {
@@ -719,6 +746,19 @@ impl Engine {
                 return FrameOutcome::Close;
             }
             let related = index > 0 && hdr.is_related();
+            // Inside a TRANSFORM every message names the TRANSFORM's session
+            // (a related one inherits it).
+            if let Some(sid) = self.frame_encrypted {
+                if !related && hdr.session_id() != sid.as_u64() {
+                    tracing::debug!(
+                        shard = self.shard,
+                        ?conn,
+                        "SessionId differs from the TRANSFORM's"
+                    );
+                    out.truncate(frame_start);
+                    return FrameOutcome::Close;
+                }
+            }
             let mut req = Req {
                 conn,
                 now,
@@ -862,7 +902,9 @@ impl Engine {
             out.truncate(frame_start);
             return FrameOutcome::Continue;
         }
-        // Link the chain (NextCommand), then sign each message.
+        // Link the chain (NextCommand), then sign each message, or seal the
+        // whole chain as one TRANSFORM.
+        let seal = self.frame_seal_session(&out[written.get(0).start..]);
         let n = written.len();
         for i in 0..n {
             let w = written.get(i);
@@ -876,9 +918,12 @@ impl Engine {
                 let mut h = Header::new_unchecked(&mut out[start..start + HEADER_LEN]);
                 h.set_next_command((end - start) as u32);
             }
-            if !w.interim {
+            if !w.interim && seal.is_none() {
                 self.sign_response(conn, &mut out[start..end], w.request_signed);
             }
+        }
+        if !self.seal_or_end(seal, out, frame_start, mark.payload_start(), now) {
+            return FrameOutcome::Close;
         }
         if !finish_frame(mark, out, frame_start) {
             // The chain's responses do not fit one NBSS frame: no defined
@@ -1016,6 +1061,17 @@ impl Engine {
             tracing::debug!(shard = self.shard, session = %sid, command = ?req.command, "request on a session not yet authenticated");
             return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
         }
+        // RejectUnencryptedAccess (3.3.5.2.9, 3.3.5.2.11).
+        if self.frame_encrypted.is_none() {
+            if s.ext.crypt.as_ref().is_some_and(|c| c.reject_unencrypted) {
+                tracing::debug!(shard = self.shard, session = %sid, command = ?req.command, "unencrypted request on an encrypting session");
+                return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
+            }
+            if self.tree_requires_encryption(sid, req.tree_id) {
+                tracing::debug!(shard = self.shard, session = %sid, command = ?req.command, "unencrypted request on an encrypted share");
+                return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
+            }
+        }
         self.verify_signature(sid, req, hdr)?;
         self.table.touch(sid, req.now);
         Ok(sid)
@@ -1033,6 +1089,11 @@ impl Engine {
         let Some(s) = self.table.session(sid) else {
             return Err(Answer::Fail(NtStatus::USER_SESSION_DELETED));
         };
+        // An encrypted request is not signed: the AEAD tag covered it
+        // (3.3.5.2.4).
+        if self.frame_encrypted == Some(sid) {
+            return Ok(());
+        }
         if let Some(key) = s.ext.signing_key.as_ref() {
             if hdr.is_signed() {
                 if !smb_auth::signing::verify(key, req.msg) {

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use smb_auth::encryption::Cipher;
 use smb_auth::preauth::PreauthHash;
 use smb_auth::signing::SigningAlgorithm;
 use smb_wire::frame::FrameMark;
@@ -89,6 +90,16 @@ impl Engine {
         let salt: [u8; 32] = self.random_array();
         let mut saw_preauth = false;
         let mut saw_signing = false;
+        // Connection.CipherId (3.3.5.4): 3.0 and 3.0.2 have AES-128-CCM
+        // when the client announces CAP_ENCRYPTION; 3.1.1 chooses from the
+        // client's ENCRYPTION_CAPABILITIES by the server's preference.
+        let mut cipher = None;
+        if (dialect::SMB300..dialect::SMB311).contains(&chosen)
+            && nreq.capabilities() & capabilities::ENCRYPTION != 0
+            && self.cfg.ciphers.contains(&Cipher::Aes128Ccm)
+        {
+            cipher = Some(Cipher::Aes128Ccm);
+        }
         if chosen == dialect::SMB311 {
             for ctx in nreq.contexts() {
                 let Ok(decoded) = ctx.decode() else {
@@ -102,6 +113,9 @@ impl Engine {
                             return Answer::Fail(NtStatus::INVALID_PARAMETER);
                         }
                         saw_preauth = true;
+                    }
+                    NegotiateContextRepr::Encryption { ciphers } => {
+                        cipher = self.choose_cipher(|id| ciphers.iter().any(|c| c == id));
                     }
                     NegotiateContextRepr::Signing { algorithms } => {
                         saw_signing = true;
@@ -129,28 +143,35 @@ impl Engine {
             }
         }
         let security_mode = self.security_mode();
-        let caps = self.capabilities_for(chosen);
+        let mut caps = self.capabilities_for(chosen);
+        if cipher.is_some() && chosen < dialect::SMB311 {
+            caps |= capabilities::ENCRYPTION;
+        }
         let max_io = self.max_io_for(chosen);
         let signing_id = [signing.id()];
-        // No SMB2_ENCRYPTION_CAPABILITIES in the answer: this server does
-        // not encrypt (IsEncryptionSupported is FALSE, MS-SMB2 3.3.5.4), so
-        // a client that requires encryption refuses cleanly at once. (An
-        // answer with cipher 0 is refused as unparsable by smb-rs.)
-        let ctxs: [NegotiateContextRepr<'_>; 2] = [
-            NegotiateContextRepr::PreauthIntegrity {
+        let cipher_id = [cipher.map_or(0, Cipher::id)];
+        // SIGNING_CAPABILITIES only answers a client that sent it, and
+        // ENCRYPTION_CAPABILITIES only when a cipher was chosen (3.3.5.4).
+        // With no common cipher the context is left out rather than sent
+        // with cipher 0 (which smb-rs refuses as unparsable): either way
+        // the client knows it cannot encrypt, and one that requires
+        // encryption stops cleanly.
+        let mut ctxs: [Option<NegotiateContextRepr<'_>>; 3] = [
+            Some(NegotiateContextRepr::PreauthIntegrity {
                 hash_algorithms: U16s::Native(&[algorithm::SHA512]),
                 salt: &salt,
-            },
-            NegotiateContextRepr::Signing {
+            }),
+            saw_signing.then_some(NegotiateContextRepr::Signing {
                 algorithms: U16s::Native(&signing_id),
-            },
+            }),
+            cipher.map(|_| NegotiateContextRepr::Encryption {
+                ciphers: U16s::Native(&cipher_id),
+            }),
         ];
-        // SIGNING_CAPABILITIES only answers a client that sent it (3.3.5.4).
-        let n_ctx = match (chosen == dialect::SMB311, saw_signing) {
-            (false, _) => 0,
-            (true, false) => 1,
-            (true, true) => 2,
-        };
+        if chosen != dialect::SMB311 {
+            ctxs = [None, None, None];
+        }
+        let ctx_list: Vec<NegotiateContextRepr<'_>> = ctxs.into_iter().flatten().collect();
         let hint = self.spnego_hint.clone();
         let body = NegotiateResponseRepr {
             security_mode,
@@ -163,7 +184,7 @@ impl Engine {
             system_time: self.filetime(req.now),
             server_start_time: 0,
             security_buffer: &hint,
-            contexts: &ctxs[..n_ctx],
+            contexts: &ctx_list,
         };
         let start = out.len() - HEADER_LEN;
         body.emit_body(start, out);
@@ -179,6 +200,7 @@ impl Engine {
         st.server_capabilities = caps;
         st.server_security_mode = security_mode;
         st.signing_algorithm = signing;
+        st.cipher = cipher;
         if chosen == dialect::SMB311 {
             // Connection.PreauthIntegrityHashValue = H(H(0 || request) || response).
             // The response's header fields (credits, status) are final

@@ -20,6 +20,7 @@ use smb_wire::msg::session_setup::{
 use smb_wire::msg::EmitBody;
 use smb_wire::NtStatus;
 
+use super::encryption::{EncryptionPolicy, SessionCrypt};
 use super::{Answer, Engine, Req};
 use crate::ids::{ConnId, SessionId};
 use crate::table::{SessionInfo, UserName};
@@ -43,6 +44,24 @@ pub struct SessionExt {
     pub(crate) signing_required: bool,
     /// Whether responses are signed (signing required or requested).
     pub(crate) sign_responses: bool,
+    /// Encryption keys and state (3.x user sessions on a connection that
+    /// negotiated a cipher).
+    pub(crate) crypt: Option<Box<SessionCrypt>>,
+}
+
+impl SessionExt {
+    /// The cipher this session encrypts with, if it has keys.
+    pub fn cipher(&self) -> Option<smb_auth::encryption::Cipher> {
+        self.crypt.as_ref().map(|c| c.keys.cipher())
+    }
+
+    /// Whether the session encrypts: it asked for encryption
+    /// (EncryptData) or its client sends encrypted requests.
+    pub fn is_encrypted(&self) -> bool {
+        self.crypt
+            .as_ref()
+            .is_some_and(|c| c.encrypt_data || c.client_encrypts)
+    }
 }
 
 impl Engine {
@@ -164,11 +183,48 @@ impl Engine {
                         (UserName::User(name.as_str().into()), *admin, 0)
                     }
                 };
-                let signing_algo = self
+                let (signing_algo, cipher) = self
                     .table
                     .connection(conn)
-                    .map(|c| c.ext.signing_algorithm)
-                    .unwrap_or(smb_auth::signing::SigningAlgorithm::HmacSha256);
+                    .map(|c| (c.ext.signing_algorithm, c.ext.cipher))
+                    .unwrap_or((smb_auth::signing::SigningAlgorithm::HmacSha256, None));
+                // Encryption keys (3.3.5.5.3): a 3.x user session on a
+                // connection with a cipher. Anonymous and guest sessions
+                // have no key and cannot encrypt; where encryption is
+                // required they are refused, like any session that cannot
+                // encrypt (SMB 2.x, no common cipher).
+                let crypt = match (&outcome.identity, outcome.session_key, cipher) {
+                    (Identity::User { .. }, Some(k), Some(c))
+                        if dialect_in_force >= dialect::SMB300 =>
+                    {
+                        let keys = smb_auth::encryption::SessionCipher::derive(
+                            dialect_in_force,
+                            &k,
+                            preauth.as_ref(),
+                            c,
+                        );
+                        Some(Box::new(SessionCrypt {
+                            keys,
+                            nonces: Default::default(),
+                            encrypt_data: self.cfg.encryption >= EncryptionPolicy::Desired,
+                            reject_unencrypted: self.cfg.encryption == EncryptionPolicy::Required,
+                            client_encrypts: false,
+                        }))
+                    }
+                    _ => None,
+                };
+                if crypt.is_none() && self.cfg.encryption == EncryptionPolicy::Required {
+                    tracing::debug!(shard = self.shard, session = %sid, "session cannot encrypt and encryption is required");
+                    self.close_session_pipes(conn, sid);
+                    self.close_session_files(conn, sid, req.now);
+                    let _ = self.table.logoff(sid, req.now);
+                    return Answer::Fail(NtStatus::ACCESS_DENIED);
+                }
+                let flags = if crypt.as_ref().is_some_and(|c| c.encrypt_data) {
+                    flags | session_flags::ENCRYPT_DATA
+                } else {
+                    flags
+                };
                 let key = match (&outcome.identity, outcome.session_key) {
                     (Identity::User { .. }, Some(k)) => Some(derive_signing_key(
                         dialect_in_force,
@@ -194,6 +250,7 @@ impl Engine {
                     s.ext.signing_key = key;
                     s.ext.signing_required = required;
                     s.ext.sign_responses = required;
+                    s.ext.crypt = crypt;
                 }
                 if self.table.authenticate_session(sid, info, req.now).is_err() {
                     let _ = self.table.logoff(sid, req.now);

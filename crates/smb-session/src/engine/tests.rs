@@ -38,6 +38,7 @@ use smb_client::{
 
 use super::{Engine, EngineConfig, FrameOutcome};
 
+mod encryption;
 mod share;
 use crate::ids::ConnId;
 
@@ -454,23 +455,29 @@ fn answered_contexts(signing: &[u16]) -> Vec<String> {
             NegotiateContextRepr::Signing { algorithms } => {
                 format!("signing {:?}", algorithms.iter().collect::<Vec<_>>())
             }
+            NegotiateContextRepr::Encryption { ciphers } => {
+                format!("encryption {:?}", ciphers.iter().collect::<Vec<_>>())
+            }
             other => format!("{other:?}"),
         })
         .collect()
 }
 
 #[test]
-fn negotiate_answers_the_contexts_it_supports_and_no_cipher() {
+fn negotiate_answers_the_contexts_it_supports_and_the_cipher() {
     assert_eq!(
         answered_contexts(&[algorithm::AES_CMAC, algorithm::AES_GMAC]),
-        ["preauth [1] salt 32", "signing [2]"],
-        "GMAC preferred; no ENCRYPTION_CAPABILITIES: this server does not encrypt"
+        ["preauth [1] salt 32", "signing [2]", "encryption [2]"],
+        "GMAC preferred; AES-128-GCM, the only cipher offered"
     );
     assert_eq!(
         answered_contexts(&[algorithm::HMAC_SHA256, algorithm::AES_CMAC]),
-        ["preauth [1] salt 32", "signing [1]"]
+        ["preauth [1] salt 32", "signing [1]", "encryption [2]"]
     );
-    assert_eq!(answered_contexts(&[]), ["preauth [1] salt 32"]);
+    assert_eq!(
+        answered_contexts(&[]),
+        ["preauth [1] salt 32", "encryption [2]"]
+    );
 }
 
 #[test]

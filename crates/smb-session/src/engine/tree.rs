@@ -11,6 +11,7 @@ use smb_wire::msg::tree_disconnect::TreeDisconnectResponseRepr;
 use smb_wire::msg::EmitBody;
 use smb_wire::NtStatus;
 
+use super::encryption::{EncryptionPolicy, SHAREFLAG_ENCRYPT_DATA};
 use super::{Answer, Engine, Req, ShareParams};
 use crate::ids::{SessionId, TreeId};
 
@@ -50,6 +51,14 @@ impl Engine {
                 None => return Answer::Fail(NtStatus::BAD_NETWORK_NAME),
             }
         };
+        // Share.EncryptData (3.3.5.7): a session that cannot encrypt cannot
+        // connect to a share that requires it; one that can is told to.
+        let policy = self.share_policy(&name, is_ipc);
+        let can_encrypt = self.session_can_encrypt(sid);
+        if policy == EncryptionPolicy::Required && !can_encrypt {
+            tracing::debug!(shard = self.shard, session = %sid, share = %name, "share requires encryption the session cannot do");
+            return Answer::Fail(NtStatus::ACCESS_DENIED);
+        }
         let tree = match self.table.connect_tree(sid, &name, is_ipc, req.now) {
             Ok(t) => t,
             Err(_) => return Answer::Fail(NtStatus::INSUFFICIENT_RESOURCES),
@@ -64,12 +73,17 @@ impl Engine {
                 }
             },
         };
+        let share_flags = if can_encrypt && policy >= EncryptionPolicy::Desired {
+            params.share_flags | SHAREFLAG_ENCRYPT_DATA
+        } else {
+            params.share_flags
+        };
         let start = out.len() - HEADER_LEN;
         let mut h = Header::new_unchecked(&mut out[start..start + HEADER_LEN]);
         h.set_tree_id(tree.as_u32());
         TreeConnectResponseRepr {
             share_type: kind,
-            share_flags: params.share_flags,
+            share_flags,
             capabilities: params.capabilities,
             maximal_access: params.maximal_access,
         }

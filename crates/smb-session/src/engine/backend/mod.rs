@@ -924,6 +924,9 @@ pub struct ShareDef {
     pub comment: String,
     /// Makes each shard's backend.
     pub backend: Arc<dyn ShareBackendFactory>,
+    /// Whether the share asks for (or requires) encryption (MS-SMB2
+    /// Share.EncryptData; the stricter of it and the global policy applies).
+    pub encryption: crate::engine::EncryptionPolicy,
 }
 
 impl fmt::Debug for ShareDef {
@@ -942,12 +945,21 @@ impl ShareDef {
             name: name.into(),
             comment: String::new(),
             backend: Arc::new(factory),
+            encryption: crate::engine::EncryptionPolicy::Off,
         }
     }
 
     /// With this NetrShareEnum comment.
     pub fn with_comment(mut self, comment: impl Into<String>) -> Self {
         self.comment = comment.into();
+        self
+    }
+
+    /// With this encryption policy (`required`: unencrypted requests on
+    /// its trees get ACCESS_DENIED, sessions that cannot encrypt cannot
+    /// connect).
+    pub fn with_encryption(mut self, policy: crate::engine::EncryptionPolicy) -> Self {
+        self.encryption = policy;
         self
     }
 }

@@ -43,6 +43,8 @@ pub(crate) struct ShareSlot {
     pub name: Arc<str>,
     factory: Arc<dyn ShareBackendFactory>,
     pub backend: Box<dyn ShareBackend>,
+    /// Its encryption policy ([`ShareDef::with_encryption`]).
+    pub encryption: crate::engine::EncryptionPolicy,
     /// No longer in the configuration: no new tree connects, but trees
     /// already connected keep their backend.
     pub retired: bool,
@@ -121,6 +123,7 @@ impl Engine {
                 s.name.eq_ignore_ascii_case(&d.name) && Arc::ptr_eq(&s.factory, &d.backend)
             }) {
                 s.retired = false;
+                s.encryption = d.encryption;
                 continue;
             }
             let backend = d.backend.for_shard(self.shard);
@@ -128,6 +131,7 @@ impl Engine {
                 name: d.name.as_str().into(),
                 factory: d.backend,
                 backend,
+                encryption: d.encryption,
                 retired: false,
             });
         }
@@ -929,9 +933,7 @@ impl Engine {
             }
         };
         Header::new_unchecked(&mut out[start..start + HEADER_LEN]).set_status(status);
-        let end = out.len();
-        self.sign_response(op.conn, &mut out[start..end], p.request_signed);
-        crate::engine::finish_frame(mark, out, frame_start);
+        self.finish_async_answer(op.conn, out, mark, frame_start, p.request_signed, now);
     }
 
     /// CANCEL (MS-SMB2 3.3.5.16): find the pending request by AsyncId (async

@@ -129,7 +129,12 @@ impl Engine {
             }
         }
         let security_mode = self.security_mode();
-        let caps = self.capabilities_for(chosen);
+        let mut caps = self.capabilities_for(chosen);
+        // MS-SMB2 3.3.5.4: notifications (SmbNotifySessionClosed) on 3.1.1
+        // when the client takes them.
+        if chosen == dialect::SMB311 && nreq.capabilities() & capabilities::NOTIFICATIONS != 0 {
+            caps |= capabilities::NOTIFICATIONS;
+        }
         let max_io = self.max_io_for(chosen);
         let signing_id = [signing.id()];
         // No SMB2_ENCRYPTION_CAPABILITIES in the answer: this server does

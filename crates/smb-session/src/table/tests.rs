@@ -9,6 +9,8 @@ fn cfg(autodisconnect: &str) -> TableConfig {
         pre_auth_timeout: Duration::from_secs(10),
         tick: MS,
         max_sessions_per_connection: 4,
+        connection_idle_timeout: None,
+        keep_expired: false,
     }
 }
 

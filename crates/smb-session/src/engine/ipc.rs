@@ -753,8 +753,15 @@ impl Engine {
     pub(crate) fn local_srvs_sessions(&self, now: Instant) -> Vec<SrvSessionInfo> {
         self.admin_sessions(&Default::default(), now)
             .into_iter()
-            .map(|r| r.to_srvs())
+            .map(|r| self.srvs_session(&r))
             .collect()
+    }
+
+    /// A session as NetrSessionEnum shows it, `sesi502_transport` included.
+    fn srvs_session(&self, r: &super::admin::SessionRow) -> SrvSessionInfo {
+        let mut i = r.to_srvs();
+        i.transport = self.cfg.transport.to_string();
+        i
     }
 
     /// The cluster-wide answer to a deferred srvsvc call has arrived: replay
@@ -800,7 +807,9 @@ impl Engine {
         let mut done = None;
         let (sessions, trees, deleted) = match result {
             AdminOpResult::Sessions(rows) => (
-                rows.iter().map(|r| r.to_srvs()).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| self.srvs_session(r))
+                    .collect::<Vec<_>>(),
                 Vec::new(),
                 None,
             ),

@@ -16,18 +16,33 @@ Usage:
       that tree. Prints "READY" and then waits, sending nothing, until the
       server closes the connection ("DROPPED", exit 0) or SECONDS pass
       ("TIMEOUT", exit 2).
+  impacket_client.py setdisc PORT USER PASSWORD LEVEL MINUTES
+      Log in, bind srvsvc and call NetrServerSetInfo at LEVEL (1010: only
+      sv1010_disc; 102: the server's own SERVER_INFO_102 from
+      NetrServerGetInfo with sv102_disc replaced) with autodisconnect MINUTES.
+      Prints "SETINFO <NET_API_STATUS>" and then "DISC <sv102_disc>" as
+      NetrServerGetInfo level 102 answers right after; exits 0.
+  impacket_client.py files PORT USER PASSWORD LEVEL
+      Log in, bind srvsvc, call NetrFileEnum at LEVEL (2 or 3); prints
+      "STATUS <NET_API_STATUS>" and one "FILE <id> <path> <user>" line per
+      entry (path and user "-" at level 2); exits 0.
 
-Loopback only: the host is always 127.0.0.1.
+The host is 127.0.0.1 (SMBCORE_TEST_HOST overrides it, for a client in
+a network namespace a test made).
 """
 
+import os
 import select
 import sys
 import time
 
 from impacket import smb3structs
+from impacket.dcerpc.v5 import srvs, transport
+from impacket.dcerpc.v5.dtypes import NULL
+from impacket.dcerpc.v5.rpcrt import DCERPCException
 from impacket.smbconnection import SMBConnection
 
-HOST = "127.0.0.1"
+HOST = os.environ.get("SMBCORE_TEST_HOST", "127.0.0.1")
 
 DIALECTS = {
     "2.002": smb3structs.SMB2_DIALECT_002,
@@ -89,6 +104,77 @@ def hold(port, user, password, client_name, seconds):
     return 2
 
 
+def srvsvc(port, user, password):
+    conn = SMBConnection(HOST, HOST, sess_port=port, timeout=10)
+    conn.login(user, password)
+    rpc = transport.SMBTransport(HOST, port, r"\srvsvc", smb_connection=conn)
+    dce = rpc.get_dce_rpc()
+    dce.connect()
+    dce.bind(srvs.MSRPC_UUID_SRVS)
+    return conn, dce
+
+
+def error_code(e):
+    code = getattr(e, "error_code", None)
+    if code is None:
+        code = e.get_error_code()
+    return code
+
+
+def setdisc(port, user, password, level, minutes):
+    conn, dce = srvsvc(port, user, password)
+    req = srvs.NetrServerSetInfo()
+    req["ServerName"] = NULL
+    req["Level"] = level
+    req["InfoStruct"]["tag"] = level
+    if level == 1010:
+        req["InfoStruct"]["ServerInfo1010"]["sv1010_disc"] = minutes
+    else:
+        cur = srvs.hNetrServerGetInfo(dce, 102)["InfoStruct"]["ServerInfo102"]
+        info = req["InfoStruct"]["ServerInfo102"]
+        for f in ("sv102_platform_id", "sv102_name", "sv102_version_major",
+                  "sv102_version_minor", "sv102_type", "sv102_comment", "sv102_users",
+                  "sv102_hidden", "sv102_announce", "sv102_anndelta", "sv102_licenses",
+                  "sv102_userpath"):
+            info[f] = cur[f]
+        info["sv102_disc"] = minutes
+    try:
+        resp = dce.request(req)
+        say("SETINFO", resp["ErrorCode"])
+    except DCERPCException as e:
+        say("SETINFO", error_code(e))
+    try:
+        info = srvs.hNetrServerGetInfo(dce, 102)["InfoStruct"]["ServerInfo102"]
+        disc = info["sv102_disc"]
+        say("DISC", disc - (1 << 32) if disc >= (1 << 31) else disc)
+    except DCERPCException as e:
+        say("GETINFO", error_code(e))
+    dce.disconnect()
+    try:
+        conn.logoff()
+    except Exception:  # autodisconnect 0 may have reaped it already
+        pass
+    return 0
+
+
+def files(port, user, password, level):
+    conn, dce = srvsvc(port, user, password)
+    try:
+        resp = srvs.hNetrFileEnum(dce, NULL, NULL, level)
+        say("STATUS", resp["ErrorCode"])
+        buf = resp["InfoStruct"]["FileInfo"]["Level%d" % level]["Buffer"]
+        for f in buf or []:
+            if level == 3:
+                say("FILE", f["fi3_id"], f["fi3_path_name"][:-1], f["fi3_username"][:-1])
+            else:
+                say("FILE", f["fi2_id"], "-", "-")
+    except DCERPCException as e:
+        say("STATUS", error_code(e))
+    dce.disconnect()
+    conn.logoff()
+    return 0
+
+
 def main(argv):
     mode = argv[1]
     port = int(argv[2])
@@ -97,6 +183,10 @@ def main(argv):
         return 0
     if mode == "hold":
         return hold(port, argv[3], argv[4], argv[5], float(argv[6]))
+    if mode == "setdisc":
+        return setdisc(port, argv[3], argv[4], int(argv[5]), int(argv[6]))
+    if mode == "files":
+        return files(port, argv[3], argv[4], int(argv[5]))
     raise SystemExit("unknown mode " + mode)
 
 

@@ -86,6 +86,23 @@ impl Client {
         })
     }
 
+    /// NEGOTIATE dialect 2.1 on a TCP connection made elsewhere (from a
+    /// chosen source address, say).
+    pub fn from_stream(stream: TcpStream) -> std::io::Result<Client> {
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        let mut c = Client {
+            stream,
+            requests: Requests::new(CREDIT_REQUEST),
+            buf: Vec::new(),
+        };
+        let r = c.call(Command::Negotiate, 0, 0, &negotiate_body())?;
+        if r.status != NtStatus::SUCCESS {
+            return Err(std::io::Error::other(format!("negotiate: {}", r.status)));
+        }
+        Ok(c)
+    }
+
     /// The MessageId the next [`Client::call`] uses.
     pub fn next_message_id(&self) -> u64 {
         self.requests.next_message_id()

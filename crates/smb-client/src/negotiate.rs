@@ -133,7 +133,13 @@ impl EmitBody for Offer {
         };
         NegotiateRequestRepr {
             security_mode: self.security_mode,
-            capabilities: caps,
+            // 3.1.1: the client takes SERVER_TO_CLIENT_NOTIFICATION
+            // (MS-SMB2 2.2.3, SMB2_GLOBAL_CAP_NOTIFICATIONS).
+            capabilities: if self.offers_311() {
+                caps | smb_wire::msg::negotiate::capabilities::NOTIFICATIONS
+            } else {
+                caps
+            },
             client_guid: self.client_guid,
             client_start_time: 0,
             dialects: U16s::Native(&self.dialects),

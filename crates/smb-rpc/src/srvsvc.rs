@@ -4,9 +4,15 @@
 //! Server side: [`dispatch`] decodes a request stub, asks a [`SrvsvcBackend`]
 //! and encodes the response stub. Implemented methods (MS-SRVS 3.1.4):
 //! NetrConnectionEnum (8, levels 0/1), NetrSessionEnum (12, levels 0/1/2/10/502),
+//! NetrFileEnum (9, levels 2/3), NetrFileGetInfo (10, levels 2/3), NetrFileClose (11),
 //! NetrSessionDel (13), NetrShareEnum (15, levels 0/1/2/501/502),
-//! NetrShareGetInfo (16, same levels), NetrServerGetInfo (21, levels 100/101/102).
-//! Other opnums fault with `nca_s_op_rng_error`.
+//! NetrShareGetInfo (16, same levels), NetrShareCheck (20), NetrServerGetInfo (21,
+//! levels 100/101/102), NetrServerSetInfo (22, levels 102 and 1010: the
+//! autodisconnect time), NetrRemoteTOD (28), NetrShareEnumSticky (36: no sticky
+//! shares). Every other opnum MS-SRVS defines is answered as Windows answers a
+//! method it does not support: a well-formed response whose return value is
+//! `ERROR_NOT_SUPPORTED` ([`unsupported`]), not a DCE/RPC fault. Opnums past
+//! the interface fault with `nca_s_op_rng_error`.
 //!
 //! Authorization follows Windows and Samba: the session and connection calls,
 //! and share levels 2/502 (which reveal paths), need an administrator; others
@@ -23,6 +29,8 @@
 
 use crate::ndr::{NdrError, NdrReader, NdrWriter, Syntax, Uuid};
 use crate::pdu::status;
+
+pub mod unsupported;
 
 /// The srvsvc interface UUID.
 pub const SRVSVC_UUID: Uuid = Uuid::from_fields(
@@ -48,6 +56,22 @@ pub mod opnum {
     pub const NETR_SHARE_GET_INFO: u16 = 16;
     /// NetrServerGetInfo
     pub const NETR_SERVER_GET_INFO: u16 = 21;
+    /// NetrFileEnum
+    pub const NETR_FILE_ENUM: u16 = 9;
+    /// NetrFileGetInfo
+    pub const NETR_FILE_GET_INFO: u16 = 10;
+    /// NetrFileClose
+    pub const NETR_FILE_CLOSE: u16 = 11;
+    /// NetrShareCheck
+    pub const NETR_SHARE_CHECK: u16 = 20;
+    /// NetrServerSetInfo
+    pub const NETR_SERVER_SET_INFO: u16 = 22;
+    /// NetrRemoteTOD
+    pub const NETR_REMOTE_TOD: u16 = 28;
+    /// NetrShareEnumSticky
+    pub const NETR_SHARE_ENUM_STICKY: u16 = 36;
+    /// The last opnum of the interface (NetrShareDelEx).
+    pub const LAST: u16 = 57;
 }
 
 /// NET_API_STATUS values used here (MS-ERREF 2.2).
@@ -56,8 +80,12 @@ pub mod werr {
     pub const SUCCESS: u32 = 0;
     /// ERROR_ACCESS_DENIED
     pub const ACCESS_DENIED: u32 = 5;
+    /// ERROR_NOT_SUPPORTED
+    pub const NOT_SUPPORTED: u32 = 50;
     /// ERROR_INVALID_PARAMETER
     pub const INVALID_PARAMETER: u32 = 87;
+    /// ERROR_BUSY
+    pub const BUSY: u32 = 170;
     /// ERROR_INVALID_LEVEL
     pub const INVALID_LEVEL: u32 = 124;
     /// ERROR_MORE_DATA
@@ -68,6 +96,18 @@ pub mod werr {
     pub const NET_NAME_NOT_FOUND: u32 = 2310;
     /// NERR_ClientNameNotFound
     pub const CLIENT_NAME_NOT_FOUND: u32 = 2312;
+    /// NERR_DeviceNotShared
+    pub const DEVICE_NOT_SHARED: u32 = 2311;
+    /// NERR_FileIdNotFound
+    pub const FILE_ID_NOT_FOUND: u32 = 2314;
+}
+
+/// `ParmErr` values of NetrServerSetInfo (MS-SRVS 2.2.2.11): which field was bad.
+pub mod parmnum {
+    /// SV_COMMENT_PARMNUM
+    pub const COMMENT: u32 = 5;
+    /// SV_DISC_PARMNUM
+    pub const DISC: u32 = 10;
 }
 
 /// Share types (MS-SRVS 2.2.2.4).
@@ -247,6 +287,46 @@ pub struct SrvConnectionInfo {
     pub netname: String,
 }
 
+/// One open file, pipe or device (MS-SRVS 2.2.4.7 FILE_INFO_2, 2.2.4.8 FILE_INFO_3).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SrvFileInfo {
+    /// The open's server-wide id (`fi3_id`), what NetrFileClose takes.
+    pub id: u32,
+    /// Access granted (`fi3_permissions`, PERM_FILE_* bits).
+    pub permissions: u32,
+    /// Locks held (`fi3_num_locks`).
+    pub num_locks: u32,
+    /// Path as the server names it, e.g. `\PIPE\srvsvc`.
+    pub path: String,
+    /// The user who opened it.
+    pub user: String,
+}
+
+/// PERM_FILE_READ | PERM_FILE_WRITE (MS-SRVS 2.2.4.8): what a pipe open grants.
+pub const PERM_FILE_READ_WRITE: u32 = 0x1 | 0x2;
+
+/// What NetrServerSetInfo asks to change (MS-SRVS 3.1.4.18): the fields of a
+/// SERVER_INFO_102 or SERVER_INFO_1010 that the server lets be set. Read-only
+/// fields (platform, name, version, type) are ignored, as Windows does.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ServerInfoChange {
+    /// `sv102_disc` / `sv1010_disc`: autodisconnect in minutes, -1 = never.
+    pub autodisconnect_minutes: Option<i32>,
+    /// `sv102_comment`.
+    pub comment: Option<String>,
+}
+
+/// The time of day for NetrRemoteTOD (MS-SRVS 2.2.4.105 TIME_OF_DAY_INFO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TimeOfDay {
+    /// Seconds since 1970-01-01 UTC.
+    pub unix_secs: u64,
+    /// Milliseconds since the server started (`tod_msecs`).
+    pub uptime_ms: u32,
+    /// Hundredths of a second in the current second.
+    pub hundredths: u32,
+}
+
 /// What the srvsvc server needs from the SMB engine.
 pub trait SrvsvcBackend {
     /// The caller of this pipe.
@@ -262,6 +342,23 @@ pub trait SrvsvcBackend {
     fn delete_sessions(&mut self, client: Option<&str>, user: Option<&str>) -> u32;
     /// Connections for `qualifier`: a share name, or `\\computer` for one client's trees.
     fn connections(&self, qualifier: &str) -> Vec<SrvConnectionInfo>;
+    /// Open files and pipes (NetrFileEnum, NetrFileGetInfo).
+    fn files(&self) -> Vec<SrvFileInfo> {
+        Vec::new()
+    }
+    /// Closes the open `id` (NetrFileClose); a [`werr`] value.
+    fn close_file(&mut self, _id: u32) -> u32 {
+        werr::FILE_ID_NOT_FOUND
+    }
+    /// Applies a NetrServerSetInfo change; a [`werr`] value (with the
+    /// [`parmnum`] of the bad field, if any).
+    fn set_server_info(&mut self, _change: &ServerInfoChange) -> (u32, Option<u32>) {
+        (werr::NOT_SUPPORTED, None)
+    }
+    /// The time of day (NetrRemoteTOD); `None` when the server has no clock to offer.
+    fn time_of_day(&self) -> Option<TimeOfDay> {
+        None
+    }
 }
 
 /// Shape of one field of an info structure.
@@ -282,6 +379,7 @@ const SHARE_1: &[Kind] = &[Str, U32, Str];
 const SHARE_2: &[Kind] = &[Str, U32, Str, U32, U32, U32, Str, Str];
 const SHARE_501: &[Kind] = &[Str, U32, Str, U32];
 const SHARE_502: &[Kind] = &[Str, U32, Str, U32, U32, U32, Str, Str, U32, Blob];
+const SHARE_1005: &[Kind] = &[U32];
 const SESSION_0: &[Kind] = &[Str];
 const SESSION_1: &[Kind] = &[Str, Str, U32, U32, U32, U32];
 const SESSION_2: &[Kind] = &[Str, Str, U32, U32, U32, U32, Str];
@@ -294,6 +392,9 @@ const SERVER_101: &[Kind] = &[U32, Str, U32, U32, U32, Str];
 const SERVER_102: &[Kind] = &[
     U32, Str, U32, U32, U32, Str, U32, U32, U32, U32, U32, U32, Str,
 ];
+const SERVER_1010: &[Kind] = &[U32];
+const FILE_2: &[Kind] = &[U32];
+const FILE_3: &[Kind] = &[U32, U32, U32, Str, Str];
 
 /// Which family of info structures a level belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,8 +405,10 @@ pub enum InfoClass {
     Session,
     /// CONNECTION_INFO_* (levels 0, 1).
     Connection,
-    /// SERVER_INFO_* (levels 100, 101, 102).
+    /// SERVER_INFO_* (levels 100, 101, 102; 1010 for NetrServerSetInfo).
     Server,
+    /// FILE_INFO_* (levels 2, 3).
+    File,
 }
 
 fn shape(class: InfoClass, level: u32) -> Option<&'static [Kind]> {
@@ -315,6 +418,7 @@ fn shape(class: InfoClass, level: u32) -> Option<&'static [Kind]> {
         (InfoClass::Share, 2) => SHARE_2,
         (InfoClass::Share, 501) => SHARE_501,
         (InfoClass::Share, 502) => SHARE_502,
+        (InfoClass::Share, 1005) => SHARE_1005,
         (InfoClass::Session, 0) => SESSION_0,
         (InfoClass::Session, 1) => SESSION_1,
         (InfoClass::Session, 2) => SESSION_2,
@@ -325,6 +429,9 @@ fn shape(class: InfoClass, level: u32) -> Option<&'static [Kind]> {
         (InfoClass::Server, 100) => SERVER_100,
         (InfoClass::Server, 101) => SERVER_101,
         (InfoClass::Server, 102) => SERVER_102,
+        (InfoClass::Server, 1010) => SERVER_1010,
+        (InfoClass::File, 2) => FILE_2,
+        (InfoClass::File, 3) => FILE_3,
         _ => return None,
     })
 }
@@ -549,6 +656,7 @@ fn share_vals(s: &ShareInfo, level: u32) -> Vec<Val<'_>> {
         0 => vec![name],
         1 => vec![name, ty, remark],
         501 => vec![name, ty, remark, Val::U32(s.flags)],
+        1005 => vec![Val::U32(s.flags)],
         2 | 502 => {
             let mut v = vec![
                 name,
@@ -641,6 +749,20 @@ fn server_vals(s: &ServerInfo, level: u32) -> Vec<Val<'_>> {
     v
 }
 
+fn file_vals(f: &SrvFileInfo, level: u32) -> Vec<Val<'_>> {
+    match level {
+        2 => vec![Val::U32(f.id)],
+        3 => vec![
+            Val::U32(f.id),
+            Val::U32(f.permissions),
+            Val::U32(f.num_locks),
+            Val::Str(Some(&f.path)),
+            Val::Str(Some(&f.user)),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Picks the page of `rows` starting at `resume` that fits `pref_max`.
 /// Returns (first index, end index, status, next resume handle).
 fn page(rows: &[Vec<Val<'_>>], resume: Option<u32>, pref_max: u32) -> (usize, usize, u32, u32) {
@@ -684,10 +806,16 @@ pub fn dispatch(
             let req = ShareEnumRequest::decode(&mut r).map_err(bad)?;
             let caller = backend.caller();
             let level = req.level;
-            let known = shape(InfoClass::Share, level).is_some();
+            // SHARE_INFO_1005 is a get/set level, not an enumeration one.
+            let known = shape(InfoClass::Share, level).is_some() && level != 1005;
             if !known {
                 write_enum_struct(&mut w, level, None);
                 write_tail(&mut w, 0, req.resume, werr::INVALID_LEVEL);
+            } else if level == 501 && !caller.authenticated {
+                // A null session may list names and remarks, not the
+                // caching flags (as Windows and Samba answer).
+                write_enum_struct(&mut w, level, Some(&[]));
+                write_tail(&mut w, 0, req.resume, werr::ACCESS_DENIED);
             } else if (level == 2 || level == 502) && !caller.is_admin {
                 write_enum_struct(&mut w, level, Some(&[]));
                 write_tail(&mut w, 0, req.resume, werr::ACCESS_DENIED);
@@ -730,7 +858,7 @@ pub fn dispatch(
         opnum::NETR_SERVER_GET_INFO => {
             let _server = r.unique_wstring().map_err(bad)?;
             let level = r.u32().map_err(bad)?;
-            if shape(InfoClass::Server, level).is_none() {
+            if !(100..=102).contains(&level) {
                 write_info_union(&mut w, level, None);
                 w.u32(werr::INVALID_LEVEL);
             } else {
@@ -826,9 +954,227 @@ pub fn dispatch(
                 fail(&mut w, werr::INVALID_PARAMETER);
             }
         }
-        _ => return Err(status::NCA_S_OP_RNG_ERROR),
+        opnum::NETR_SERVER_SET_INFO => {
+            let _server = r.unique_wstring().map_err(bad)?;
+            let level = r.u32().map_err(bad)?;
+            r.align_ptr().map_err(bad)?;
+            let tag = r.u32().map_err(bad)?;
+            if tag != level {
+                return Err(status::NCA_S_FAULT_INVALID_TAG);
+            }
+            r.align_ptr().map_err(bad)?;
+            let info_ptr = r.ptr().map_err(bad)?;
+            let info = if info_ptr {
+                let kinds = match level {
+                    102 | 1010 => shape(InfoClass::Server, level),
+                    _ => None,
+                };
+                match kinds {
+                    Some(k) => {
+                        let mut row = read_inline(&mut r, k).map_err(bad)?;
+                        read_deferred(&mut r, &mut row).map_err(bad)?;
+                        Some(row)
+                    }
+                    // A level we do not take: its body cannot be skipped
+                    // without knowing its shape, and is not needed.
+                    None => None,
+                }
+            } else {
+                None
+            };
+            // impacket (0.10) leaves the [in] ParmErr out altogether; its
+            // absence reads as a null pointer.
+            let parm_err_in = if (matches!(level, 102 | 1010) || !info_ptr) && r.remaining() > 0 {
+                read_resume(&mut r).map_err(bad)?
+            } else {
+                None
+            };
+            let (st, parm) = if !backend.caller().is_admin {
+                (werr::ACCESS_DENIED, None)
+            } else if !matches!(level, 102 | 1010) {
+                (werr::INVALID_LEVEL, None)
+            } else if let Some(row) = info {
+                let change = if level == 1010 {
+                    ServerInfoChange {
+                        autodisconnect_minutes: row.u32(0).map(|v| v as i32),
+                        comment: None,
+                    }
+                } else {
+                    ServerInfoChange {
+                        autodisconnect_minutes: row.u32(SV102_DISC).map(|v| v as i32),
+                        comment: row.str(5).map(str::to_string),
+                    }
+                };
+                backend.set_server_info(&change)
+            } else {
+                (werr::INVALID_PARAMETER, None)
+            };
+            // ParmErr is [in, out, unique]: answered when the caller gave one.
+            w.align_ptr();
+            w.ptr(parm_err_in.is_some());
+            if parm_err_in.is_some() {
+                w.u32(parm.unwrap_or(0));
+            }
+            w.u32(st);
+        }
+        opnum::NETR_FILE_ENUM => {
+            let _server = r.unique_wstring().map_err(bad)?;
+            let base_path = r.unique_wstring().map_err(bad)?;
+            let user = r.unique_wstring().map_err(bad)?;
+            let level = read_request_enum_struct(&mut r, InfoClass::File).map_err(bad)?;
+            let pref_max = r.u32().map_err(bad)?;
+            let resume = read_resume(&mut r).map_err(bad)?;
+            if shape(InfoClass::File, level).is_none() {
+                write_enum_struct(&mut w, level, None);
+                write_tail(&mut w, 0, resume, werr::INVALID_LEVEL);
+            } else if !backend.caller().is_admin {
+                write_enum_struct(&mut w, level, Some(&[]));
+                write_tail(&mut w, 0, resume, werr::ACCESS_DENIED);
+            } else {
+                let base = non_empty(base_path.as_deref());
+                let user = non_empty(user.as_deref());
+                let files: Vec<SrvFileInfo> = backend
+                    .files()
+                    .into_iter()
+                    .filter(|f| {
+                        base.map_or(true, |b| {
+                            f.path.len() >= b.len()
+                                && f.path.is_char_boundary(b.len())
+                                && f.path[..b.len()].eq_ignore_ascii_case(b)
+                        })
+                    })
+                    .filter(|f| user.map_or(true, |u| f.user.eq_ignore_ascii_case(u)))
+                    .collect();
+                let rows: Vec<Vec<Val<'_>>> = files.iter().map(|f| file_vals(f, level)).collect();
+                let (a, b, st, next) = page(&rows, resume, pref_max);
+                write_enum_struct(&mut w, level, Some(&rows[a..b]));
+                write_tail(&mut w, rows.len() as u32, resume.map(|_| next), st);
+            }
+        }
+        opnum::NETR_FILE_GET_INFO => {
+            let _server = r.unique_wstring().map_err(bad)?;
+            let id = r.u32().map_err(bad)?;
+            let level = r.u32().map_err(bad)?;
+            if shape(InfoClass::File, level).is_none() {
+                write_info_union(&mut w, level, None);
+                w.u32(werr::INVALID_LEVEL);
+            } else if !backend.caller().is_admin {
+                write_info_union(&mut w, level, None);
+                w.u32(werr::ACCESS_DENIED);
+            } else {
+                let files = backend.files();
+                match files.iter().find(|f| f.id == id) {
+                    Some(f) => {
+                        write_info_union(&mut w, level, Some(&file_vals(f, level)));
+                        w.u32(werr::SUCCESS);
+                    }
+                    None => {
+                        write_info_union(&mut w, level, None);
+                        w.u32(werr::FILE_ID_NOT_FOUND);
+                    }
+                }
+            }
+        }
+        opnum::NETR_FILE_CLOSE => {
+            let _server = r.unique_wstring().map_err(bad)?;
+            let id = r.u32().map_err(bad)?;
+            let st = if backend.caller().is_admin {
+                backend.close_file(id)
+            } else {
+                werr::ACCESS_DENIED
+            };
+            w.u32(st);
+        }
+        opnum::NETR_SHARE_CHECK => {
+            let _server = r.unique_wstring().map_err(bad)?;
+            let device = r.wstring().map_err(bad)?;
+            // The device is shared when a share's path names it (as
+            // Windows and Samba answer); IPC$'s path is empty.
+            match backend
+                .shares()
+                .iter()
+                .find(|s| s.path.eq_ignore_ascii_case(&device))
+            {
+                Some(s) => {
+                    w.u32(s.share_type);
+                    w.u32(werr::SUCCESS);
+                }
+                None => {
+                    w.u32(0);
+                    w.u32(werr::DEVICE_NOT_SHARED);
+                }
+            }
+        }
+        opnum::NETR_REMOTE_TOD => {
+            let _server = r.unique_wstring().map_err(bad)?;
+            match backend.time_of_day() {
+                Some(t) => {
+                    w.align_ptr();
+                    w.ptr(true);
+                    for v in tod_fields(&t) {
+                        w.u32(v);
+                    }
+                    w.u32(werr::SUCCESS);
+                }
+                None => {
+                    w.align_ptr();
+                    w.ptr(false);
+                    w.u32(werr::NOT_SUPPORTED);
+                }
+            }
+        }
+        opnum::NETR_SHARE_ENUM_STICKY => {
+            // Sticky shares are those kept across restarts in the registry;
+            // this server keeps none (IPC$ is not one).
+            let req = ShareEnumRequest::decode(&mut r).map_err(bad)?;
+            // MS-SRVS 3.1.4.21: levels 0, 1, 2 and 502 (not 501).
+            if !matches!(req.level, 0 | 1 | 2 | 502) {
+                write_enum_struct(&mut w, req.level, None);
+                write_tail(&mut w, 0, req.resume, werr::INVALID_LEVEL);
+            } else if (req.level == 2 || req.level == 502) && !backend.caller().is_admin {
+                write_enum_struct(&mut w, req.level, Some(&[]));
+                write_tail(&mut w, 0, req.resume, werr::ACCESS_DENIED);
+            } else {
+                write_enum_struct(&mut w, req.level, Some(&[]));
+                write_tail(&mut w, 0, req.resume.map(|_| 0), werr::SUCCESS);
+            }
+        }
+        other => return unsupported::answer(other, stub, syntax),
     }
     Ok(w.into_bytes())
+}
+
+/// TIME_OF_DAY_INFO's twelve DWORDs (MS-SRVS 2.2.4.105), in UTC
+/// (`tod_timezone` 0).
+fn tod_fields(t: &TimeOfDay) -> [u32; 12] {
+    let days = t.unix_secs / 86_400;
+    let secs = t.unix_secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    // 1970-01-01 was a Thursday (weekday 4, Sunday = 0).
+    let weekday = (days + 4) % 7;
+    [
+        u32::try_from(t.unix_secs).unwrap_or(u32::MAX),
+        t.uptime_ms,
+        (secs / 3600) as u32,
+        (secs / 60 % 60) as u32,
+        (secs % 60) as u32,
+        t.hundredths,
+        0,
+        310,
+        day as u32,
+        month as u32,
+        year as u32,
+        weekday as u32,
+    ]
 }
 
 /// `\\name` -> `name`. MS-SRVS says ClientName MUST begin with `\\`; like Samba we
@@ -1022,6 +1368,72 @@ pub fn server_get_info_request(syntax: Syntax, server: Option<&str>, level: u32)
     let mut w = NdrWriter::new(syntax);
     w.unique_wstring(server);
     w.u32(level);
+    w.into_bytes()
+}
+
+/// Client: NetrServerSetInfo request stub for level 1010 (`disc` only) or
+/// 102 (the fields of `info`, with `disc` as `sv102_disc`), with a ParmErr.
+pub fn server_set_info_request(
+    syntax: Syntax,
+    server: Option<&str>,
+    level: u32,
+    disc: i32,
+    info: &ServerInfo,
+) -> Vec<u8> {
+    let mut w = NdrWriter::new(syntax);
+    w.unique_wstring(server);
+    w.u32(level);
+    let mut i = info.clone();
+    i.autodisconnect_minutes = disc;
+    let vals = if level == 1010 {
+        vec![Val::U32(disc as u32)]
+    } else {
+        server_vals(&i, 102)
+    };
+    write_info_union(&mut w, level, Some(&vals));
+    w.align_ptr();
+    w.ptr(true);
+    w.u32(0);
+    w.into_bytes()
+}
+
+/// Client: decodes a NetrServerSetInfo response: (ParmErr, status).
+pub fn decode_set_info_response(
+    stub: &[u8],
+    syntax: Syntax,
+) -> Result<(Option<u32>, u32), NdrError> {
+    let mut r = NdrReader::new(stub, syntax);
+    let parm = read_resume(&mut r)?;
+    let st = r.u32()?;
+    if r.remaining() != 0 {
+        return Err(NdrError::Trailing);
+    }
+    Ok((parm, st))
+}
+
+/// Client: NetrFileEnum request stub.
+pub fn file_enum_request(
+    syntax: Syntax,
+    server: Option<&str>,
+    base_path: Option<&str>,
+    user: Option<&str>,
+    level: u32,
+    resume: Option<u32>,
+) -> Vec<u8> {
+    enum_request(
+        syntax,
+        &[server, base_path, user],
+        level,
+        MAX_PREFERRED_LENGTH,
+        resume,
+    )
+}
+
+/// Client: NetrFileClose request stub.
+pub fn file_close_request(syntax: Syntax, server: Option<&str>, id: u32) -> Vec<u8> {
+    let mut w = NdrWriter::new(syntax);
+    w.unique_wstring(server);
+    w.u32(id);
     w.into_bytes()
 }
 
@@ -1435,6 +1847,157 @@ pub(crate) mod tests {
         let resp = call(&mut b, opnum::NETR_CONNECTION_ENUM, &req, Syntax::Ndr20);
         let d = decode_enum_response(&resp, Syntax::Ndr20, InfoClass::Connection).unwrap();
         assert_eq!(d.status, werr::INVALID_PARAMETER);
+    }
+
+    #[derive(Debug, Default)]
+    struct SetBackend {
+        inner: Option<TestBackend>,
+        changes: Vec<ServerInfoChange>,
+        files: Vec<SrvFileInfo>,
+        closed: Vec<u32>,
+    }
+
+    impl SrvsvcBackend for SetBackend {
+        fn caller(&self) -> CallerInfo {
+            self.inner.as_ref().unwrap().caller.clone()
+        }
+        fn server_info(&self) -> ServerInfo {
+            self.inner.as_ref().unwrap().server_info()
+        }
+        fn shares(&self) -> Vec<ShareInfo> {
+            Vec::new()
+        }
+        fn sessions(&self) -> Vec<SrvSessionInfo> {
+            Vec::new()
+        }
+        fn delete_sessions(&mut self, _: Option<&str>, _: Option<&str>) -> u32 {
+            0
+        }
+        fn connections(&self, _: &str) -> Vec<SrvConnectionInfo> {
+            Vec::new()
+        }
+        fn files(&self) -> Vec<SrvFileInfo> {
+            self.files.clone()
+        }
+        fn close_file(&mut self, id: u32) -> u32 {
+            if self.files.iter().any(|f| f.id == id) {
+                self.closed.push(id);
+                werr::SUCCESS
+            } else {
+                werr::FILE_ID_NOT_FOUND
+            }
+        }
+        fn set_server_info(&mut self, change: &ServerInfoChange) -> (u32, Option<u32>) {
+            if change
+                .autodisconnect_minutes
+                .is_some_and(|m| !(-1..=65535).contains(&m))
+            {
+                return (werr::INVALID_PARAMETER, Some(parmnum::DISC));
+            }
+            self.changes.push(change.clone());
+            (werr::SUCCESS, None)
+        }
+    }
+
+    fn set_backend(admin: bool) -> SetBackend {
+        SetBackend {
+            inner: Some(TestBackend::new(admin)),
+            files: vec![SrvFileInfo {
+                id: 0x0100_0001,
+                permissions: PERM_FILE_READ_WRITE,
+                num_locks: 0,
+                path: "\\PIPE\\srvsvc".into(),
+                user: "admin".into(),
+            }],
+            ..SetBackend::default()
+        }
+    }
+
+    #[test]
+    fn server_set_info_1010_and_102() {
+        for syntax in [Syntax::Ndr20, Syntax::Ndr64] {
+            let mut b = set_backend(true);
+            let info = ServerInfo::windows_like("SMBCORE");
+            let req = server_set_info_request(syntax, None, 1010, 7, &info);
+            let resp = dispatch(opnum::NETR_SERVER_SET_INFO, &req, syntax, &mut b).unwrap();
+            assert_eq!(decode_set_info_response(&resp, syntax), Ok((Some(0), 0)));
+            let req = server_set_info_request(syntax, None, 102, -1, &info);
+            let resp = dispatch(opnum::NETR_SERVER_SET_INFO, &req, syntax, &mut b).unwrap();
+            assert_eq!(decode_set_info_response(&resp, syntax), Ok((Some(0), 0)));
+            assert_eq!(b.changes[0].autodisconnect_minutes, Some(7));
+            assert_eq!(b.changes[0].comment, None);
+            assert_eq!(b.changes[1].autodisconnect_minutes, Some(-1));
+            assert_eq!(b.changes[1].comment.as_deref(), Some(""));
+            let req = server_set_info_request(syntax, None, 1010, 70_000, &info);
+            let resp = dispatch(opnum::NETR_SERVER_SET_INFO, &req, syntax, &mut b).unwrap();
+            assert_eq!(
+                decode_set_info_response(&resp, syntax),
+                Ok((Some(parmnum::DISC), werr::INVALID_PARAMETER))
+            );
+            let mut b = set_backend(false);
+            let req = server_set_info_request(syntax, None, 1010, 7, &info);
+            let resp = dispatch(opnum::NETR_SERVER_SET_INFO, &req, syntax, &mut b).unwrap();
+            assert_eq!(
+                decode_set_info_response(&resp, syntax),
+                Ok((Some(0), werr::ACCESS_DENIED))
+            );
+            assert!(b.changes.is_empty());
+        }
+    }
+
+    #[test]
+    fn file_enum_and_close() {
+        for syntax in [Syntax::Ndr20, Syntax::Ndr64] {
+            let mut b = set_backend(true);
+            for level in [2, 3] {
+                let req = file_enum_request(syntax, None, None, None, level, Some(0));
+                let resp = dispatch(opnum::NETR_FILE_ENUM, &req, syntax, &mut b).unwrap();
+                let d = decode_enum_response(&resp, syntax, InfoClass::File).unwrap();
+                assert_eq!((d.status, d.rows().len()), (0, 1));
+                assert_eq!(d.rows()[0].u32(0), Some(0x0100_0001));
+                if level == 3 {
+                    assert_eq!(d.rows()[0].str(3), Some("\\PIPE\\srvsvc"));
+                    assert_eq!(d.rows()[0].str(4), Some("admin"));
+                }
+            }
+            let req = file_enum_request(syntax, None, None, Some("bob"), 3, None);
+            let resp = dispatch(opnum::NETR_FILE_ENUM, &req, syntax, &mut b).unwrap();
+            let d = decode_enum_response(&resp, syntax, InfoClass::File).unwrap();
+            assert!(d.rows().is_empty());
+            let req = file_close_request(syntax, None, 0x0100_0001);
+            let resp = dispatch(opnum::NETR_FILE_CLOSE, &req, syntax, &mut b).unwrap();
+            assert_eq!(decode_status_response(&resp, syntax), Ok(0));
+            let req = file_close_request(syntax, None, 5);
+            let resp = dispatch(opnum::NETR_FILE_CLOSE, &req, syntax, &mut b).unwrap();
+            assert_eq!(
+                decode_status_response(&resp, syntax),
+                Ok(werr::FILE_ID_NOT_FOUND)
+            );
+            let mut b = set_backend(false);
+            let req = file_enum_request(syntax, None, None, None, 3, None);
+            let resp = dispatch(opnum::NETR_FILE_ENUM, &req, syntax, &mut b).unwrap();
+            let d = decode_enum_response(&resp, syntax, InfoClass::File).unwrap();
+            assert_eq!(d.status, werr::ACCESS_DENIED);
+            let req = file_close_request(syntax, None, 0x0100_0001);
+            let resp = dispatch(opnum::NETR_FILE_CLOSE, &req, syntax, &mut b).unwrap();
+            assert_eq!(
+                decode_status_response(&resp, syntax),
+                Ok(werr::ACCESS_DENIED)
+            );
+            assert!(b.closed.is_empty());
+        }
+    }
+
+    #[test]
+    fn time_of_day_calendar() {
+        // 2026-11-30 07:02:08 UTC, a Monday.
+        let f = tod_fields(&TimeOfDay {
+            unix_secs: 1_796_022_128,
+            uptime_ms: 5,
+            hundredths: 3,
+        });
+        assert_eq!(&f[2..6], &[7, 2, 8, 3]);
+        assert_eq!(&f[8..12], &[30, 11, 2026, 1]);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! (mode 0600, served to root and the server's own uid only). Each
 //! connection carries one JSON request line and gets one JSON reply line:
 //! `{"ok": true, "data": ...}` or `{"ok": false, "error": "..."}`. Requests: `sessions` (filters `user`, `computer`,
-//! `client`), `trees`, `disconnect` (one of `session`, `user`, `computer`,
-//! `client`), `config-show`, `config-set` (`key`, `value`), `config-reset`
-//! (`key`), `stats`.
+//! `client`, `idle_over_ms`; `sort`: `id`, `idle`, `connected`, `user`,
+//! `client`, `computer`), `trees`, `disconnect` (one of `session`, `user`,
+//! `computer`, `client`; `dry_run` lists what would go and changes nothing),
+//! `files`, `close-file` (`id`), `config-show`, `config-set` (`key`,
+//! `value`), `config-reset` (`key`), `stats`.
 //!
 //! Shards are reached over their crossbeam channel plus mio `Waker`; the
 //! asking thread waits for every shard's answer. Shards never wait on each
@@ -20,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use serde_json::{json, Value};
+use smb_rpc::srvsvc::{parmnum, werr, ServerInfoChange};
 use smb_session::engine::{
-    AdminFilter, AdminOp, AdminOpResult, AdminSelector, AdminToken, Engine, EngineConfig,
-    EngineStats, SessionRow, TreeRow,
+    AdminFilter, AdminOp, AdminOpResult, AdminSelector, AdminToken, EndReason, Engine,
+    EngineConfig, EngineStats, FileRow, SessionRow, TreeRow,
 };
 use smb_session::ids::{ConnId, SessionId};
 
@@ -43,6 +46,12 @@ pub enum AdminQuery {
     Disconnect(AdminSelector),
     /// Counters and histogram.
     Stats,
+    /// Open files and pipes.
+    Files,
+    /// Close one open.
+    CloseFile(u32),
+    /// What a disconnect would remove (a dry run).
+    Preview(AdminSelector),
 }
 
 /// A shard's answer.
@@ -61,6 +70,10 @@ pub enum AdminResult {
     },
     /// Counters.
     Stats(Box<EngineStats>),
+    /// Open files.
+    Files(Vec<FileRow>),
+    /// A NET_API_STATUS.
+    Status(u32),
 }
 
 /// Commands a shard accepts from other threads.
@@ -98,6 +111,11 @@ pub(crate) fn answer(engine: &mut Engine, query: AdminQuery, now: Instant) -> Ad
             AdminResult::Disconnected { count, closed }
         }
         AdminQuery::Stats => AdminResult::Stats(Box::new(engine.stats())),
+        AdminQuery::Files => AdminResult::Files(engine.admin_files()),
+        AdminQuery::CloseFile(id) => AdminResult::Status(engine.admin_close_file(id)),
+        AdminQuery::Preview(sel) => {
+            AdminResult::Sessions(engine.admin_disconnect_preview(&sel, now))
+        }
     }
 }
 
@@ -177,6 +195,81 @@ pub fn disconnect_all(shared: &Shared, sel: &AdminSelector) -> usize {
         .sum()
 }
 
+/// Open files and pipes of every shard.
+pub fn all_files(shared: &Shared) -> Vec<FileRow> {
+    let mut rows: Vec<FileRow> = ask_all(shared, &AdminQuery::Files)
+        .into_iter()
+        .flat_map(|r| match r {
+            AdminResult::Files(v) => v,
+            _ => Vec::new(),
+        })
+        .collect();
+    rows.sort_by_key(|f| f.id);
+    rows
+}
+
+/// Close the open `id` (its top 8 bits name its shard): a NET_API_STATUS.
+pub fn close_file(shared: &Shared, id: u32) -> u32 {
+    let Some(s) = shared.shards().get((id >> 24) as usize) else {
+        return werr::FILE_ID_NOT_FOUND;
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    if !s.send(ShardCmd::Query {
+        query: AdminQuery::CloseFile(id),
+        reply: tx,
+    }) {
+        return werr::FILE_ID_NOT_FOUND;
+    }
+    match rx.recv_timeout(SHARD_REPLY_TIMEOUT) {
+        Ok(AdminResult::Status(st)) => st,
+        _ => werr::FILE_ID_NOT_FOUND,
+    }
+}
+
+/// What a disconnect of `sel` would remove, on every shard (a dry run).
+pub fn preview_disconnect(shared: &Shared, sel: &AdminSelector) -> Vec<SessionRow> {
+    let mut rows: Vec<SessionRow> = ask_all(shared, &AdminQuery::Preview(sel.clone()))
+        .into_iter()
+        .flat_map(|r| match r {
+            AdminResult::Sessions(v) => v,
+            _ => Vec::new(),
+        })
+        .collect();
+    rows.sort_by_key(|r| r.id);
+    rows
+}
+
+/// NetrServerSetInfo (MS-SRVS 3.1.4.18), applied exactly as `ctl config
+/// set`: the autodisconnect key becomes explicit and every shard takes it
+/// live; the comment too when it changed. Nothing else is touched.
+pub fn set_server_info(shared: &Shared, change: &ServerInfoChange) -> (u32, Option<u32>) {
+    if let Some(m) = change.autodisconnect_minutes {
+        // sv_disc: minutes, -1 = never (the forms `NET CONFIG SERVER
+        // /AUTODISCONNECT` takes); anything else is bad.
+        if !(-1..=65535).contains(&m) {
+            return (werr::INVALID_PARAMETER, Some(parmnum::DISC));
+        }
+        if let Err(e) = change_config(shared, "autodisconnect", Some(&m.to_string())) {
+            tracing::info!(error = %e, "NetrServerSetInfo: autodisconnect refused");
+            return (werr::INVALID_PARAMETER, Some(parmnum::DISC));
+        }
+        tracing::info!(
+            minutes = m,
+            "autodisconnect set over srvsvc (NetrServerSetInfo)"
+        );
+    }
+    if let Some(c) = &change.comment {
+        let current = shared.settings.lock().get("server-comment").0;
+        if *c != current {
+            if let Err(e) = change_config(shared, "server-comment", Some(c)) {
+                tracing::info!(error = %e, "NetrServerSetInfo: comment refused");
+                return (werr::INVALID_PARAMETER, Some(parmnum::COMMENT));
+            }
+        }
+    }
+    (werr::SUCCESS, None)
+}
+
 /// Engine counters of every shard, merged.
 pub fn all_stats(shared: &Shared) -> EngineStats {
     let mut total: Option<EngineStats> = None;
@@ -206,15 +299,12 @@ pub fn change_config(shared: &Shared, key: &str, value: Option<&str>) -> Result<
     shared
         .max_connections
         .store(eff.max_connections, std::sync::atomic::Ordering::Relaxed);
+    shared.per_client.set_limit(eff.max_connections_per_client);
     let mut cfg = shared.engine_config.lock();
     let guid = cfg.server_guid;
-    let new = Arc::new(crate::engine_config(
-        &eff,
-        &shared.users,
-        &shared.shares,
-        guid,
-        &cfg.memory,
-    ));
+    let mut new = crate::engine_config(&eff, &shared.users, &shared.shares, guid, &cfg.memory);
+    new.transport = shared.transport;
+    let new = Arc::new(new);
     *cfg = new.clone();
     drop(cfg);
     for s in shared.shards() {
@@ -244,6 +334,15 @@ pub(crate) fn spawn_srvsvc_admin(
                     AdminOpResult::Deleted(sels.iter().map(|s| disconnect_all(&shared, s)).sum())
                 }
                 AdminOp::Trees => AdminOpResult::Trees(all_trees(&shared)),
+                AdminOp::Files => AdminOpResult::Files(all_files(&shared)),
+                AdminOp::CloseFile(id) => AdminOpResult::Done {
+                    status: close_file(&shared, id),
+                    parm_err: None,
+                },
+                AdminOp::SetServerInfo(change) => {
+                    let (status, parm_err) = set_server_info(&shared, &change);
+                    AdminOpResult::Done { status, parm_err }
+                }
             };
             if let Some(s) = shared.shards().get(origin as usize) {
                 s.send(ShardCmd::AdminDone {
@@ -258,25 +357,37 @@ pub(crate) fn spawn_srvsvc_admin(
     }
 }
 
-fn session_json(r: &SessionRow) -> Value {
+/// One session with every field `Get-SmbSession` shows (SessionId,
+/// ClientComputerName, ClientUserName, Dialect, NumOpens, SecondsExists,
+/// SecondsIdle) and the ones smbcore adds.
+fn session_json(r: &SessionRow, transport: &str) -> Value {
     json!({
         "id": format!("{:#018x}", r.id.as_u64()),
         "shard": r.id.shard(),
-        "client": r.client.ip().to_string(),
+        "client": r.client.ip().to_canonical().to_string(),
+        "client_port": r.client.port(),
         "computer": r.computer,
         "user": r.user.to_string(),
         "authenticated": r.authenticated,
         "admin": r.admin,
+        "anonymous": r.anonymous,
+        "guest": r.guest,
         "dialect": crate::config::dialect_name(r.dialect),
         "signed": r.signed,
+        "signing_algorithm": r.signing_algorithm,
+        "cipher": r.cipher,
+        "transport": transport,
         "trees": r.trees.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
         "open_handles": r.open_handles,
+        "num_opens": r.open_handles,
         "connected_ms": r.connected.as_millis() as u64,
         "idle_ms": r.idle.as_millis() as u64,
+        "seconds_exists": r.connected.as_secs(),
+        "seconds_idle": r.idle.as_secs(),
     })
 }
 
-fn tree_json(r: &TreeRow) -> Value {
+fn tree_json(r: &TreeRow, transport: &str) -> Value {
     json!({
         "session": format!("{:#018x}", r.session.as_u64()),
         "tree": r.tree.as_u32(),
@@ -284,8 +395,65 @@ fn tree_json(r: &TreeRow) -> Value {
         "user": r.user.to_string(),
         "computer": r.computer,
         "client": r.client.to_string(),
+        "client_port": r.client.port(),
+        "dialect": crate::config::dialect_name(r.dialect),
+        "num_opens": r.open_handles,
+        "transport": transport,
         "connected_ms": r.connected.as_millis() as u64,
     })
+}
+
+fn file_json(f: &FileRow) -> Value {
+    json!({
+        "id": f.id,
+        "session": format!("{:#018x}", f.session.as_u64()),
+        "user": f.user.to_string(),
+        "client": f.client.ip().to_canonical().to_string(),
+        "client_port": f.client.port(),
+        "path": f.path,
+        "permissions": f.permissions,
+        "locks": f.locks,
+    })
+}
+
+fn histogram_json(h: &hdrhistogram::Histogram<u64>) -> Value {
+    let q = |p: f64| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(p)
+        }
+    };
+    json!({
+        "count": h.len(),
+        "p50": q(0.5),
+        "p90": q(0.9),
+        "p99": q(0.99),
+        "p99_9": q(0.999),
+        "max": h.max(),
+    })
+}
+
+/// Sort and filter a session listing as `ctl sessions --sort/--idle-over` asks.
+fn sort_sessions(rows: &mut Vec<SessionRow>, req: &Value) -> Result<(), String> {
+    if let Some(ms) = req.get("idle_over_ms").and_then(Value::as_u64) {
+        rows.retain(|r| r.idle.as_millis() as u64 >= ms);
+    }
+    match req.get("sort").and_then(Value::as_str).unwrap_or("id") {
+        "id" => rows.sort_by_key(|r| r.id),
+        // Most idle first, longest connected first: what an operator looks for.
+        "idle" => rows.sort_by_key(|r| std::cmp::Reverse(r.idle)),
+        "connected" => rows.sort_by_key(|r| std::cmp::Reverse(r.connected)),
+        "user" => rows.sort_by_key(|r| r.user.to_string().to_ascii_lowercase()),
+        "computer" => rows.sort_by_key(|r| r.computer.to_ascii_lowercase()),
+        "client" => rows.sort_by_key(|r| r.client),
+        other => {
+            return Err(format!(
+                "unknown sort key '{other}'; known: id, idle, connected, user, computer, client"
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// Stats as JSON (also used by the metrics endpoint).
@@ -299,6 +467,25 @@ pub fn stats_json(shared: &Shared) -> Value {
             h.value_at_quantile(p)
         }
     };
+    let per_reason = |v: &[u64]| {
+        let mut m = serde_json::Map::new();
+        for r in EndReason::ALL {
+            m.insert(r.name().into(), json!(v[r.index()]));
+        }
+        Value::Object(m)
+    };
+    let mut conns_ended = s.connections_ended;
+    // Refusals happen before an engine sees the connection; the shards
+    // count them, the runtime counter is the authority.
+    conns_ended[EndReason::Limit.index()] = shared
+        .stats
+        .refused_connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut lateness_by_reason = serde_json::Map::new();
+    for (r, h) in EndReason::REAPED.iter().zip(&s.reap_lateness_us) {
+        lateness_by_reason.insert(r.name().into(), histogram_json(h));
+    }
+    let (clients, busiest) = shared.per_client.summary();
     let rt = &shared.stats;
     let ld = std::sync::atomic::Ordering::Relaxed;
     json!({
@@ -320,6 +507,13 @@ pub fn stats_json(shared: &Shared) -> Value {
         "output_queued_bytes": s.output_queued_bytes,
         "memory_budget_bytes": shared.engine_config.lock().memory.limit(),
         "connections_refused": rt.refused_connections.load(ld),
+        "connections_refused_per_client": rt.refused_per_client.load(ld),
+        "client_addresses": clients,
+        "connections_busiest_client": busiest,
+        "max_connections_per_client": shared.settings.lock().effective().map(|e| e.max_connections_per_client).unwrap_or(0),
+        "sessions_ended": per_reason(&s.sessions_ended),
+        "connections_ended": per_reason(&conns_ended),
+        "lateness_us_by_reason": Value::Object(lateness_by_reason),
         "accept_errors": rt.accept_errors.load(ld),
         "sockets": rt.sockets.load(ld),
         "lateness_us": {
@@ -364,10 +558,41 @@ pub fn handle_request(shared: &Shared, req: &Value) -> Result<Value, String> {
                 computer: opt_str(req, "computer"),
                 client_ip: opt_str(req, "client").map(|c| parse_ip(&c)).transpose()?,
             };
-            let rows = all_sessions(shared, &filter);
-            Ok(Value::Array(rows.iter().map(session_json).collect()))
+            let mut rows = all_sessions(shared, &filter);
+            sort_sessions(&mut rows, req)?;
+            Ok(Value::Array(
+                rows.iter()
+                    .map(|r| session_json(r, shared.transport))
+                    .collect(),
+            ))
         }
-        "trees" => Ok(Value::Array(all_trees(shared).iter().map(tree_json).collect())),
+        "trees" => Ok(Value::Array(
+            all_trees(shared)
+                .iter()
+                .map(|t| tree_json(t, shared.transport))
+                .collect(),
+        )),
+        "files" => Ok(Value::Array(all_files(shared).iter().map(file_json).collect())),
+        "close-file" => {
+            let id = req
+                .get("id")
+                .and_then(|v| {
+                    v.as_u64().or_else(|| {
+                        v.as_str().and_then(|s| {
+                            let t = s.trim();
+                            match t.strip_prefix("0x") {
+                                Some(h) => u64::from_str_radix(h, 16).ok(),
+                                None => t.parse().ok(),
+                            }
+                        })
+                    })
+                })
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or("close-file needs id (decimal or 0x hex)")?;
+            let st = close_file(shared, id);
+            tracing::info!(id, status = st, "admin close-file");
+            Ok(json!({ "id": id, "closed": st == werr::SUCCESS, "status": st }))
+        }
         "disconnect" => {
             let sel = if let Some(s) = opt_str(req, "session") {
                 AdminSelector::Session(parse_session_id(&s)?)
@@ -380,6 +605,18 @@ pub fn handle_request(shared: &Shared, req: &Value) -> Result<Value, String> {
             } else {
                 return Err("disconnect needs one of session, user, computer, client".into());
             };
+            if req.get("dry_run").and_then(Value::as_bool) == Some(true) {
+                // Close-SmbSession -WhatIf: what would go, nothing changes.
+                let rows = preview_disconnect(shared, &sel);
+                return Ok(json!({
+                    "dry_run": true,
+                    "sessions": rows.len(),
+                    "would_disconnect": rows
+                        .iter()
+                        .map(|r| session_json(r, shared.transport))
+                        .collect::<Vec<_>>(),
+                }));
+            }
             let n = disconnect_all(shared, &sel);
             tracing::info!(selector = ?sel, sessions = n, "admin disconnect");
             Ok(json!({ "sessions": n }))
@@ -401,7 +638,7 @@ pub fn handle_request(shared: &Shared, req: &Value) -> Result<Value, String> {
         }
         "stats" => Ok(stats_json(shared)),
         other => Err(format!(
-            "unknown admin request '{other}'; known: sessions, trees, disconnect, config-show, config-set, config-reset, stats"
+            "unknown admin request '{other}'; known: sessions, trees, disconnect, files, close-file, config-show, config-set, config-reset, stats"
         )),
     }
 }

@@ -87,6 +87,31 @@ pub const KEYS: &[KeySpec] = &[
         live: true,
     },
     KeySpec {
+        name: "max-connections-per-client",
+        accepts: "a positive integer (connections one client address may hold; automatically nine tenths of max-connections)",
+        live: true,
+    },
+    KeySpec {
+        name: "connection-idle-timeout",
+        accepts: "a duration with a unit: 30s, 1m, 5m (how long a connection whose sessions all logged off may stay)",
+        live: true,
+    },
+    KeySpec {
+        name: "tcp-keepalive",
+        accepts: "off, or the idle time before the first TCP keepalive probe: 30s, 2m (needs a restart)",
+        live: false,
+    },
+    KeySpec {
+        name: "tcp-keepalive-interval",
+        accepts: "a duration with a unit between TCP keepalive probes: 1s, 10s (needs a restart)",
+        live: false,
+    },
+    KeySpec {
+        name: "tcp-keepalive-count",
+        accepts: "unanswered TCP keepalive probes before the peer is declared gone, 1..=100 (needs a restart)",
+        live: false,
+    },
+    KeySpec {
         name: "max-sessions-per-connection",
         accepts: "a positive integer",
         live: true,
@@ -352,6 +377,16 @@ pub struct Effective {
     pub max_connections: u64,
     /// Sessions one connection may hold.
     pub max_sessions_per_connection: u64,
+    /// Connections one client address may hold.
+    pub max_connections_per_client: u64,
+    /// How long a connection whose sessions all logged off may stay.
+    pub connection_idle_timeout: Duration,
+    /// Idle time before the first TCP keepalive probe (`None`: off).
+    pub tcp_keepalive: Option<Duration>,
+    /// Time between keepalive probes.
+    pub tcp_keepalive_interval: Duration,
+    /// Unanswered probes before the peer is gone.
+    pub tcp_keepalive_count: u32,
     /// Credits one connection may hold.
     pub credit_cap: u16,
     /// Whether every session must sign.
@@ -415,6 +450,33 @@ impl Settings {
             // Leave headroom for listeners, pollers, the admin socket, logs.
             "max-connections" => m.open_files.saturating_sub(100).max(16).to_string(),
             "max-sessions-per-connection" => "1024".to_string(),
+            // Nine tenths of the connections in force: one address cannot
+            // take them all, and a load generator on one address still gets
+            // almost all of them.
+            "max-connections-per-client" => {
+                let max: u64 = self
+                    .get("max-connections")
+                    .0
+                    .parse()
+                    .unwrap_or_else(|_| m.open_files.saturating_sub(100).max(16));
+                (max - max / 10).max(1).to_string()
+            }
+            // A connection whose client logged every session off is closed
+            // when idle for the autodisconnect value, at most a minute (the
+            // stale sockets ksmbd users report).
+            "connection-idle-timeout" => {
+                let minute = Duration::from_secs(60);
+                let d = match self.get("autodisconnect").0.parse::<AutoDisconnect>() {
+                    Ok(AutoDisconnect::AfterMillis(ms)) => Duration::from_millis(ms).min(minute),
+                    _ => minute,
+                };
+                format_duration(d)
+            }
+            // Peers that vanish without FIN or RST are found within
+            // 2m + 6 x 10s.
+            "tcp-keepalive" => "2m".to_string(),
+            "tcp-keepalive-interval" => "10s".to_string(),
+            "tcp-keepalive-count" => "6".to_string(),
             "credit-cap" => "8192".to_string(),
             "require-signing" => "false".to_string(),
             "encryption" | "ipc-encryption" => "off".to_string(),
@@ -446,6 +508,21 @@ impl Settings {
         let v = value.trim();
         let norm = match key {
             "autodisconnect" => v.parse::<AutoDisconnect>().map_err(|_| bad())?.to_string(),
+            "tcp-keepalive" if v == "off" || v == "0" => "off".to_string(),
+            "connection-idle-timeout" | "tcp-keepalive" | "tcp-keepalive-interval" => {
+                let d = parse_duration(v).map_err(|_| bad())?;
+                if d.is_zero() || (key != "connection-idle-timeout" && d.as_millis() % 1000 != 0) {
+                    return Err(bad());
+                }
+                format_duration(d)
+            }
+            "tcp-keepalive-count" => {
+                let n: u32 = v.parse().map_err(|_| bad())?;
+                if !(1..=100).contains(&n) {
+                    return Err(bad());
+                }
+                n.to_string()
+            }
             "pre-auth-timeout" => {
                 let d = parse_duration(v).map_err(|_| bad())?;
                 if d.is_zero() {
@@ -471,7 +548,10 @@ impl Settings {
                 }
                 format_duration(d)
             }
-            "max-connections" | "max-sessions-per-connection" | "threads" => {
+            "max-connections"
+            | "max-sessions-per-connection"
+            | "max-connections-per-client"
+            | "threads" => {
                 let n: u64 = v.parse().map_err(|_| bad())?;
                 if n == 0 {
                     return Err(bad());
@@ -633,6 +713,18 @@ impl Settings {
             max_sessions_per_connection: v("max-sessions-per-connection")
                 .parse()
                 .map_err(|_| bad("max-sessions-per-connection"))?,
+            max_connections_per_client: v("max-connections-per-client")
+                .parse()
+                .map_err(|_| bad("max-connections-per-client"))?,
+            connection_idle_timeout: parse_duration(&v("connection-idle-timeout"))?,
+            tcp_keepalive: match v("tcp-keepalive").as_str() {
+                "off" => None,
+                t => Some(parse_duration(t)?),
+            },
+            tcp_keepalive_interval: parse_duration(&v("tcp-keepalive-interval"))?,
+            tcp_keepalive_count: v("tcp-keepalive-count")
+                .parse()
+                .map_err(|_| bad("tcp-keepalive-count"))?,
             credit_cap: v("credit-cap").parse().map_err(|_| bad("credit-cap"))?,
             require_signing: v("require-signing") == "true",
             encryption: v("encryption").parse().map_err(|_| bad("encryption"))?,

@@ -29,6 +29,13 @@ pub enum CtlCommand {
         /// Only sessions from this client address.
         #[arg(long)]
         client: Option<String>,
+        /// Only sessions idle at least this long (250ms, 30s, 10m, 2h).
+        #[arg(long, value_name = "DURATION")]
+        idle_over: Option<String>,
+        /// Order: id (default), idle (most idle first), connected (oldest
+        /// first), user, computer, client.
+        #[arg(long, default_value = "id")]
+        sort: String,
     },
     /// List tree connects.
     Trees {
@@ -50,6 +57,21 @@ pub enum CtlCommand {
         /// Client address.
         #[arg(long, group = "sel")]
         client: Option<String>,
+        /// List what would be disconnected and change nothing (exits as the
+        /// real command would: 0 when something matches, 1 when nothing does).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List open files and pipes (NetrFileEnum's view).
+    Files {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close one open file or pipe by its id (as `ctl files` shows it).
+    CloseFile {
+        /// The id (decimal or 0x hex).
+        id: String,
     },
     /// Show, set or reset configuration keys.
     Config {
@@ -139,10 +161,20 @@ fn run_inner(path: &Path, cmd: CtlCommand) -> Result<ExitCode, String> {
             user,
             computer,
             client,
+            idle_over,
+            sort,
         } => {
+            let idle_over_ms = idle_over
+                .map(|d| {
+                    crate::config::parse_duration(&d)
+                        .map(|d| d.as_millis() as u64)
+                        .map_err(|e| e.to_string())
+                })
+                .transpose()?;
             let data = request(
                 path,
-                &json!({"op": "sessions", "user": user, "computer": computer, "client": client}),
+                &json!({"op": "sessions", "user": user, "computer": computer, "client": client,
+                        "idle_over_ms": idle_over_ms, "sort": sort}),
             )?;
             show(&data, json, format_sessions);
             Ok(ExitCode::SUCCESS)
@@ -157,8 +189,9 @@ fn run_inner(path: &Path, cmd: CtlCommand) -> Result<ExitCode, String> {
             user,
             computer,
             client,
+            dry_run,
         } => {
-            let req =
+            let mut req =
                 match (session, user, computer, client) {
                     (Some(s), None, None, None) => json!({"op": "disconnect", "session": s}),
                     (None, Some(u), None, None) => json!({"op": "disconnect", "user": u}),
@@ -169,6 +202,22 @@ fn run_inner(path: &Path, cmd: CtlCommand) -> Result<ExitCode, String> {
                             .into(),
                     ),
                 };
+            if dry_run {
+                req["dry_run"] = json!(true);
+                let data = request(path, &req)?;
+                let rows = &data["would_disconnect"];
+                let n = rows.as_array().map_or(0, Vec::len);
+                if n == 0 {
+                    println!("dry run: no session matches; nothing would be disconnected");
+                    return Ok(ExitCode::from(1));
+                }
+                print!("{}", format_sessions(rows));
+                println!(
+                    "dry run: would disconnect {n} session{}; nothing changed",
+                    if n == 1 { "" } else { "s" }
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let data = request(path, &req)?;
             let n = data["sessions"].as_u64().unwrap_or(0);
             if n == 0 {
@@ -202,6 +251,25 @@ fn run_inner(path: &Path, cmd: CtlCommand) -> Result<ExitCode, String> {
                 Ok(ExitCode::SUCCESS)
             }
         },
+        CtlCommand::Files { json } => {
+            let data = request(path, &json!({"op": "files"}))?;
+            show(&data, json, format_files);
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::CloseFile { id } => {
+            let data = request(path, &json!({"op": "close-file", "id": id}))?;
+            if data["closed"] == Value::Bool(true) {
+                println!("closed open {id}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                let why = match data["status"].as_u64() {
+                    Some(170) => "busy: a call is waiting on it; try again",
+                    _ => "no such open",
+                };
+                println!("open {id} not closed: {why}");
+                Ok(ExitCode::from(1))
+            }
+        }
         CtlCommand::Stats { json } => {
             let data = request(path, &json!({"op": "stats"}))?;
             show(&data, json, format_stats);
@@ -267,18 +335,25 @@ pub fn format_sessions(data: &Value) -> String {
                         .as_array()
                         .map(|t| t.iter().map(s).collect())
                         .unwrap_or_default();
+                    let kind = if r["anonymous"] == Value::Bool(true) {
+                        "anonymous"
+                    } else if r["guest"] == Value::Bool(true) {
+                        "guest"
+                    } else {
+                        "user"
+                    };
                     vec![
                         s(&r["id"]),
-                        s(&r["client"]),
+                        format!("{}:{}", s(&r["client"]), s(&r["client_port"])),
                         s(&r["computer"]),
                         s(&r["user"]),
+                        kind.into(),
                         s(&r["dialect"]),
-                        if r["signed"] == Value::Bool(true) {
-                            "yes"
-                        } else {
-                            "no"
-                        }
-                        .into(),
+                        match r["signing_algorithm"].as_str() {
+                            Some(a) => a.to_string(),
+                            None if r["signed"] == Value::Bool(true) => "yes".into(),
+                            None => "no".into(),
+                        },
                         trees.join(","),
                         s(&r["open_handles"]),
                         secs(&r["connected_ms"]),
@@ -294,8 +369,9 @@ pub fn format_sessions(data: &Value) -> String {
             "CLIENT",
             "COMPUTER",
             "USER",
+            "KIND",
             "DIALECT",
-            "SIGNED",
+            "SIGNING",
             "TREES",
             "OPENS",
             "CONNECTED",
@@ -303,6 +379,28 @@ pub fn format_sessions(data: &Value) -> String {
         ],
         rows,
     )
+}
+
+/// Render `files` data as a table.
+pub fn format_files(data: &Value) -> String {
+    let rows = data
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    vec![
+                        s(&r["id"]),
+                        s(&r["path"]),
+                        s(&r["user"]),
+                        s(&r["client"]),
+                        s(&r["session"]),
+                        s(&r["locks"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&["ID", "PATH", "USER", "CLIENT", "SESSION", "LOCKS"], rows)
 }
 
 /// Render `trees` data as a table.
@@ -318,6 +416,9 @@ pub fn format_trees(data: &Value) -> String {
                         s(&r["share"]),
                         s(&r["user"]),
                         s(&r["computer"]),
+                        s(&r["client"]),
+                        s(&r["dialect"]),
+                        s(&r["num_opens"]),
                         secs(&r["connected_ms"]),
                     ]
                 })
@@ -325,7 +426,17 @@ pub fn format_trees(data: &Value) -> String {
         })
         .unwrap_or_default();
     table(
-        &["SESSION", "TREE", "SHARE", "USER", "COMPUTER", "CONNECTED"],
+        &[
+            "SESSION",
+            "TREE",
+            "SHARE",
+            "USER",
+            "COMPUTER",
+            "CLIENT",
+            "DIALECT",
+            "OPENS",
+            "CONNECTED",
+        ],
         rows,
     )
 }
@@ -361,10 +472,30 @@ pub fn format_stats(data: &Value) -> String {
     let mut out = String::new();
     if let Some(obj) = data.as_object() {
         for (k, v) in obj {
-            if k == "lateness_us" {
+            if k.starts_with("lateness_us") || v.is_object() {
                 continue;
             }
-            out.push_str(&format!("{k:<28} {}\n", s(v)));
+            out.push_str(&format!("{k:<32} {}\n", s(v)));
+        }
+        for key in ["sessions_ended", "connections_ended"] {
+            if let Some(m) = data[key].as_object() {
+                out.push_str(&format!("{key} by reason:\n"));
+                for (reason, v) in m {
+                    out.push_str(&format!("  {reason:<18} {}\n", s(v)));
+                }
+            }
+        }
+        if let Some(m) = data["lateness_us_by_reason"].as_object() {
+            out.push_str("reaping lateness by reason (microseconds: count p50 p99 max):\n");
+            for (reason, l) in m {
+                out.push_str(&format!(
+                    "  {reason:<18} {} {} {} {}\n",
+                    s(&l["count"]),
+                    s(&l["p50"]),
+                    s(&l["p99"]),
+                    s(&l["max"])
+                ));
+            }
         }
         if let Some(l) = data["lateness_us"].as_object() {
             out.push_str("reaping lateness (microseconds):\n");

@@ -46,6 +46,7 @@ pub mod ctl;
 pub mod dump;
 mod listeners;
 pub mod metrics;
+mod per_client;
 pub mod rng;
 mod shard;
 #[allow(unsafe_code)]
@@ -163,8 +164,10 @@ impl std::fmt::Debug for ServeOptions {
 /// Counters the runtime keeps beside the engines' own.
 #[derive(Debug, Default)]
 pub struct RuntimeStats {
-    /// Connections refused at max-connections.
+    /// Connections refused at max-connections or max-connections-per-client.
     pub refused_connections: AtomicU64,
+    /// Of those, refused at max-connections-per-client.
+    pub refused_per_client: AtomicU64,
     /// accept() failures (EMFILE, ...).
     pub accept_errors: AtomicU64,
     /// Connections dropped for broken framing.
@@ -184,6 +187,8 @@ pub struct Shared {
     pub(crate) shares: Arc<dyn ShareRegistry>,
     pub(crate) max_connections: AtomicU64,
     pub(crate) open_connections: AtomicU64,
+    /// Live connections per client address, and their limit.
+    pub(crate) per_client: per_client::PerClient,
     pub(crate) stats: RuntimeStats,
     pub(crate) started: Instant,
     pub(crate) stopping: AtomicBool,
@@ -238,6 +243,7 @@ pub(crate) fn engine_config(
     cfg.memory = memory.clone();
     cfg.autodisconnect = eff.autodisconnect;
     cfg.pre_auth_timeout = eff.pre_auth_timeout;
+    cfg.connection_idle_timeout = Some(eff.connection_idle_timeout);
     cfg.auth_failure_delay = eff.auth_failure_delay;
     cfg.max_sessions_per_connection = eff.max_sessions_per_connection as usize;
     cfg.credit_cap = eff.credit_cap;
@@ -274,6 +280,17 @@ impl Server {
             listeners,
             local_addr,
         } = listeners::bind(opts.listen, eff.threads.max(1))?;
+        if let Some(idle) = eff.tcp_keepalive {
+            for l in &listeners {
+                transport::set_keepalive(
+                    l,
+                    idle,
+                    eff.tcp_keepalive_interval,
+                    eff.tcp_keepalive_count,
+                )
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot set TCP keepalive: {e}")))?;
+            }
+        }
         if eff.busy_poll_us > 0 {
             for l in &listeners {
                 transport::set_busy_poll(l, eff.busy_poll_us).map_err(|e| {
@@ -302,7 +319,9 @@ impl Server {
         let users = opts.users.clone();
         let shares = opts.shares.clone();
         let memory = MemoryBudget::new(usize::MAX);
-        let ecfg = Arc::new(engine_config(&eff, &users, &shares, guid, &memory));
+        let mut ecfg = engine_config(&eff, &users, &shares, guid, &memory);
+        ecfg.transport = transport_kind.name();
+        let ecfg = Arc::new(ecfg);
         let epoch = Instant::now();
         let wall = SystemTime::now();
         let shared = Arc::new(Shared {
@@ -313,6 +332,7 @@ impl Server {
             shares,
             max_connections: AtomicU64::new(eff.max_connections),
             open_connections: AtomicU64::new(0),
+            per_client: per_client::PerClient::new(eff.max_connections_per_client),
             stats: RuntimeStats::default(),
             started: epoch,
             stopping: AtomicBool::new(false),

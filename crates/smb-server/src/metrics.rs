@@ -93,6 +93,16 @@ pub fn render(stats: &Value) -> String {
             "gauge",
             "Sockets the transports hold open, closing ones included.",
         ),
+        (
+            "connections_refused_per_client",
+            "counter",
+            "Connections refused at max-connections-per-client.",
+        ),
+        (
+            "client_addresses",
+            "gauge",
+            "Client addresses with live connections.",
+        ),
         ("sessions", "gauge", "Sessions."),
         ("trees", "gauge", "Tree connects."),
     ];
@@ -125,6 +135,40 @@ pub fn render(stats: &Value) -> String {
         "smbcore_reap_lateness_seconds_count {}\n",
         l["count"].as_u64().unwrap_or(0)
     ));
+    for (what, key) in [
+        ("sessions", "sessions_ended"),
+        ("connections", "connections_ended"),
+    ] {
+        if let Some(m) = stats[key].as_object() {
+            out.push_str(&format!(
+                "# HELP smbcore_{what}_ended_total {what} ended, by reason.\n# TYPE smbcore_{what}_ended_total counter\n"
+            ));
+            for (reason, v) in m {
+                out.push_str(&format!(
+                    "smbcore_{what}_ended_total{{reason=\"{reason}\"}} {}\n",
+                    v.as_u64().unwrap_or(0)
+                ));
+            }
+        }
+    }
+    if let Some(m) = stats["lateness_us_by_reason"].as_object() {
+        out.push_str(
+            "# HELP smbcore_reap_lateness_by_reason_seconds Reap time minus deadline, by reason.\n# TYPE smbcore_reap_lateness_by_reason_seconds summary\n",
+        );
+        for (reason, l) in m {
+            for (q, key) in [("0.5", "p50"), ("0.99", "p99"), ("1", "max")] {
+                let us = l[key].as_u64().unwrap_or(0);
+                out.push_str(&format!(
+                    "smbcore_reap_lateness_by_reason_seconds{{reason=\"{reason}\",quantile=\"{q}\"}} {}\n",
+                    us as f64 / 1e6
+                ));
+            }
+            out.push_str(&format!(
+                "smbcore_reap_lateness_by_reason_seconds_count{{reason=\"{reason}\"}} {}\n",
+                l["count"].as_u64().unwrap_or(0)
+            ));
+        }
+    }
     if let Some(t) = stats["transport"].as_str() {
         out.push_str(
             "# HELP smbcore_shard_info The transport each shard runs.\n# TYPE smbcore_shard_info gauge\n",

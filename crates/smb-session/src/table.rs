@@ -32,6 +32,14 @@
 //!
 //! The runtime closes the socket for `PreAuthExpired` and `CloseConnection`
 //! and then calls [`SessionTable::remove_connection`].
+//!
+//! **Why things end.** Every session and connection that goes is counted
+//! once under an [`EndReason`]; the reasons the wheel decides (idle
+//! sessions, pre-authentication deadlines, idle connections) also record how
+//! late they were, each in its own histogram ([`TableStats::reap_lateness`]).
+//! A connection the table or an administrator asked to close keeps that
+//! reason until the runtime removes it; otherwise the runtime says why
+//! (the client closed it, the transport died).
 
 mod admin;
 
@@ -72,6 +80,13 @@ pub struct TableConfig {
     pub tick: Duration,
     /// Most sessions one connection may hold (clamped to 1..=65535).
     pub max_sessions_per_connection: usize,
+    /// How long a connection that has authenticated but holds no session
+    /// (every session logged off) may stay; `None`: the autodisconnect value.
+    pub connection_idle_timeout: Option<Duration>,
+    /// Keep the owner's state of sessions reaped by autodisconnect until
+    /// [`SessionTable::take_expired`] (the engine signs its
+    /// session-closed notification with it). Off by default.
+    pub keep_expired: bool,
 }
 
 impl Default for TableConfig {
@@ -83,6 +98,8 @@ impl Default for TableConfig {
             pre_auth_timeout: Duration::from_secs(30),
             tick: Duration::from_millis(1),
             max_sessions_per_connection: 64,
+            connection_idle_timeout: None,
+            keep_expired: false,
         }
     }
 }
@@ -221,6 +238,82 @@ pub enum TableEvent {
     },
 }
 
+/// Why a session or a connection ended (counted per reason in
+/// [`TableStats`], `ctl stats` and `/metrics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// Idle past autodisconnect (sessions), or closed because its last
+    /// session was (connections).
+    TimedOut,
+    /// Did not authenticate within the pre-authentication timeout.
+    PreAuthTimeout,
+    /// A connection held no session for the connection-idle timeout.
+    IdleConnection,
+    /// An administrator disconnected it (`ctl disconnect`, NetrSessionDel).
+    Admin,
+    /// The client logged the session off.
+    Logoff,
+    /// The client closed the connection (FIN).
+    ClientClosed,
+    /// The transport died: reset, or a peer gone silent (TCP keepalive or
+    /// user timeout).
+    DeadTransport,
+    /// The client broke the protocol.
+    ProtocolError,
+    /// Refused or ended by a limit (max-connections, per-client limit).
+    Limit,
+    /// The server shut down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// Every reason, in display order.
+    pub const ALL: [EndReason; 10] = [
+        EndReason::TimedOut,
+        EndReason::PreAuthTimeout,
+        EndReason::IdleConnection,
+        EndReason::Admin,
+        EndReason::Logoff,
+        EndReason::ClientClosed,
+        EndReason::DeadTransport,
+        EndReason::ProtocolError,
+        EndReason::Limit,
+        EndReason::Shutdown,
+    ];
+    /// The reasons decided by the timer wheel, which have a lateness
+    /// histogram each ([`TableStats::reap_lateness`]), in that order.
+    pub const REAPED: [EndReason; 3] = [
+        EndReason::TimedOut,
+        EndReason::PreAuthTimeout,
+        EndReason::IdleConnection,
+    ];
+
+    /// The name used in `ctl stats` and `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::TimedOut => "timed_out",
+            EndReason::PreAuthTimeout => "pre_auth_timeout",
+            EndReason::IdleConnection => "idle_connection",
+            EndReason::Admin => "admin",
+            EndReason::Logoff => "logoff",
+            EndReason::ClientClosed => "client_closed",
+            EndReason::DeadTransport => "dead_transport",
+            EndReason::ProtocolError => "protocol_error",
+            EndReason::Limit => "limit",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+
+    /// Position in [`EndReason::ALL`].
+    pub fn index(self) -> usize {
+        EndReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or_default()
+    }
+}
+
 /// A user name stored compactly: the name lives once in the table's interner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum UserRef {
@@ -328,6 +421,10 @@ impl<X> Session<X> {
 #[derive(Debug)]
 pub struct Connection<C = ()> {
     peer: SocketAddr,
+    /// When it was accepted (ns), what the pre-authentication deadline
+    /// counts from; once a session has authenticated, when it last became
+    /// sessionless (the connection-idle deadline counts from it). One field
+    /// for both keeps the connection small.
     created: u64,
     timer: Option<TimerKey>,
     computer: Option<Sym>,
@@ -335,6 +432,8 @@ pub struct Connection<C = ()> {
     session_count: u16,
     generation: u32,
     authenticated: bool,
+    /// Why the table or an administrator asked to close it.
+    end_reason: Option<EndReason>,
     /// The engine's per-connection state.
     pub ext: C,
 }
@@ -446,6 +545,9 @@ struct Counters {
     admin_disconnected: u64,
     pre_auth_timeouts: u64,
     trees: usize,
+    sessions_ended: [u64; EndReason::ALL.len()],
+    connections_ended: [u64; EndReason::ALL.len()],
+    next_open: u32,
 }
 
 /// One shard's connections, sessions and tree connects; see the module
@@ -467,6 +569,11 @@ pub struct SessionTable<X = (), C = ()> {
     conn_generation: u32,
     counters: Counters,
     lateness: Histogram<u64>,
+    /// Lateness per reason of [`EndReason::REAPED`].
+    reap_lateness: [Histogram<u64>; 3],
+    /// Sessions reaped since the last [`SessionTable::take_expired`]
+    /// (only with [`TableConfig::keep_expired`]).
+    expired: Vec<(SessionId, ConnId, X)>,
 }
 
 impl<X, C> fmt::Debug for SessionTable<X, C> {
@@ -513,7 +620,9 @@ impl<X, C> SessionTable<X, C> {
             generation: 0,
             conn_generation: 0,
             counters: Counters::default(),
+            reap_lateness: [reason_histogram(), reason_histogram(), reason_histogram()],
             lateness,
+            expired: Vec::new(),
         }
     }
 
@@ -557,6 +666,35 @@ impl<X, C> SessionTable<X, C> {
     /// Number of armed timers (for tests and metrics).
     pub fn timer_count(&self) -> usize {
         self.wheel.len()
+    }
+
+    /// Every connection, with its handle.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, &Connection<C>)> + '_ {
+        self.conns
+            .iter()
+            .map(|(i, c)| (ConnId::new(i as u32, c.generation), c))
+    }
+
+    /// A server-wide id for a new open (NetrFileEnum's `fi3_id`): the shard
+    /// in the top 8 bits, a per-shard counter below (it wraps after 2^24
+    /// opens; an open would have to outlive 16 million others on its shard
+    /// to share an id).
+    pub fn allocate_open_id(&mut self) -> u32 {
+        self.counters.next_open = (self.counters.next_open % 0x00FF_FFFF) + 1;
+        (u32::from(self.shard & 0xFF) << 24) | self.counters.next_open
+    }
+
+    /// Record why a connection is being closed, unless a reason is already
+    /// kept (the first reason wins).
+    pub fn mark_ending(&mut self, conn: ConnId, reason: EndReason) {
+        if let Some(c) = self.connection_mut(conn) {
+            c.end_reason.get_or_insert(reason);
+        }
+    }
+
+    /// Count a connection the runtime refused before the engine saw it.
+    pub fn count_refused(&mut self) {
+        self.counters.connections_ended[EndReason::Limit.index()] += 1;
     }
 
     /// A connection by handle; `None` when stale.
@@ -730,6 +868,7 @@ impl<X, C> SessionTable<X, C> {
             session_count: 0,
             generation,
             authenticated: false,
+            end_reason: None,
             ext,
         }) as u32;
         let tick = self.deadline_tick(created.saturating_add(self.pre_auth_ns()));
@@ -748,16 +887,42 @@ impl<X, C> SessionTable<X, C> {
         }
     }
 
+    /// How long a sessionless, authenticated connection may stay.
+    fn connection_idle_ns(&self) -> Option<u64> {
+        match self.cfg.connection_idle_timeout {
+            Some(d) => Some(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            None => self.autodisconnect_ns(),
+        }
+    }
+
     /// Forgets a connection the runtime has closed, with all its sessions and
-    /// trees. Returns how many sessions went.
-    pub fn remove_connection(&mut self, conn: ConnId, _now: Instant) -> Result<usize, TableError> {
-        self.connection(conn).ok_or(TableError::UnknownConnection)?;
+    /// trees, counted as closed by the client unless the table or an
+    /// administrator asked for it. Returns how many sessions went.
+    pub fn remove_connection(&mut self, conn: ConnId, now: Instant) -> Result<usize, TableError> {
+        self.remove_connection_because(conn, EndReason::ClientClosed, now)
+    }
+
+    /// [`remove_connection`](Self::remove_connection) with the runtime's
+    /// reason (a reason recorded earlier with [`mark_ending`](Self::mark_ending)
+    /// or by the table wins).
+    pub fn remove_connection_because(
+        &mut self,
+        conn: ConnId,
+        reason: EndReason,
+        _now: Instant,
+    ) -> Result<usize, TableError> {
+        let reason = self
+            .connection(conn)
+            .ok_or(TableError::UnknownConnection)?
+            .end_reason
+            .unwrap_or(reason);
         let mut n = 0;
         while self.conns[conn.index() as usize].sessions != NIL {
             let s = self.conns[conn.index() as usize].sessions;
-            self.remove_session(s);
+            self.remove_session(s, reason);
             n += 1;
         }
+        self.counters.connections_ended[reason.index()] += 1;
         let c = self.conns.remove(conn.index() as usize);
         if let Some(k) = c.timer {
             self.wheel.cancel(k);
@@ -909,19 +1074,34 @@ impl<X, C> SessionTable<X, C> {
     /// the autodisconnect value.
     pub fn logoff(&mut self, id: SessionId, now: Instant) -> Result<(), TableError> {
         self.session(id).ok_or(TableError::UnknownSession)?;
-        let ci = self.remove_session(id.index());
+        let ci = self.remove_session(id.index(), EndReason::Logoff);
         let c = &self.conns[ci as usize];
         if c.session_count == 0 && c.timer.is_none() {
-            if let Some(t) = self.autodisconnect_ns() {
-                let tick = self.deadline_tick(self.ns(now).saturating_add(t));
+            let now_ns = self.ns(now);
+            self.conns[ci as usize].created = now_ns;
+            if let Some(t) = self.connection_idle_ns() {
+                let tick = self.deadline_tick(now_ns.saturating_add(t));
                 self.conns[ci as usize].timer = Some(self.wheel.insert(tick, Target::Conn(ci)));
             }
         }
         Ok(())
     }
 
-    /// Removes a session with its trees; returns its connection's index.
-    fn remove_session(&mut self, index: u32) -> u32 {
+    /// Sessions reaped by autodisconnect since the last call, with the
+    /// owner's state (only kept with [`TableConfig::keep_expired`]).
+    pub fn take_expired(&mut self) -> std::vec::Drain<'_, (SessionId, ConnId, X)> {
+        self.expired.drain(..)
+    }
+
+    /// Removes a session with its trees, counting it under `reason`;
+    /// returns its connection's index.
+    fn remove_session(&mut self, index: u32, reason: EndReason) -> u32 {
+        self.remove_session_keep(index, reason).0
+    }
+
+    /// [`remove_session`](Self::remove_session), also returning the session.
+    fn remove_session_keep(&mut self, index: u32, reason: EndReason) -> (u32, Session<X>) {
+        self.counters.sessions_ended[reason.index()] += 1;
         let s = self.sessions.remove(index as usize);
         if let Some(k) = s.timer {
             self.wheel.cancel(k);
@@ -945,7 +1125,7 @@ impl<X, C> SessionTable<X, C> {
             self.sessions[s.conn_next as usize].conn_prev = s.conn_prev;
         }
         self.conns[s.conn.index() as usize].session_count -= 1;
-        s.conn.index()
+        (s.conn.index(), s)
     }
 
     /// Files, moves or drops a session's timer to match its current deadline.
@@ -1097,26 +1277,37 @@ impl<X, C> SessionTable<X, C> {
         for i in keys {
             self.arm_session(i);
         }
-        // Connections idling after their last logoff.
+        if self.cfg.connection_idle_timeout.is_none() {
+            self.rearm_idle_connections();
+        }
+    }
+
+    /// Changes the connection-idle timeout (`None`: follow autodisconnect)
+    /// for every sessionless connection at once.
+    pub fn set_connection_idle_timeout(&mut self, value: Option<Duration>, _now: Instant) {
+        self.cfg.connection_idle_timeout = value;
+        self.rearm_idle_connections();
+    }
+
+    /// File the timers of connections idling after their last logoff again,
+    /// at their idle start plus the timeout now in force.
+    fn rearm_idle_connections(&mut self) {
         let idle: Vec<u32> = self
             .conns
             .iter()
             .filter(|(_, c)| c.authenticated && c.session_count == 0)
             .map(|(i, _)| i as u32)
             .collect();
+        let t = self.connection_idle_ns();
         for ci in idle {
-            let t = self.autodisconnect_ns();
             let c = &mut self.conns[ci as usize];
             let old = c.timer.take();
-            // The idle period of a session-less connection counts from when
-            // its timer was armed; we re-arm from `now` (its exact start is
-            // not kept, to keep the connection small).
-            let start = now;
+            let start = c.created;
             if let Some(k) = old {
                 self.wheel.cancel(k);
             }
             if let Some(t) = t {
-                let tick = self.deadline_tick(self.ns(start).saturating_add(t));
+                let tick = self.deadline_tick(start.saturating_add(t));
                 self.conns[ci as usize].timer = Some(self.wheel.insert(tick, Target::Conn(ci)));
             }
         }
@@ -1159,14 +1350,22 @@ impl<X, C> SessionTable<X, C> {
                 Target::Owner(token) => out.push(TableEvent::Timer { token }),
                 Target::Session(i) => self.session_timer(i, now_ns, out),
                 Target::Conn(ci) => {
+                    let pre = self.pre_auth_ns();
+                    let idle = self.connection_idle_ns();
                     let c = &mut self.conns[ci as usize];
                     debug_assert_eq!(c.timer, Some(e.key));
                     c.timer = None;
                     let conn = ConnId::new(ci, c.generation);
                     if !c.authenticated {
+                        let deadline = c.created.saturating_add(pre);
+                        c.end_reason.get_or_insert(EndReason::PreAuthTimeout);
                         self.counters.pre_auth_timeouts += 1;
+                        self.record_lateness(EndReason::PreAuthTimeout, now_ns, deadline);
                         out.push(TableEvent::PreAuthExpired { conn });
                     } else if c.session_count == 0 {
+                        let deadline = c.created.saturating_add(idle.unwrap_or(0));
+                        c.end_reason.get_or_insert(EndReason::IdleConnection);
+                        self.record_lateness(EndReason::IdleConnection, now_ns, deadline);
                         out.push(TableEvent::CloseConnection { conn });
                     }
                 }
@@ -1196,13 +1395,26 @@ impl<X, C> SessionTable<X, C> {
         }
         let lateness = now_ns - deadline;
         let (id, pre_auth) = (s.id, !s.is_authenticated());
-        let ci = self.remove_session(i);
+        let reason = if pre_auth {
+            EndReason::PreAuthTimeout
+        } else {
+            EndReason::TimedOut
+        };
+        let (ci, gone) = self.remove_session_keep(i, reason);
+        if !pre_auth && self.cfg.keep_expired {
+            self.expired.push((id, gone.conn, gone.ext));
+        }
         if pre_auth {
             self.counters.pre_auth_timeouts += 1;
         } else {
             self.counters.timed_out += 1;
         }
         self.lateness.saturating_record(lateness / 1_000);
+        self.record_lateness(reason, now_ns, deadline);
+        let c = &mut self.conns[ci as usize];
+        if c.session_count == 0 && c.authenticated {
+            c.end_reason.get_or_insert(reason);
+        }
         let c = &self.conns[ci as usize];
         let conn = ConnId::new(ci, c.generation);
         out.push(TableEvent::SessionExpired {
@@ -1215,10 +1427,16 @@ impl<X, C> SessionTable<X, C> {
         }
     }
 
+    fn record_lateness(&mut self, reason: EndReason, now_ns: u64, deadline: u64) {
+        if let Some(i) = EndReason::REAPED.iter().position(|r| *r == reason) {
+            self.reap_lateness[i].saturating_record(now_ns.saturating_sub(deadline) / 1_000);
+        }
+    }
+
     // ----- memory -----
 
     /// Bytes of heap held by the table's own structures (slab capacities,
-    /// wheel, interned names), excluding what `X`/`C` own on the heap.
+    /// wheel, interned names, lateness histograms), excluding what `X`/`C` own on the heap.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.conns.capacity() * size_of::<SlabSlot<Connection<C>>>()
@@ -1226,7 +1444,18 @@ impl<X, C> SessionTable<X, C> {
             + self.trees.capacity() * size_of::<SlabSlot<Tree>>()
             + self.wheel.heap_bytes()
             + self.names.heap_bytes()
+            + std::iter::once(&self.lateness)
+                .chain(&self.reap_lateness)
+                .map(|h| h.distinct_values() * size_of::<u64>())
+                .sum::<usize>()
+            + self.expired.capacity() * size_of::<(SessionId, ConnId, X)>()
     }
+}
+
+/// A per-reason lateness histogram: 1 µs .. 1 day at 2 significant digits
+/// (a tenth of the size of the 3-digit one, per shard).
+fn reason_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 86_400_000_000, 2).expect("constant histogram bounds are valid")
 }
 
 /// Mirrors the layout of a `slab` slot, for memory accounting only.

@@ -9,6 +9,7 @@
 //! half received or frames wait out backpressure, so an idle connection holds
 //! no buffer at all.
 
+use smb_session::engine::EndReason;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -120,6 +121,7 @@ impl MioShard {
                             // Without this a paused connection whose peer
                             // reset would linger until its session is reaped.
                             self.read_ready(key);
+                            self.mark(key, EndReason::DeadTransport);
                             self.close(key, Instant::now());
                         } else if ev.is_readable() || ev.is_read_closed() {
                             self.read_ready(key);
@@ -205,6 +207,7 @@ impl MioShard {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
+                        self.mark(key, EndReason::DeadTransport);
                         self.close(key, Instant::now());
                         return;
                     }
@@ -275,6 +278,7 @@ impl MioShard {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // The peer is gone: nothing queued for it can be delivered.
                 Err(_) => {
+                    self.mark(key, EndReason::DeadTransport);
                     self.close(key, Instant::now());
                     return;
                 }
@@ -311,6 +315,13 @@ impl MioShard {
             .reregister(&mut io.stream, Token(key), interest);
     }
 
+    /// Record why `key` is about to close (the first reason wins).
+    fn mark(&mut self, key: usize, reason: EndReason) {
+        if let Some(io) = self.conns.get(key) {
+            self.core.mark(io.conn, reason);
+        }
+    }
+
     fn close(&mut self, key: usize, now: Instant) {
         if !self.conns.contains(key) {
             return;
@@ -326,6 +337,7 @@ impl MioShard {
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
+            self.mark(key, EndReason::Shutdown);
             self.close(key, now);
         }
         tracing::debug!(shard = self.core.id, "shard stopped");

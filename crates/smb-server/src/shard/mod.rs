@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use smb_session::engine::{Engine, EngineEvent, FrameOutcome};
+use smb_session::engine::{EndReason, Engine, EngineEvent, FrameOutcome};
 use smb_session::ids::ConnId;
 use smb_wire::frame::split_frame;
 
@@ -125,6 +125,8 @@ impl ShardCore {
 
     /// A new connection from `peer`: counted against max-connections and
     /// given to the engine, or `None` when refused (the caller closes it).
+    /// Also counted against max-connections-per-client for the peer's
+    /// address, so one address cannot take every connection.
     pub(crate) fn admit(&mut self, peer: SocketAddr, now: Instant) -> Option<ConnId> {
         let limit = self.shared.max_connections.load(Ordering::Relaxed);
         let open = self.shared.open_connections.fetch_add(1, Ordering::AcqRel);
@@ -134,10 +136,30 @@ impl ShardCore {
                 .stats
                 .refused_connections
                 .fetch_add(1, Ordering::Relaxed);
+            self.engine.count_refused();
             tracing::debug!(%peer, limit, "connection refused: max-connections reached");
             return None;
         }
+        if !self.shared.per_client.admit(peer.ip()) {
+            self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            self.shared
+                .stats
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .refused_per_client
+                .fetch_add(1, Ordering::Relaxed);
+            self.engine.count_refused();
+            tracing::debug!(%peer, "connection refused: max-connections-per-client reached");
+            return None;
+        }
         Some(self.engine.accept(peer, now))
+    }
+
+    /// Record why `conn` is about to close (the first reason wins).
+    pub(crate) fn mark(&mut self, conn: ConnId, reason: EndReason) {
+        self.engine.mark_ending(conn, reason);
     }
 
     /// The transport opened (`true`) or finished closing (`false`) a socket.
@@ -151,6 +173,9 @@ impl ShardCore {
 
     /// The transport's socket for `conn` is gone.
     pub(crate) fn closed(&mut self, conn: ConnId, now: Instant) {
+        if let Some(c) = self.engine.table().connection(conn) {
+            self.shared.per_client.release(c.peer().ip());
+        }
         self.engine.connection_closed(conn, now);
         self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
     }
@@ -198,6 +223,7 @@ impl ShardCore {
                 }
                 Err(e) => {
                     tracing::debug!(shard = self.id, error = %e, "bad framing, dropping connection");
+                    self.engine.mark_ending(conn, EndReason::ProtocolError);
                     self.shared
                         .stats
                         .protocol_errors

@@ -71,6 +71,28 @@ pub fn attach_cpu_steering(listener: &impl AsRawFd) -> io::Result<()> {
 }
 
 /// SO_BUSY_POLL: spin up to `micros` µs in the kernel waiting for packets.
+/// TCP keepalive on a listening socket (Linux copies the listener's
+/// keepalive settings to every connection it accepts, io_uring's direct
+/// descriptors included): probes after `idle` without traffic, every
+/// `interval`, `count` unanswered ones and the connection fails with
+/// ETIMEDOUT. TCP_USER_TIMEOUT is set to the same total, so a peer that
+/// vanished while data waits unacknowledged is found as soon.
+pub fn set_keepalive(
+    sock: &std::net::TcpListener,
+    idle: std::time::Duration,
+    interval: std::time::Duration,
+    count: u32,
+) -> io::Result<()> {
+    let s = socket2::SockRef::from(sock);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(interval)
+        .with_retries(count);
+    s.set_tcp_keepalive(&ka)?;
+    s.set_tcp_user_timeout(Some(idle + interval * count))
+}
+
+/// Sets SO_BUSY_POLL.
 pub fn set_busy_poll(sock: &impl AsRawFd, micros: u32) -> io::Result<()> {
     let v: libc::c_int = micros.min(i32::MAX as u32) as libc::c_int;
     // SAFETY: passes a pointer to a live c_int and its exact size.

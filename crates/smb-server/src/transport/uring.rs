@@ -627,6 +627,10 @@ impl Driver {
             self.op_done(key, gen);
             return;
         } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
+            // A reset, or a peer gone silent (keepalive, user timeout).
+            let conn = self.conns[key].conn;
+            self.core
+                .mark(conn, smb_session::engine::EndReason::DeadTransport);
             self.close(key, now);
         }
         self.pieces = pieces;
@@ -755,6 +759,9 @@ impl Driver {
         self.conns[key].inflight -= 1;
         if res < 0 {
             // The peer is gone: nothing queued for it can be delivered.
+            let conn = self.conns[key].conn;
+            self.core
+                .mark(conn, smb_session::engine::EndReason::DeadTransport);
             if let Some(buf) = self.conns[key].sending.take() {
                 self.core.engine.recycle(buf);
             }
@@ -909,6 +916,9 @@ impl Driver {
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
+            let conn = self.conns[key].conn;
+            self.core
+                .mark(conn, smb_session::engine::EndReason::Shutdown);
             self.close(key, now);
         }
         // Let the closes (and last answers) go out, briefly.

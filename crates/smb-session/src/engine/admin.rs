@@ -1,18 +1,22 @@
-//! Administration through the engine: listings, disconnects, counters, and
-//! the srvsvc calls that need every shard (MS-SRVS 3.1.4.1, 3.1.4.5, 3.1.4.6).
+//! Administration through the engine: listings, disconnects (and their dry
+//! runs), open files, counters per end reason, and the srvsvc calls that
+//! need every shard or the runtime (MS-SRVS 3.1.4.1 NetrConnectionEnum,
+//! 3.1.4.5 NetrSessionEnum, 3.1.4.6 NetrSessionDel, 3.1.4.16 NetrFileEnum,
+//! 3.1.4.18 NetrServerSetInfo, 3.1.4.19 NetrFileClose).
 //!
 //! Disconnecting a session closes its pipes too, and reports the connections
 //! left without sessions so the runtime can close them.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use smb_rpc::srvsvc::{SrvConnectionInfo, SrvSessionInfo};
+use smb_auth::signing::SigningAlgorithm;
+use smb_rpc::srvsvc::{ServerInfoChange, SrvConnectionInfo, SrvFileInfo, SrvSessionInfo};
 
 use super::Engine;
 use crate::ids::{ConnId, SessionId};
-use crate::table::{Selector, SessionFilter, SessionSnapshot, TreeSnapshot, UserName};
+use crate::table::{EndReason, Selector, SessionFilter, SessionSnapshot, TreeSnapshot, UserName};
 
 /// Which sessions a listing shows (see [`SessionFilter`]).
 pub type AdminFilter = SessionFilter;
@@ -51,6 +55,13 @@ pub enum AdminOp {
     /// Disconnect what these select (NetrSessionDel); an empty list deletes
     /// nothing.
     DeleteMany(Vec<AdminSelector>),
+    /// Every open file and pipe (NetrFileEnum, NetrFileGetInfo).
+    Files,
+    /// Close one open (NetrFileClose); the id names its shard.
+    CloseFile(u32),
+    /// Change server settings (NetrServerSetInfo), live, as `ctl config
+    /// set` does.
+    SetServerInfo(ServerInfoChange),
 }
 
 /// The gathered answer to an [`AdminOp`].
@@ -62,6 +73,36 @@ pub enum AdminOpResult {
     Trees(Vec<TreeRow>),
     /// Sessions deleted, all shards together.
     Deleted(usize),
+    /// Every shard's open files.
+    Files(Vec<FileRow>),
+    /// The outcome of a change (NetrFileClose, NetrServerSetInfo): a
+    /// NET_API_STATUS and, for a bad setting, which field.
+    Done {
+        /// The method's return value.
+        status: u32,
+        /// ParmErr.
+        parm_err: Option<u32>,
+    },
+}
+
+/// One open file or pipe as an administrator sees it (`ctl files`,
+/// NetrFileEnum level 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRow {
+    /// Server-wide id (what NetrFileClose and `ctl close-file` take).
+    pub id: u32,
+    /// The session that opened it.
+    pub session: SessionId,
+    /// Its user.
+    pub user: UserName,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The path, e.g. `\PIPE\srvsvc`.
+    pub path: String,
+    /// PERM_FILE_* bits granted.
+    pub permissions: u32,
+    /// Locks held.
+    pub locks: u32,
 }
 
 /// Engine and table counters of one shard (or merged over shards).
@@ -95,6 +136,12 @@ pub struct EngineStats {
     pub output_queued_bytes: u64,
     /// Reap time minus deadline, microseconds.
     pub lateness_us: Histogram<u64>,
+    /// Sessions ended, per [`EndReason::ALL`] position.
+    pub sessions_ended: [u64; EndReason::ALL.len()],
+    /// Connections ended, per [`EndReason::ALL`] position.
+    pub connections_ended: [u64; EndReason::ALL.len()],
+    /// Reaping lateness (µs) per reason of [`EndReason::REAPED`].
+    pub reap_lateness_us: [Histogram<u64>; 3],
 }
 
 impl Default for EngineStats {
@@ -113,14 +160,17 @@ impl Default for EngineStats {
             logons_waiting: 0,
             output_queued_bytes: 0,
             lateness_us: new_histogram(),
+            sessions_ended: [0; EndReason::ALL.len()],
+            connections_ended: [0; EndReason::ALL.len()],
+            reap_lateness_us: [reason_histogram(), reason_histogram(), reason_histogram()],
         }
     }
 }
 
 fn new_histogram() -> Histogram<u64> {
-    // 1 µs .. 1 hour at 3 significant digits: constant bounds that
-    // hdrhistogram accepts, so this cannot fail.
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant histogram bounds are valid")
+    // 1 µs .. 1 day at 3 significant digits (the table's bounds): constant
+    // bounds that hdrhistogram accepts, so this cannot fail.
+    Histogram::new_with_bounds(1, 86_400_000_000, 3).expect("constant histogram bounds are valid")
 }
 
 impl EngineStats {
@@ -139,6 +189,50 @@ impl EngineStats {
         self.logons_waiting += o.logons_waiting;
         self.output_queued_bytes += o.output_queued_bytes;
         let _ = self.lateness_us.add(&o.lateness_us);
+        for i in 0..EndReason::ALL.len() {
+            self.sessions_ended[i] += o.sessions_ended[i];
+            self.connections_ended[i] += o.connections_ended[i];
+        }
+        for (a, b) in self.reap_lateness_us.iter_mut().zip(&o.reap_lateness_us) {
+            let _ = a.add(b);
+        }
+    }
+
+    /// Sessions ended for `reason`.
+    pub fn sessions_ended(&self, reason: EndReason) -> u64 {
+        self.sessions_ended[reason.index()]
+    }
+
+    /// Connections ended for `reason`.
+    pub fn connections_ended(&self, reason: EndReason) -> u64 {
+        self.connections_ended[reason.index()]
+    }
+}
+
+fn reason_histogram() -> Histogram<u64> {
+    // As the table's per-reason histograms: 1 µs .. 1 day, 2 digits.
+    Histogram::new_with_bounds(1, 86_400_000_000, 2).expect("constant histogram bounds are valid")
+}
+
+/// A dialect as `SMB 3.1.1` (NetrSessionEnum's `sesi502_cltype_name`).
+fn client_type(dialect: u16) -> String {
+    let name = match dialect {
+        0x0202 => "2.0.2",
+        0x0210 => "2.1",
+        0x0300 => "3.0",
+        0x0302 => "3.0.2",
+        0x0311 => "3.1.1",
+        _ => return String::new(),
+    };
+    format!("SMB {name}")
+}
+
+/// The name `Get-SmbSession`-style listings show for a signing algorithm.
+pub fn signing_algorithm_name(a: SigningAlgorithm) -> &'static str {
+    match a {
+        SigningAlgorithm::HmacSha256 => "HMAC-SHA256",
+        SigningAlgorithm::AesCmac => "AES-CMAC",
+        SigningAlgorithm::AesGmac => "AES-GMAC",
     }
 }
 
@@ -158,8 +252,21 @@ impl ToSrvs for SessionSnapshot {
             time_secs: self.connected.as_secs() as u32,
             idle_secs: self.idle.as_secs() as u32,
             is_guest: self.user == UserName::Guest,
-            client_type: String::new(),
+            client_type: client_type(self.dialect),
             transport: String::new(),
+        }
+    }
+}
+
+impl ToSrvs for FileRow {
+    type Out = SrvFileInfo;
+    fn to_srvs(&self) -> SrvFileInfo {
+        SrvFileInfo {
+            id: self.id,
+            permissions: self.permissions,
+            num_locks: self.locks,
+            path: self.path.clone(),
+            user: self.user.to_string(),
         }
     }
 }
@@ -186,7 +293,162 @@ impl ToSrvs for TreeSnapshot {
 impl Engine {
     /// Sessions of this shard matching `filter`.
     pub fn admin_sessions(&self, filter: &AdminFilter, now: Instant) -> Vec<SessionRow> {
-        self.table.sessions(filter, now).collect()
+        self.table
+            .sessions(filter, now)
+            .map(|mut r| {
+                self.fill_keys(&mut r);
+                r
+            })
+            .collect()
+    }
+
+    /// What only the engine knows of a session's keys: the algorithm it
+    /// signs with and the cipher it encrypts with, if any.
+    fn fill_keys(&self, r: &mut SessionRow) {
+        let Some(s) = self.table.session(r.id) else {
+            return;
+        };
+        r.signing_algorithm = s
+            .ext
+            .signing_key
+            .as_ref()
+            .map(|k| signing_algorithm_name(k.algo));
+        r.cipher = s.ext.cipher().map(|c| c.name());
+    }
+
+    /// Open files and pipes of this shard (`ctl files`, NetrFileEnum).
+    pub fn admin_files(&self) -> Vec<FileRow> {
+        self.local_files()
+    }
+
+    /// Close the open `id` of this shard: a NET_API_STATUS (0, or
+    /// NERR_FileIdNotFound, or ERROR_BUSY while a call waits on it).
+    pub fn admin_close_file(&mut self, id: u32) -> u32 {
+        self.close_open(id)
+    }
+
+    /// What [`Engine::admin_disconnect`] would remove, removing nothing
+    /// (`ctl disconnect --dry-run`).
+    pub fn admin_disconnect_preview(&self, sel: &AdminSelector, now: Instant) -> Vec<SessionRow> {
+        let f = match sel {
+            AdminSelector::Session(id) => {
+                return self
+                    .table
+                    .session_snapshot(*id, now)
+                    .map(|mut r| {
+                        self.fill_keys(&mut r);
+                        r
+                    })
+                    .into_iter()
+                    .collect();
+            }
+            AdminSelector::ComputerAndUser(c, u) => SessionFilter {
+                user: Some(u.clone()),
+                computer: Some(c.clone()),
+                client_ip: None,
+            },
+            AdminSelector::User(u) => SessionFilter {
+                user: Some(u.clone()),
+                ..Default::default()
+            },
+            AdminSelector::Computer(c) => SessionFilter {
+                computer: Some(c.clone()),
+                ..Default::default()
+            },
+            AdminSelector::ClientIp(ip) => SessionFilter {
+                client_ip: Some(*ip),
+                ..Default::default()
+            },
+        };
+        self.admin_sessions(&f, now)
+    }
+
+    /// The socket of `conn` is gone for `reason` (the client closed it, the
+    /// transport died, a limit): as [`Engine::connection_closed`], counted
+    /// under that reason unless the engine or an administrator asked for
+    /// the close first.
+    pub fn connection_closed_because(&mut self, conn: ConnId, reason: EndReason, now: Instant) {
+        self.table.mark_ending(conn, reason);
+        self.connection_closed(conn, now);
+    }
+
+    /// Tell the clients of sessions autodisconnect just reaped, whose
+    /// connections stay up, that their sessions are gone.
+    pub(crate) fn notify_reaped(&mut self) {
+        let gone: Vec<(SessionId, ConnId, super::SessionExt)> = self.table.take_expired().collect();
+        for (sid, conn, ext) in gone {
+            let stays = self
+                .table
+                .connection(conn)
+                .is_some_and(|c| c.session_count() > 0);
+            if stays {
+                self.queue_session_closed(conn, sid, &ext);
+            }
+        }
+    }
+
+    /// Queue SMB2_SERVER_TO_CLIENT_NOTIFICATION with SmbNotifySessionClosed
+    /// (MS-SMB2 2.2.44, 2.2.44.2) for `sid` on `conn`, when the connection
+    /// runs 3.1.1 and its client takes notifications (3.3.5.4): MessageId
+    /// 0xFFFFFFFFFFFFFFFF, the closed session's id, signed as the
+    /// session's responses were.
+    fn queue_session_closed(&mut self, conn: ConnId, sid: SessionId, ext: &super::SessionExt) {
+        use smb_wire::header::{flags, Command, Header, HeaderId, HeaderRepr, HEADER_LEN};
+        use smb_wire::msg::negotiate::capabilities;
+        use smb_wire::msg::notification::ServerToClientNotificationRepr;
+        use smb_wire::msg::EmitBody;
+        let Some(c) = self.table.connection(conn) else {
+            return;
+        };
+        if c.ext.dialect() != 0x0311 || c.ext.server_capabilities & capabilities::NOTIFICATIONS == 0
+        {
+            return;
+        }
+        let key = ext
+            .signing_key
+            .as_ref()
+            .filter(|_| ext.signing_required || ext.sign_responses)
+            .cloned();
+        self.with_output(conn, |_, out| {
+            let mark = smb_wire::frame::FrameMark::begin(out);
+            let start = out.len();
+            HeaderRepr {
+                credit_charge: 0,
+                status: smb_wire::NtStatus::SUCCESS,
+                command: Command::ServerToClientNotification,
+                credit: 0,
+                flags: flags::SERVER_TO_REDIR,
+                next_command: 0,
+                message_id: u64::MAX,
+                id: HeaderId::Sync {
+                    process_id: 0,
+                    tree_id: 0,
+                },
+                session_id: sid.as_u64(),
+                signature: [0; 16],
+            }
+            .emit(out);
+            ServerToClientNotificationRepr::SESSION_CLOSED.emit_body(start, out);
+            if let Some(k) = key {
+                let mut h = Header::new_unchecked(&mut out[start..start + HEADER_LEN]);
+                let f = h.flags();
+                h.set_flags(f | flags::SIGNED);
+                smb_auth::signing::sign(&k, &mut out[start..]);
+            }
+            super::finish_frame(mark, out, start - 4);
+        });
+        tracing::debug!(shard = self.shard, session = %sid, ?conn, "session-closed notification queued");
+    }
+
+    /// Record why `conn` is about to close (the first reason recorded wins,
+    /// so an engine or administrator close keeps its own).
+    pub fn mark_ending(&mut self, conn: ConnId, reason: EndReason) {
+        self.table.mark_ending(conn, reason);
+    }
+
+    /// Count a connection the runtime refused (a limit) before accepting it.
+    pub fn count_refused(&mut self) {
+        self.table.count_refused();
     }
 
     /// Tree connects of this shard.
@@ -233,6 +495,21 @@ impl Engine {
             let Some(conn) = self.table.session_conn(id) else {
                 continue;
             };
+            // The connection stays when it holds other sessions: tell its
+            // client this one is gone.
+            if self
+                .table
+                .connection(conn)
+                .is_some_and(|c| c.session_count() > 1)
+            {
+                if let Some(ext) = self
+                    .table
+                    .session_mut(id)
+                    .map(|s| std::mem::take(&mut s.ext))
+                {
+                    self.queue_session_closed(conn, id, &ext);
+                }
+            }
             self.close_session_pipes(conn, id);
             self.close_session_files(conn, id, now);
             if let Ok(o) = self.table.disconnect(&Selector::Session(id), now) {
@@ -281,6 +558,9 @@ impl Engine {
             logons_waiting: self.held.len() as u64,
             output_queued_bytes: self.queued as u64,
             lateness_us,
+            sessions_ended: t.sessions_ended,
+            connections_ended: t.connections_ended,
+            reap_lateness_us: t.reap_lateness.clone(),
         }
     }
 }

@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use smb_rpc::pipe::{Interface, ReadOutcome, RpcPipe};
 use smb_rpc::srvsvc::{
-    CallerInfo, ServerInfo, ShareInfo, SrvConnectionInfo, SrvSessionInfo, SrvsvcBackend,
+    werr, CallerInfo, ServerInfo, ServerInfoChange, ShareInfo, SrvConnectionInfo, SrvFileInfo,
+    SrvSessionInfo, SrvsvcBackend, TimeOfDay,
 };
 use smb_wire::frame::FrameMark;
 use smb_wire::header::{flags, Command, Header, HeaderId, HeaderRepr, HEADER_LEN};
@@ -34,7 +35,7 @@ use smb_wire::msg::write::{WriteRequest, WriteResponseRepr};
 use smb_wire::msg::{EmitBody, FileId};
 use smb_wire::NtStatus;
 
-use super::admin::{AdminOp, AdminOpResult, AdminSelector, AdminToken, ToSrvs, TreeRow};
+use super::admin::{AdminOp, AdminOpResult, AdminSelector, AdminToken, FileRow, ToSrvs, TreeRow};
 use super::budget::{self, Charge, MemoryBudget};
 use super::{Answer, ChainState, Engine, EngineEvent, Req};
 use crate::ids::{ConnId, SessionId, TreeId};
@@ -72,10 +73,15 @@ pub(crate) struct Deferred {
     request_signed: bool,
 }
 
+/// The name NetrFileEnum and `ctl files` show for the srvsvc pipe.
+pub(crate) const SRVSVC_PIPE_PATH: &str = "\\PIPE\\srvsvc";
+
 /// One open pipe.
 #[derive(Debug)]
 pub(crate) struct Pipe {
     id: FileId,
+    /// Server-wide id for NetrFileEnum / NetrFileClose ([`crate::table::SessionTable::allocate_open_id`]).
+    admin_id: u32,
     session: SessionId,
     tree: u32,
     rpc: RpcPipe,
@@ -140,6 +146,12 @@ struct Backend<'a> {
     /// What the call asked for (recording mode).
     wanted: Cell<Option<AdminOp>>,
     recording: bool,
+    /// Open files (gathered or local).
+    files: &'a [SrvFileInfo],
+    /// The runtime's answer to a NetrFileClose or NetrServerSetInfo.
+    done: Option<(u32, Option<u32>)>,
+    /// The time of day, for NetrRemoteTOD.
+    tod: Option<TimeOfDay>,
 }
 
 impl SrvsvcBackend for Backend<'_> {
@@ -175,6 +187,34 @@ impl SrvsvcBackend for Backend<'_> {
             self.wanted.set(Some(AdminOp::Trees));
         }
         connections_for(self.trees, qualifier)
+    }
+
+    fn files(&self) -> Vec<SrvFileInfo> {
+        if self.recording {
+            self.wanted.set(Some(AdminOp::Files));
+        }
+        self.files.to_vec()
+    }
+
+    fn close_file(&mut self, id: u32) -> u32 {
+        if self.recording {
+            self.wanted.set(Some(AdminOp::CloseFile(id)));
+            return werr::SUCCESS;
+        }
+        self.done.map_or(werr::FILE_ID_NOT_FOUND, |d| d.0)
+    }
+
+    fn set_server_info(&mut self, change: &ServerInfoChange) -> (u32, Option<u32>) {
+        if self.recording {
+            self.wanted
+                .set(Some(AdminOp::SetServerInfo(change.clone())));
+            return (werr::SUCCESS, None);
+        }
+        self.done.unwrap_or((werr::NOT_SUPPORTED, None))
+    }
+
+    fn time_of_day(&self) -> Option<TimeOfDay> {
+        self.tod
     }
 }
 
@@ -243,6 +283,63 @@ impl Engine {
         s.comment = self.cfg.server_comment.clone();
         s.autodisconnect_minutes = self.cfg.autodisconnect.as_srvs_minutes();
         s
+    }
+
+    /// The time of day at `now` for NetrRemoteTOD.
+    fn time_of_day(&self, now: Instant) -> TimeOfDay {
+        let since = now.saturating_duration_since(self.epoch);
+        let wall = (self.wall_at_epoch + since)
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        TimeOfDay {
+            unix_secs: wall.as_secs(),
+            uptime_ms: since.as_millis() as u32,
+            hundredths: wall.subsec_millis() / 10,
+        }
+    }
+
+    /// The open pipes of this shard, as `ctl files` and NetrFileEnum show them.
+    pub(crate) fn local_files(&self) -> Vec<FileRow> {
+        let mut rows = Vec::new();
+        for (_, c) in self.table.connections() {
+            for p in &c.ext.pipes.open {
+                let user = self.table.user(p.session).unwrap_or(UserName::Anonymous);
+                rows.push(FileRow {
+                    id: p.admin_id,
+                    session: p.session,
+                    user,
+                    client: c.peer(),
+                    path: SRVSVC_PIPE_PATH.into(),
+                    permissions: smb_rpc::srvsvc::PERM_FILE_READ_WRITE,
+                    locks: 0,
+                });
+            }
+        }
+        rows
+    }
+
+    /// Closes the open `id` of this shard (NetrFileClose, `ctl close-file`):
+    /// a [`werr`] value. A pipe with a call waiting on the other shards is
+    /// busy until that call is answered.
+    pub(crate) fn close_open(&mut self, id: u32) -> u32 {
+        let mut found = None;
+        for (conn, c) in self.table.connections() {
+            if let Some(p) = c.ext.pipes.open.iter().find(|p| p.admin_id == id) {
+                found = Some((conn, p.session, p.deferred.is_some()));
+                break;
+            }
+        }
+        let Some((conn, sid, busy)) = found else {
+            return werr::FILE_ID_NOT_FOUND;
+        };
+        if busy {
+            return werr::BUSY;
+        }
+        if let Some(c) = self.table.connection_mut(conn) {
+            c.ext.pipes.open.retain(|p| p.admin_id != id);
+        }
+        let _ = self.table.close_handle(sid);
+        werr::SUCCESS
     }
 
     fn share_infos(&self) -> Vec<ShareInfo> {
@@ -314,6 +411,7 @@ impl Engine {
                     return Answer::Fail(NtStatus::OBJECT_NAME_NOT_FOUND);
                 }
                 let volatile: [u8; 8] = self.random_array();
+                let admin_id = self.table.allocate_open_id();
                 let Some(cs) = self.table.connection_mut(req.conn) else {
                     return Answer::Drop;
                 };
@@ -328,6 +426,7 @@ impl Engine {
                 };
                 pipes.open.push(Pipe {
                     id,
+                    admin_id,
                     session: sid,
                     tree: req.tree_id,
                     rpc: RpcPipe::new(Interface::Srvsvc),
@@ -536,6 +635,9 @@ impl Engine {
                 deleted: None,
                 wanted: Cell::new(None),
                 recording: true,
+                files: &[],
+                done: None,
+                tod: None,
             };
             let Some(cs) = self.table.connection_mut(req.conn) else {
                 return Answer::Drop;
@@ -551,15 +653,24 @@ impl Engine {
         // Session deletion always goes through the runtime (it may have to
         // close connections); enumeration only when other shards hold
         // sessions too.
+        // Closing a file and changing settings also go through the
+        // runtime (the open may live on another shard; settings are the
+        // server's).
         if let Some(op) = wanted.clone() {
-            if clustered || matches!(op, AdminOp::DeleteMany(_)) {
+            let local = matches!(op, AdminOp::Sessions | AdminOp::Trees | AdminOp::Files);
+            if clustered || !local {
                 return self.defer_pipe_call(req, sid, id, command, input, max_out, op);
             }
         }
-        let (local_sessions, local_trees) = match wanted {
-            Some(AdminOp::Sessions) => (self.local_srvs_sessions(req.now), Vec::new()),
-            Some(AdminOp::Trees) => (Vec::new(), self.admin_trees(req.now)),
-            _ => (Vec::new(), Vec::new()),
+        let (local_sessions, local_trees, local_files) = match wanted {
+            Some(AdminOp::Sessions) => (self.local_srvs_sessions(req.now), Vec::new(), Vec::new()),
+            Some(AdminOp::Trees) => (Vec::new(), self.admin_trees(req.now), Vec::new()),
+            Some(AdminOp::Files) => (
+                Vec::new(),
+                Vec::new(),
+                self.local_files().iter().map(|f| f.to_srvs()).collect(),
+            ),
+            _ => (Vec::new(), Vec::new(), Vec::new()),
         };
         let mut backend = Backend {
             engine_caller: caller,
@@ -570,6 +681,9 @@ impl Engine {
             deleted: None,
             wanted: Cell::new(None),
             recording: false,
+            files: &local_files,
+            done: None,
+            tod: Some(self.time_of_day(req.now)),
         };
         let budget = self.cfg.memory.clone();
         let Some(cs) = self.table.connection_mut(req.conn) else {
@@ -639,8 +753,15 @@ impl Engine {
     pub(crate) fn local_srvs_sessions(&self, now: Instant) -> Vec<SrvSessionInfo> {
         self.admin_sessions(&Default::default(), now)
             .into_iter()
-            .map(|r| r.to_srvs())
+            .map(|r| self.srvs_session(&r))
             .collect()
+    }
+
+    /// A session as NetrSessionEnum shows it, `sesi502_transport` included.
+    fn srvs_session(&self, r: &super::admin::SessionRow) -> SrvSessionInfo {
+        let mut i = r.to_srvs();
+        i.transport = self.cfg.transport.to_string();
+        i
     }
 
     /// The cluster-wide answer to a deferred srvsvc call has arrived: replay
@@ -682,14 +803,26 @@ impl Engine {
             return;
         };
         let pipe_id = p.id;
+        let mut files = Vec::new();
+        let mut done = None;
         let (sessions, trees, deleted) = match result {
             AdminOpResult::Sessions(rows) => (
-                rows.iter().map(|r| r.to_srvs()).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| self.srvs_session(r))
+                    .collect::<Vec<_>>(),
                 Vec::new(),
                 None,
             ),
             AdminOpResult::Trees(trees) => (Vec::new(), trees, None),
             AdminOpResult::Deleted(n) => (Vec::new(), Vec::new(), Some(n as u32)),
+            AdminOpResult::Files(rows) => {
+                files = rows.iter().map(|f| f.to_srvs()).collect();
+                (Vec::new(), Vec::new(), None)
+            }
+            AdminOpResult::Done { status, parm_err } => {
+                done = Some((status, parm_err));
+                (Vec::new(), Vec::new(), None)
+            }
         };
         let caller = self.caller_info(d.session);
         let server = self.server_info();
@@ -725,6 +858,9 @@ impl Engine {
             deleted,
             wanted: Cell::new(None),
             recording: false,
+            files: &files,
+            done,
+            tod: Some(self.time_of_day(now)),
         };
         let budget = self.cfg.memory.clone();
         let Some(cs) = self.table.connection_mut(conn) else {

@@ -100,9 +100,10 @@ use crate::autodisconnect::AutoDisconnect;
 use crate::ids::{ConnId, SessionId};
 use crate::table::{SessionTable, TableConfig, TableEvent};
 
+pub use crate::table::EndReason;
 pub use admin::{
-    AdminFilter, AdminOp, AdminOpResult, AdminSelector, AdminToken, EngineStats, SessionRow,
-    TreeRow,
+    signing_algorithm_name, AdminFilter, AdminOp, AdminOpResult, AdminSelector, AdminToken,
+    EngineStats, FileRow, SessionRow, TreeRow,
 };
 pub use backend::{
     Completion, Created, Ctx, FileAttrs, OpId, OpenRef, OplockBreakNotice, Output, Reply,
@@ -187,6 +188,11 @@ pub struct EngineConfig {
     pub autodisconnect: AutoDisconnect,
     /// Time a connection has to authenticate.
     pub pre_auth_timeout: Duration,
+    /// How long a connection whose sessions all logged off may stay
+    /// (`None`: the autodisconnect value).
+    pub connection_idle_timeout: Option<Duration>,
+    /// The transport's name, as NetrSessionEnum level 502 shows it.
+    pub transport: &'static str,
     /// How long the answer to a failed logon is held back (0: not at all;
     /// at most [`throttle::MAX_DELAY`]). Windows' default is 2 s.
     pub auth_failure_delay: Duration,
@@ -264,6 +270,8 @@ impl EngineConfig {
             max_sessions_per_connection: 1024,
             autodisconnect: AutoDisconnect::default(),
             pre_auth_timeout: Duration::from_secs(30),
+            connection_idle_timeout: None,
+            transport: "tcp",
             auth_failure_delay: Duration::from_secs(2),
             max_io: 1024 * 1024,
             clustered: false,
@@ -284,6 +292,8 @@ impl EngineConfig {
             pre_auth_timeout: self.pre_auth_timeout,
             tick: Duration::from_millis(1),
             max_sessions_per_connection: self.max_sessions_per_connection,
+            connection_idle_timeout: self.connection_idle_timeout,
+            keep_expired: true,
         }
     }
 }
@@ -539,6 +549,10 @@ impl Engine {
         if cfg.pre_auth_timeout != self.cfg.pre_auth_timeout {
             self.table.set_pre_auth_timeout(cfg.pre_auth_timeout, now);
         }
+        if cfg.connection_idle_timeout != self.cfg.connection_idle_timeout {
+            self.table
+                .set_connection_idle_timeout(cfg.connection_idle_timeout, now);
+        }
         self.table
             .set_max_sessions_per_connection(cfg.max_sessions_per_connection);
         self.cfg = cfg;
@@ -575,6 +589,7 @@ impl Engine {
         if !self.shares.is_empty() {
             self.poll_backends(now);
         }
+        self.notify_reaped();
     }
 
     /// Next piece of work for the runtime.
@@ -604,6 +619,7 @@ impl Engine {
         };
         if outcome == FrameOutcome::Close {
             self.counters.protocol_errors += 1;
+            self.table.mark_ending(conn, EndReason::ProtocolError);
             out.truncate(frame_start);
         }
         // Every LOGOFF of the frame takes effect, after its response was

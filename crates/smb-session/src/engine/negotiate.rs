@@ -147,6 +147,11 @@ impl Engine {
         if cipher.is_some() && chosen < dialect::SMB311 {
             caps |= capabilities::ENCRYPTION;
         }
+        // MS-SMB2 3.3.5.4: notifications (SmbNotifySessionClosed) on 3.1.1
+        // when the client takes them.
+        if chosen == dialect::SMB311 && nreq.capabilities() & capabilities::NOTIFICATIONS != 0 {
+            caps |= capabilities::NOTIFICATIONS;
+        }
         let max_io = self.max_io_for(chosen);
         let signing_id = [signing.id()];
         let cipher_id = [cipher.map_or(0, Cipher::id)];

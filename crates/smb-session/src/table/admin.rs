@@ -8,7 +8,7 @@
 //! nothing ever becomes "owned by the computer name" and unreachable
 //! (the failure Microsoft KB Q153070 describes, IPC$ connections that cannot be disconnected).
 
-use super::{Connection, Session, SessionTable, TableError, UserName, NIL};
+use super::{Connection, EndReason, Session, SessionTable, TableError, UserName, NIL};
 use crate::ids::{ConnId, SessionId, TreeId};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +65,16 @@ pub struct SessionSnapshot {
     pub dialect: u16,
     /// Whether the session signs.
     pub signed: bool,
+    /// The signing algorithm (`HMAC-SHA256`, `AES-CMAC`, `AES-GMAC`) when
+    /// the session signs; the engine fills it in.
+    pub signing_algorithm: Option<&'static str>,
+    /// The cipher (`aes-128-gcm`, ...) when the session encrypts; the
+    /// engine fills it in.
+    pub cipher: Option<&'static str>,
+    /// A guest logon.
+    pub guest: bool,
+    /// A null (anonymous) session.
+    pub anonymous: bool,
     /// Share names of its tree connects, IPC$ included.
     pub trees: Vec<Arc<str>>,
     /// Open files and pipes.
@@ -96,6 +106,8 @@ pub struct TreeSnapshot {
     pub connected: Duration,
     /// The session's open handles.
     pub open_handles: u32,
+    /// The session's dialect.
+    pub dialect: u16,
 }
 
 /// The result of [`SessionTable::disconnect`].
@@ -127,6 +139,12 @@ pub struct TableStats<'a> {
     pub pre_auth_timeouts: u64,
     /// Reap time minus deadline, in microseconds.
     pub lateness: &'a Histogram<u64>,
+    /// Sessions ended, per [`EndReason::ALL`] position.
+    pub sessions_ended: [u64; EndReason::ALL.len()],
+    /// Connections ended, per [`EndReason::ALL`] position.
+    pub connections_ended: [u64; EndReason::ALL.len()],
+    /// Reap time minus deadline (µs) per reason of [`EndReason::REAPED`].
+    pub reap_lateness: &'a [Histogram<u64>; 3],
 }
 
 fn strip_unc(name: &str) -> &str {
@@ -188,6 +206,10 @@ impl<X, C> SessionTable<X, C> {
             admin: s.is_admin(),
             dialect: s.dialect,
             signed: s.is_signed(),
+            signing_algorithm: None,
+            cipher: None,
+            guest: s.is_guest(),
+            anonymous: s.is_anonymous(),
             trees: self
                 .tree_chain(s.trees)
                 .map(|t| self.names.get(t.share).clone())
@@ -241,6 +263,7 @@ impl<X, C> SessionTable<X, C> {
                     client: c.peer,
                     connected: Duration::from_secs(now_s.saturating_sub(u64::from(t.created_s))),
                     open_handles: s.open_handles,
+                    dialect: s.dialect,
                 })
             })
     }
@@ -285,13 +308,16 @@ impl<X, C> SessionTable<X, C> {
         let mut out = DisconnectOutcome::default();
         for i in sessions {
             out.removed.push(self.sessions[i as usize].id);
-            let ci = self.remove_session(i);
+            let ci = self.remove_session(i, EndReason::Admin);
             out.sessions += 1;
             self.counters.admin_disconnected += 1;
             let conn = self.conn_id(ci);
             if self.conns[ci as usize].session_count == 0
                 && !out.connections_to_close.contains(&conn)
             {
+                self.conns[ci as usize]
+                    .end_reason
+                    .get_or_insert(EndReason::Admin);
                 out.connections_to_close.push(conn);
             }
         }
@@ -313,6 +339,9 @@ impl<X, C> SessionTable<X, C> {
         };
         for ci in extra {
             let conn = self.conn_id(ci);
+            self.conns[ci as usize]
+                .end_reason
+                .get_or_insert(EndReason::Admin);
             if !out.connections_to_close.contains(&conn) {
                 out.connections_to_close.push(conn);
             }
@@ -341,6 +370,9 @@ impl<X, C> SessionTable<X, C> {
             admin_disconnected: self.counters.admin_disconnected,
             pre_auth_timeouts: self.counters.pre_auth_timeouts,
             lateness: &self.lateness,
+            sessions_ended: self.counters.sessions_ended,
+            connections_ended: self.counters.connections_ended,
+            reap_lateness: &self.reap_lateness,
         }
     }
 }

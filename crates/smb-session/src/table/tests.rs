@@ -9,6 +9,8 @@ fn cfg(autodisconnect: &str) -> TableConfig {
         pre_auth_timeout: Duration::from_secs(10),
         tick: MS,
         max_sessions_per_connection: 4,
+        connection_idle_timeout: None,
+        keep_expired: false,
     }
 }
 
@@ -658,4 +660,102 @@ fn steady_churn_does_not_grow_the_table() {
         at_300s <= at_60s + at_60s / 20,
         "table memory crept from {at_60s} to {at_300s} bytes under steady churn"
     );
+}
+
+#[test]
+fn ends_are_counted_per_reason() {
+    let mut f = Fx::new("100ms");
+    let (c1, s1) = f.login(1, "alice", None, 0);
+    let (c2, _s2) = f.login(2, "bob", Some("WS2"), 0);
+    let (c3, s3) = f.login(3, "carol", None, 0);
+    let c4 = f.t.add_connection(addr(4), f.at(0));
+    f.t.logoff(s1, f.at(10)).unwrap();
+    let out =
+        f.t.disconnect(&Selector::Computer("WS2".into()), f.at(20))
+            .unwrap();
+    assert_eq!(out.connections_to_close, [c2]);
+    f.t.remove_connection(c2, f.at(21)).unwrap();
+    // The runtime saw a reset on c3.
+    f.t.mark_ending(c3, EndReason::DeadTransport);
+    f.t.mark_ending(c3, EndReason::ClientClosed); // the first reason wins
+    f.t.remove_connection(c3, f.at(30)).unwrap();
+    let _ = s3;
+    f.t.remove_connection(c4, f.at(31)).unwrap();
+    f.t.remove_connection(c1, f.at(32)).unwrap();
+    let st = f.t.stats();
+    let s = |r: EndReason| st.sessions_ended[r.index()];
+    let c = |r: EndReason| st.connections_ended[r.index()];
+    assert_eq!(s(EndReason::Logoff), 1);
+    assert_eq!(s(EndReason::Admin), 1);
+    assert_eq!(s(EndReason::DeadTransport), 1);
+    assert_eq!(c(EndReason::Admin), 1);
+    assert_eq!(c(EndReason::DeadTransport), 1);
+    assert_eq!(c(EndReason::ClientClosed), 2);
+    assert_eq!(st.sessions_ended.iter().sum::<u64>(), 3);
+}
+
+#[test]
+fn sessionless_connection_goes_at_its_idle_deadline_with_lateness() {
+    let mut f = Fx::new("10s");
+    f.t.set_connection_idle_timeout(Some(Duration::from_millis(50)), f.at(0));
+    let (c, s) = f.login(1, "alice", None, 0);
+    f.t.logoff(s, f.at(100)).unwrap();
+    let ev = f.run_until(1_000);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let (at, e) = ev[0];
+    assert_eq!(e, TableEvent::CloseConnection { conn: c });
+    assert!(at >= Duration::from_millis(150), "early: {at:?}");
+    f.t.remove_connection(c, f.at(151)).unwrap();
+    let st = f.t.stats();
+    assert_eq!(st.connections_ended[EndReason::IdleConnection.index()], 1);
+    assert_eq!(st.reap_lateness[2].len(), 1);
+    // The per-reason histogram of autodisconnect saw nothing.
+    assert_eq!(st.reap_lateness[0].len(), 0);
+}
+
+#[test]
+fn idle_timeout_change_refiles_from_the_idle_start() {
+    let mut f = Fx::new("10s");
+    let (_c, s) = f.login(1, "alice", None, 0);
+    f.t.logoff(s, f.at(100)).unwrap();
+    // Shortened later: due 100 + 200 ms, not 500 + 200 ms.
+    f.t.set_connection_idle_timeout(Some(Duration::from_millis(200)), f.at(500));
+    let ev = f.run_until(2_000);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert!(ev[0].0 <= Duration::from_millis(502), "{ev:?}");
+}
+
+#[test]
+fn reaped_sessions_are_kept_for_their_notification_only_when_asked() {
+    let mut f = Fx::new("100ms");
+    let (c, _s1) = f.login(1, "alice", None, 0);
+    let s2 = f.t.create_session(c, f.at(50)).unwrap();
+    f.t.authenticate_session(s2, user("alice", None), f.at(50))
+        .unwrap();
+    f.run_until(120);
+    assert_eq!(f.t.take_expired().count(), 0);
+    let mut cfg = cfg("100ms");
+    cfg.keep_expired = true;
+    let mut g = Fx {
+        t: SessionTable::new(3, f.base, cfg),
+        base: f.base,
+    };
+    let (c, s1) = g.login(1, "alice", None, 0);
+    let s2 = g.t.create_session(c, g.at(50)).unwrap();
+    g.t.authenticate_session(s2, user("alice", None), g.at(50))
+        .unwrap();
+    g.run_until(120);
+    let kept: Vec<_> = g.t.take_expired().map(|(s, c, ())| (s, c)).collect();
+    assert_eq!(kept, [(s1, c)]);
+    assert_eq!(g.t.connection(c).unwrap().session_count(), 1);
+}
+
+#[test]
+fn open_ids_name_their_shard() {
+    let mut f = Fx::new("1m");
+    let a = f.t.allocate_open_id();
+    let b = f.t.allocate_open_id();
+    assert_eq!(a >> 24, 3);
+    assert_ne!(a, b);
+    assert_ne!(a & 0x00FF_FFFF, 0);
 }

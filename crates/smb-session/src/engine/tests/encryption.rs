@@ -150,6 +150,12 @@ fn every_dialect_and_cipher_encrypts_both_ways() {
             .unwrap();
         assert_eq!(row.ext.cipher(), Some(cipher));
         assert!(row.ext.is_encrypted());
+        // What `ctl sessions` shows.
+        let rows = s
+            .engine
+            .admin_sessions(&crate::engine::AdminFilter::default(), s.now);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].cipher, Some(cipher.name()));
     }
 }
 

@@ -192,6 +192,9 @@ pub struct EngineConfig {
     pub memory: Arc<budget::MemoryBudget>,
     /// Known users.
     pub users: Arc<dyn CredentialStore + Send + Sync>,
+    /// The Kerberos acceptor (the server's keytab); `None`: NTLMSSP only.
+    /// With one, the NEGOTIATE hint offers MS-KRB5 and KRB5 before NTLMSSP.
+    pub kerberos: Option<Arc<dyn smb_auth::kerberos::KerberosAcceptor>>,
     /// Registered shares.
     pub shares: Arc<dyn ShareRegistry>,
 }
@@ -209,6 +212,7 @@ impl fmt::Debug for EngineConfig {
             .field("autodisconnect", &self.autodisconnect)
             .field("pre_auth_timeout", &self.pre_auth_timeout)
             .field("auth_failure_delay", &self.auth_failure_delay)
+            .field("kerberos", &self.kerberos.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -238,6 +242,7 @@ impl EngineConfig {
             clustered: false,
             memory: Arc::new(budget::MemoryBudget::default()),
             users: Arc::new(NoUsers),
+            kerberos: None,
             shares: Arc::new(NoShares),
         }
     }
@@ -290,6 +295,11 @@ pub(crate) struct Counters {
     pub logons_failed: u64,
     pub logons_delayed: u64,
     pub logged_off: u64,
+    pub kerberos_logons: u64,
+    /// Refused AP-REQs by reason ([`smb_auth::kerberos::KerberosFailure::ALL`]).
+    pub kerberos_refused: [u64; 7],
+    /// Requests answered STATUS_NETWORK_SESSION_EXPIRED.
+    pub expired_requests: u64,
 }
 
 /// Largest frame accepted before a session on the connection has
@@ -387,6 +397,7 @@ impl Engine {
         random: RandomSource,
     ) -> Self {
         let table = SessionTable::new(shard, epoch, cfg.table_config());
+        let spnego_hint = smb_auth::spnego::neg_token_init_hint_for(cfg.kerberos.is_some()).into();
         Engine {
             shard,
             cfg,
@@ -398,7 +409,7 @@ impl Engine {
             table_events: Vec::new(),
             counters: Counters::default(),
             next_admin_token: 1,
-            spnego_hint: smb_auth::spnego::neg_token_init_hint().into(),
+            spnego_hint,
             pending_logoffs: Vec::new(),
             pool: transmit::BufferPool::default(),
             held: throttle::HeldResponses::default(),
@@ -481,6 +492,10 @@ impl Engine {
         }
         self.table
             .set_max_sessions_per_connection(cfg.max_sessions_per_connection);
+        if cfg.kerberos.is_some() != self.cfg.kerberos.is_some() {
+            self.spnego_hint =
+                smb_auth::spnego::neg_token_init_hint_for(cfg.kerberos.is_some()).into();
+        }
         self.cfg = cfg;
     }
 
@@ -919,6 +934,15 @@ impl Engine {
             return Err(Answer::Fail(NtStatus::ACCESS_DENIED));
         }
         self.verify_signature(sid, req, hdr)?;
+        // MS-SMB2 3.3.5.2.9: once its ticket has ended a session answers
+        // only LOGOFF and CLOSE (and SESSION_SETUP, which re-authenticates
+        // it, handled before this); a refused request is no activity.
+        if !matches!(req.command, Command::Logoff | Command::Close)
+            && self.table.is_expired(sid, req.now)
+        {
+            self.counters.expired_requests += 1;
+            return Err(Answer::Fail(NtStatus::NETWORK_SESSION_EXPIRED));
+        }
         self.table.touch(sid, req.now);
         Ok(sid)
     }

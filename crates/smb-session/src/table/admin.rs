@@ -73,6 +73,10 @@ pub struct SessionSnapshot {
     pub connected: Duration,
     /// Time since its last request.
     pub idle: Duration,
+    /// Whether it logged on with Kerberos (else NTLMSSP, anonymous or guest).
+    pub kerberos: bool,
+    /// When its Kerberos ticket ends; the session is expired after it.
+    pub ticket_end: Option<Instant>,
 }
 
 /// One tree connect as an administrator sees it (NetConnectionEnum level 1).
@@ -125,6 +129,9 @@ pub struct TableStats<'a> {
     pub admin_disconnected: u64,
     /// Connections and sessions that did not authenticate in time.
     pub pre_auth_timeouts: u64,
+    /// Kerberos sessions whose ticket ended (each counted once, when the
+    /// wheel marked it expired).
+    pub tickets_expired: u64,
     /// Reap time minus deadline, in microseconds.
     pub lateness: &'a Histogram<u64>,
 }
@@ -195,6 +202,9 @@ impl<X, C> SessionTable<X, C> {
             open_handles: s.open_handles,
             connected: Duration::from_nanos(now_ns.saturating_sub(s.created)),
             idle: Duration::from_nanos(now_ns.saturating_sub(s.last_activity)),
+            kerberos: s.is_kerberos(),
+            ticket_end: (s.expires != super::NO_EXPIRY)
+                .then(|| self.epoch + Duration::from_nanos(s.expires)),
         }
     }
 
@@ -340,6 +350,7 @@ impl<X, C> SessionTable<X, C> {
             timed_out: self.counters.timed_out,
             admin_disconnected: self.counters.admin_disconnected,
             pre_auth_timeouts: self.counters.pre_auth_timeouts,
+            tickets_expired: self.counters.tickets_expired,
             lateness: &self.lateness,
         }
     }

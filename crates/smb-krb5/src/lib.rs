@@ -1,0 +1,140 @@
+//! smb-krb5: Kerberos logons for smbcore on MIT krb5, through GSS-API.
+//!
+//! - [`GssAcceptor`]: the [`KerberosAcceptor`] the server plugs into the
+//!   engine. It checks AP-REQs for `cifs/<name>` against a keytab that was
+//!   copied into a `MEMORY:` keytab once, at start or reload
+//!   ([`GssAcceptor::from_keytab`]): a logon on a shard thread reads no file.
+//!   MIT's replay cache (a file written per logon) is off; the
+//!   [`replay::ReplayCache`] in memory refuses replayed authenticators.
+//!   The clock skew allowed is krb5.conf's `clockskew` (default 300 s).
+//! - [`Initiation`]: the client side (smb-loadgen `--kerberos`, tests).
+//!
+//! No Kerberos cryptography is written here: MIT krb5 does it all. The
+//! `unsafe` calls into the library are all in `gss.rs`.
+
+pub mod gss;
+pub mod replay;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub use gss::{Cred, GssError, Initiation, MemoryKeytab};
+use smb_auth::kerberos::{KerberosAcceptor, KerberosFailure, KerberosOutcome};
+
+/// krb5 error codes (krb5.h) the acceptor tells apart.
+mod code {
+    pub const AP_ERR_BAD_INTEGRITY: i32 = -1765328353;
+    pub const AP_ERR_TKT_EXPIRED: i32 = -1765328352;
+    pub const AP_ERR_TKT_NYV: i32 = -1765328351;
+    pub const AP_ERR_REPEAT: i32 = -1765328350;
+    pub const AP_ERR_NOT_US: i32 = -1765328349;
+    pub const AP_ERR_SKEW: i32 = -1765328347;
+    pub const AP_ERR_BADVERSION: i32 = -1765328345;
+    pub const AP_ERR_MSG_TYPE: i32 = -1765328344;
+    pub const AP_ERR_MODIFIED: i32 = -1765328343;
+    pub const AP_ERR_BADKEYVER: i32 = -1765328340;
+    pub const AP_ERR_NOKEY: i32 = -1765328339;
+    pub const AP_WRONG_PRINC: i32 = -1765328240;
+    pub const KT_NOTFOUND: i32 = -1765328203;
+    pub const KT_KVNONOTFOUND: i32 = -1765328154;
+    /// The ASN.1 error table (asn1_err.h) spans these codes.
+    pub const ASN1_FIRST: i32 = 1859794432;
+    pub const ASN1_LAST: i32 = 1859794432 + 255;
+}
+
+/// Sorts a GSS-API failure into the reasons SMB answers differently.
+pub fn classify(e: &GssError) -> KerberosFailure {
+    match e.krb5_code() {
+        code::AP_ERR_REPEAT => KerberosFailure::Replay,
+        code::AP_ERR_SKEW | code::AP_ERR_TKT_NYV => KerberosFailure::Skew,
+        code::AP_ERR_TKT_EXPIRED => KerberosFailure::Expired,
+        code::AP_WRONG_PRINC | code::AP_ERR_NOT_US | code::KT_NOTFOUND => {
+            KerberosFailure::WrongService
+        }
+        code::AP_ERR_BAD_INTEGRITY
+        | code::AP_ERR_MODIFIED
+        | code::AP_ERR_BADKEYVER
+        | code::AP_ERR_NOKEY
+        | code::KT_KVNONOTFOUND => KerberosFailure::BadTicket,
+        code::AP_ERR_MSG_TYPE | code::AP_ERR_BADVERSION => KerberosFailure::Malformed,
+        c if (code::ASN1_FIRST..=code::ASN1_LAST).contains(&c) => KerberosFailure::Malformed,
+        _ if e.is_defective_token() => KerberosFailure::Malformed,
+        _ => KerberosFailure::Other,
+    }
+}
+
+/// Checks AP-REQs for one service against an in-memory copy of a keytab.
+#[derive(Debug)]
+pub struct GssAcceptor {
+    cred: Cred,
+    // Dropped after `cred` (field order): the credential names it.
+    keytab: MemoryKeytab,
+    service: String,
+    replay: replay::ReplayCache,
+}
+
+static NEXT_KEYTAB: AtomicU64 = AtomicU64::new(1);
+
+impl GssAcceptor {
+    /// Loads `keytab` (a path or `FILE:path`) into memory and makes an
+    /// acceptor for host-based service `service` (`cifs@host`; a
+    /// `cifs/host` spelling is accepted too). `max_skew` sizes the replay
+    /// cache's window (twice the skew krb5.conf allows; 300 s by default).
+    pub fn from_keytab(keytab: &str, service: &str, max_skew: Duration) -> Result<Self, String> {
+        let service = match service.split_once('/') {
+            Some((svc, host)) => format!("{svc}@{}", host.split('@').next().unwrap_or(host)),
+            None => service.to_string(),
+        };
+        let n = NEXT_KEYTAB.fetch_add(1, Ordering::Relaxed);
+        let mem = MemoryKeytab::load(keytab, &format!("smbcore-{}-{n}", std::process::id()))?;
+        let cred = Cred::acceptor(&service, mem.name())
+            .map_err(|e| format!("acceptor credentials for {service} from {keytab}: {e}"))?;
+        Ok(GssAcceptor {
+            cred,
+            keytab: mem,
+            service,
+            replay: replay::ReplayCache::new(max_skew * 2),
+        })
+    }
+
+    /// The host-based service name accepted (`cifs@host`).
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Keys loaded from the keytab.
+    pub fn keys(&self) -> usize {
+        self.keytab.entries()
+    }
+
+    /// Authenticators remembered by the replay cache.
+    pub fn replay_cache_len(&self) -> usize {
+        self.replay.len()
+    }
+}
+
+impl KerberosAcceptor for GssAcceptor {
+    fn accept(&self, token: &[u8]) -> Result<KerberosOutcome, KerberosFailure> {
+        let cipher = replay::authenticator_cipher(token).ok_or(KerberosFailure::Malformed)?;
+        if self.replay.contains(cipher) {
+            return Err(KerberosFailure::Replay);
+        }
+        let a = gss::accept(&self.cred, token).map_err(|e| {
+            let reason = classify(&e);
+            tracing::debug!(service = %self.service, %reason, error = %e, "AP-REQ refused");
+            reason
+        })?;
+        // Recorded only once it verified, so garbage cannot fill the cache;
+        // of two copies racing on two shards, the second finds the first.
+        if !self.replay.insert(cipher, Instant::now()) {
+            return Err(KerberosFailure::Replay);
+        }
+        Ok(KerberosOutcome {
+            output: a.output,
+            principal: a.principal,
+            session_key: a.key,
+            lifetime: (a.lifetime_secs != u32::MAX)
+                .then(|| Duration::from_secs(u64::from(a.lifetime_secs))),
+        })
+    }
+}

@@ -151,6 +151,22 @@ impl fmt::Display for KerberosFailure {
     }
 }
 
+/// The client side: makes AP-REQs for one service (the load generator's
+/// `--kerberos`, tests). `smb-krb5` implements it on GSS-API.
+pub trait KerberosInitiator: fmt::Debug + Send + Sync {
+    /// Starts one security context (a new authenticator): its AP-REQ is
+    /// [`KerberosContext::token`].
+    fn start(&self) -> Result<Box<dyn KerberosContext>, String>;
+}
+
+/// One client security context in progress.
+pub trait KerberosContext: fmt::Debug + Send {
+    /// The AP-REQ (GSS-API InitialContextToken) to send.
+    fn token(&self) -> &[u8];
+    /// Checks the server's AP-REP and returns the GSS session key.
+    fn finish(&mut self, ap_rep: &[u8]) -> Result<Vec<u8>, String>;
+}
+
 /// Checks Kerberos AP-REQs for one service (the server's `cifs/<name>`
 /// principal). Called on a shard thread for every Kerberos logon, so an
 /// implementation must not block: keys are loaded once, up front (the

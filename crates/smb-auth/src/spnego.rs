@@ -284,6 +284,31 @@ pub fn encode_neg_token_resp(
     der::tlv(ctx(1), &der::tlv(TAG_SEQ, &body))
 }
 
+/// The first SESSION_SETUP token of a Kerberos logon: NegTokenInit offering
+/// MS-KRB5, KRB5 and NTLMSSP with the AP-REQ as the optimistic mechToken.
+pub fn kerberos_initial_token(ap_req: &[u8]) -> Vec<u8> {
+    encode_neg_token_init(&kerberos_mech_types(), Some(ap_req), None)
+}
+
+/// The AP-REP out of the server's final token (accept-completed with
+/// Kerberos as supportedMech); `None` when it carries no response token.
+pub fn kerberos_final_token(server_token: &[u8]) -> Result<Option<&[u8]>, AuthError> {
+    let NegotiationToken::Resp(resp) = parse_token(server_token)? else {
+        return Err(AuthError::UnexpectedMessage(
+            "SPNEGO: expected NegTokenResp",
+        ));
+    };
+    if resp.neg_state != Some(NegState::AcceptCompleted) {
+        return Err(AuthError::Rejected);
+    }
+    if resp.supported_mech.is_some_and(|m| !is_kerberos_oid(m)) {
+        return Err(AuthError::NotSupported(
+            "SPNEGO: server chose another mechanism than Kerberos",
+        ));
+    }
+    Ok(resp.response_token)
+}
+
 /// accept-incomplete with supportedMech NTLMSSP and a response token.
 pub fn accept_incomplete(response_token: &[u8]) -> Vec<u8> {
     encode_neg_token_resp(

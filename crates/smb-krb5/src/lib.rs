@@ -138,3 +138,51 @@ impl KerberosAcceptor for GssAcceptor {
         })
     }
 }
+
+/// Makes AP-REQs for `cifs@host` with MIT krb5 (smb-loadgen `--kerberos`).
+#[derive(Debug)]
+pub struct GssInitiator {
+    cred: Option<Cred>,
+    target: String,
+}
+
+impl GssInitiator {
+    /// For target `service` (`cifs/host` or `cifs@host`): with
+    /// `Some((principal, password))` a ticket is obtained from the KDC and
+    /// kept in memory; with `None` the default ccache (`KRB5CCNAME`) is used.
+    pub fn new(service: &str, login: Option<(&str, &str)>) -> Result<Self, String> {
+        let target = match service.split_once('/') {
+            Some((svc, host)) => format!("{svc}@{host}"),
+            None => service.to_string(),
+        };
+        let cred = match login {
+            Some((p, pw)) => {
+                Some(Cred::initiator(p, Some(pw)).map_err(|e| format!("kinit {p}: {e}"))?)
+            }
+            None => None,
+        };
+        let me = GssInitiator { cred, target };
+        // Fail now, with the library's reason, rather than on every session.
+        Initiation::start(me.cred.as_ref(), &me.target)
+            .map_err(|e| format!("no Kerberos ticket for {}: {e}", me.target))?;
+        Ok(me)
+    }
+}
+
+impl smb_auth::kerberos::KerberosInitiator for GssInitiator {
+    fn start(&self) -> Result<Box<dyn smb_auth::kerberos::KerberosContext>, String> {
+        Initiation::start(self.cred.as_ref(), &self.target)
+            .map(|i| Box::new(i) as Box<dyn smb_auth::kerberos::KerberosContext>)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl smb_auth::kerberos::KerberosContext for Initiation {
+    fn token(&self) -> &[u8] {
+        Initiation::token(self)
+    }
+
+    fn finish(&mut self, ap_rep: &[u8]) -> Result<Vec<u8>, String> {
+        Initiation::finish(self, ap_rep).map_err(|e| e.to_string())
+    }
+}

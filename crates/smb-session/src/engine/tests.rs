@@ -39,6 +39,8 @@ use smb_client::{
 use super::{Engine, EngineConfig, FrameOutcome};
 use crate::ids::ConnId;
 
+mod kerberos;
+
 const ADMIN: (&str, &str) = ("admin", "Adm1nPass!");
 const USER: (&str, &str) = ("alice", "Al1cePass!");
 

@@ -191,6 +191,58 @@ fn kerberos_logons_from_real_clients() {
     let _ = child.kill();
     let _ = child.wait();
 
+    // A session expires with its ticket (MS-SMB2 3.3.5.2.9): impacket with an
+    // 8-second ticket gets STATUS_NETWORK_SESSION_EXPIRED once it ended.
+    if have_impacket() {
+        let cc = format!("FILE:{}", realm.path("short8.cc"));
+        let out = run_capture(
+            Command::new("sh")
+                .arg("-c")
+                .arg("echo alice-pw | kinit -l 8s alice >/dev/null")
+                .env("KRB5CCNAME", &cc),
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{}", output_text(&out));
+        // smbclient puts the cifs ticket in the ccache (impacket talks to no KDC here).
+        let (ok, out) = smbclient(&server, &cc, "SMB3_11", &["-L", &unc_host]);
+        assert!(ok, "{out}");
+        let script = format!(
+            "import time\n\
+             from impacket.smbconnection import SMBConnection\n\
+             c = SMBConnection('{HOST}', '127.0.0.1', sess_port={port})\n\
+             c.kerberosLogin('alice', '', domain='SMBCORE.TEST', useCache=True)\n\
+             c.connectTree('IPC$')\n\
+             time.sleep(9)\n\
+             try:\n\
+             \x20   c.listShares()\n\
+             \x20   print('still served')\n\
+             except Exception as e:\n\
+             \x20   print('refused', e)\n",
+            port = server.port
+        );
+        let out = run_capture(
+            Command::new(IMPACKET_PYTHON)
+                .arg("-c")
+                .arg(&script)
+                .env("KRB5CCNAME", cc.trim_start_matches("FILE:")),
+            Duration::from_secs(40),
+        );
+        let text = output_text(&out);
+        assert!(
+            text.contains("refused") && text.contains("STATUS_NETWORK_SESSION_EXPIRED"),
+            "after the ticket's end:\n{text}"
+        );
+        let stats = server.ctl_json(&["stats"]);
+        assert!(
+            stats["kerberos_tickets_expired"].as_u64().unwrap() >= 1,
+            "{stats}"
+        );
+        assert!(
+            stats["session_expired_requests"].as_u64().unwrap() >= 1,
+            "{stats}"
+        );
+    }
+
     // A server that is another service refuses the ticket.
     let other = TestServer::start(&["--keytab", &keytab, "--kerberos-service", "cifs/localhost"]);
     let (ok, out) = smbclient(&other, &alice, "SMB3_11", &["-L", &unc_host]);

@@ -204,6 +204,30 @@ impl Drop for Ctx {
 }
 
 impl Ctx {
+    /// Seconds left of the context (the ticket's end minus now).
+    fn lifetime(&self) -> Result<u32, GssError> {
+        let mut minor = 0;
+        let mut life = 0u32;
+        // SAFETY: a live context; only the lifetime out-pointer is asked for.
+        let major = unsafe {
+            sys::gss_inquire_context(
+                &mut minor,
+                self.0,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut life,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if is_error(major) {
+            return Err(GssError { major, minor });
+        }
+        Ok(life)
+    }
+
     /// GSS_C_INQ_SSPI_SESSION_KEY: the session key bytes.
     fn session_key(&self) -> Result<Vec<u8>, GssError> {
         let mut minor = 0;
@@ -432,11 +456,14 @@ pub fn accept(cred: &Cred, token: &[u8]) -> Result<Accepted, GssError> {
             minor: 0,
         });
     }
+    // MIT's `time_rec` from accept includes the clock skew it allows;
+    // gss_inquire_context gives the ticket's own end (endtime - now).
+    let _ = time_rec;
     Ok(Accepted {
         output: out.as_slice().to_vec(),
         principal: src.display()?,
         key: ctx.session_key()?,
-        lifetime_secs: time_rec,
+        lifetime_secs: ctx.lifetime()?,
     })
 }
 
@@ -565,7 +592,45 @@ extern "C" {
     fn krb5_free_keytab_entry_contents(ctx: *mut c_void, entry: *mut KeytabEntry) -> i32;
     fn krb5_kt_close(ctx: *mut c_void, kt: *mut c_void) -> i32;
     fn krb5_get_error_message(ctx: *mut c_void, code: i32) -> *const c_char;
+    fn krb5_get_profile(ctx: *mut c_void, profile: *mut *mut c_void) -> i32;
+    fn profile_get_integer(
+        profile: *mut c_void,
+        name: *const c_char,
+        subname: *const c_char,
+        subsubname: *const c_char,
+        def_val: c_int,
+        ret: *mut c_int,
+    ) -> i32;
+    fn profile_release(profile: *mut c_void);
     fn krb5_free_error_message(ctx: *mut c_void, msg: *const c_char);
+}
+
+/// The clock skew krb5.conf allows (`[libdefaults] clockskew`, seconds;
+/// 300 when unset), as MIT reads it.
+pub fn clock_skew_secs() -> u32 {
+    let mut ctx: *mut c_void = ptr::null_mut();
+    // SAFETY: out-pointers to locals; the profile and context are released
+    // before returning.
+    unsafe {
+        if krb5_init_context(&mut ctx) != 0 {
+            return 300;
+        }
+        let mut profile: *mut c_void = ptr::null_mut();
+        let mut v: c_int = 300;
+        if krb5_get_profile(ctx, &mut profile) == 0 {
+            let _ = profile_get_integer(
+                profile,
+                c"libdefaults".as_ptr(),
+                c"clockskew".as_ptr(),
+                ptr::null(),
+                300,
+                &mut v,
+            );
+            profile_release(profile);
+        }
+        krb5_free_context(ctx);
+        u32::try_from(v).unwrap_or(300)
+    }
 }
 
 /// KRB5_KT_END: no more entries.

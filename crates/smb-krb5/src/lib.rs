@@ -6,7 +6,8 @@
 //!   ([`GssAcceptor::from_keytab`]): a logon on a shard thread reads no file.
 //!   MIT's replay cache (a file written per logon) is off; the
 //!   [`replay::ReplayCache`] in memory refuses replayed authenticators.
-//!   The clock skew allowed is krb5.conf's `clockskew` (default 300 s).
+//!   The clock skew allowed is krb5.conf's `clockskew` (default 300 s),
+//!   read when the acceptor is made.
 //! - [`Initiation`]: the client side (smb-loadgen `--kerberos`, tests).
 //!
 //! No Kerberos cryptography is written here: MIT krb5 does it all. The
@@ -71,6 +72,8 @@ pub struct GssAcceptor {
     keytab: MemoryKeytab,
     service: String,
     replay: replay::ReplayCache,
+    /// krb5.conf's clockskew: MIT adds it to the context lifetime it reports.
+    skew_secs: u32,
 }
 
 static NEXT_KEYTAB: AtomicU64 = AtomicU64::new(1);
@@ -78,9 +81,9 @@ static NEXT_KEYTAB: AtomicU64 = AtomicU64::new(1);
 impl GssAcceptor {
     /// Loads `keytab` (a path or `FILE:path`) into memory and makes an
     /// acceptor for host-based service `service` (`cifs@host`; a
-    /// `cifs/host` spelling is accepted too). `max_skew` sizes the replay
-    /// cache's window (twice the skew krb5.conf allows; 300 s by default).
-    pub fn from_keytab(keytab: &str, service: &str, max_skew: Duration) -> Result<Self, String> {
+    /// `cifs/host` spelling is accepted too). The replay cache remembers an
+    /// authenticator for twice the clock skew krb5.conf allows.
+    pub fn from_keytab(keytab: &str, service: &str) -> Result<Self, String> {
         let service = match service.split_once('/') {
             Some((svc, host)) => format!("{svc}@{}", host.split('@').next().unwrap_or(host)),
             None => service.to_string(),
@@ -89,11 +92,13 @@ impl GssAcceptor {
         let mem = MemoryKeytab::load(keytab, &format!("smbcore-{}-{n}", std::process::id()))?;
         let cred = Cred::acceptor(&service, mem.name())
             .map_err(|e| format!("acceptor credentials for {service} from {keytab}: {e}"))?;
+        let skew_secs = gss::clock_skew_secs();
         Ok(GssAcceptor {
             cred,
             keytab: mem,
             service,
-            replay: replay::ReplayCache::new(max_skew * 2),
+            replay: replay::ReplayCache::new(Duration::from_secs(u64::from(skew_secs) * 2)),
+            skew_secs,
         })
     }
 
@@ -133,8 +138,11 @@ impl KerberosAcceptor for GssAcceptor {
             output: a.output,
             principal: a.principal,
             session_key: a.key,
-            lifetime: (a.lifetime_secs != u32::MAX)
-                .then(|| Duration::from_secs(u64::from(a.lifetime_secs))),
+            // MIT reports endtime + clockskew - now: the ticket's own end is
+            // the skew earlier.
+            lifetime: (a.lifetime_secs != u32::MAX).then(|| {
+                Duration::from_secs(u64::from(a.lifetime_secs.saturating_sub(self.skew_secs)))
+            }),
         })
     }
 }

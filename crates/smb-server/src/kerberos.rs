@@ -15,11 +15,6 @@ use smb_auth::kerberos::KerberosAcceptor;
 
 use crate::config::Effective;
 
-/// How long a replayed authenticator is remembered is twice this (the
-/// clock skew krb5.conf allows by default).
-#[cfg(feature = "kerberos")]
-const MAX_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
-
 type Loaded = (String, String, Arc<dyn KerberosAcceptor>);
 
 /// The acceptor in force and where it came from.
@@ -83,7 +78,7 @@ impl KerberosSlot {
 
 #[cfg(feature = "kerberos")]
 fn load(keytab: &str, service: &str) -> Result<Arc<dyn KerberosAcceptor>, String> {
-    let a = smb_krb5::GssAcceptor::from_keytab(keytab, service, MAX_SKEW)?;
+    let a = smb_krb5::GssAcceptor::from_keytab(keytab, service)?;
     tracing::info!(
         keytab,
         service = a.service(),

@@ -1253,12 +1253,7 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
         (None, None) => unreachable!("no target means an embedded server"),
     };
     let dialects = crate::cli::parse_dialects(&args.dialect)?;
-    let auth = crate::cli::auth_for(
-        args.kerberos,
-        &args.kerberos_service,
-        user.map(|(n, p)| (n.as_ref(), p.as_ref())),
-        &args.domain,
-    )?;
+    let auth = crate::cli::auth_for(args.kerberos, &args.kerberos_service, user, &args.domain)?;
     let plan = ChurnPlan {
         target,
         rate: args.rate,

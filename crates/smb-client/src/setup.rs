@@ -108,7 +108,7 @@ pub struct SessionSetup {
 /// The mechanism of one setup.
 #[derive(Debug)]
 enum Mech {
-    Ntlm(SpnegoInitiator),
+    Ntlm(Box<SpnegoInitiator>),
     Kerberos(Box<dyn KerberosContext>),
     /// The Kerberos library could not make an AP-REQ: an empty token goes out and the
     /// server refuses it.
@@ -141,7 +141,7 @@ impl SessionSetup {
         };
         ntlm.set_workstation(workstation);
         SessionSetup {
-            mech: Mech::Ntlm(SpnegoInitiator::new(ntlm)),
+            mech: Mech::Ntlm(Box::new(SpnegoInitiator::new(ntlm))),
             preauth: conn_preauth,
             session_id: 0,
             anonymous: *auth == Auth::Anonymous,

@@ -114,7 +114,7 @@ pub struct Args {
     #[arg(long)]
     pub kerberos: bool,
 
-    /// The service principal for --kerberos: cifs/<host>.
+    /// The service principal for --kerberos: `cifs/<host>`.
     #[arg(long, default_value = "cifs/localhost", value_name = "SPN")]
     pub kerberos_service: String,
 
@@ -354,7 +354,7 @@ pub struct ChurnArgs {
     #[arg(long)]
     pub kerberos: bool,
 
-    /// The service principal for --kerberos: cifs/<host>.
+    /// The service principal for --kerberos: `cifs/<host>`.
     #[arg(long, default_value = "cifs/localhost", value_name = "SPN")]
     pub kerberos_service: String,
 

@@ -81,6 +81,9 @@ pub enum KerberosFailure {
     BadTicket,
     /// The ticket has expired.
     Expired,
+    /// The client principal is not of a realm this server's keytab has
+    /// keys for (a cross-realm ticket): refused.
+    ForeignRealm,
     /// Any other failure of the Kerberos library.
     Other,
 }
@@ -98,15 +101,19 @@ pub const STATUS_WRONG_CREDENTIAL_HANDLE: u32 = 0xC000_02F2;
 
 impl KerberosFailure {
     /// Every failure, in counter order.
-    pub const ALL: [KerberosFailure; 7] = [
+    pub const ALL: [KerberosFailure; KerberosFailure::COUNT] = [
         KerberosFailure::Malformed,
         KerberosFailure::Replay,
         KerberosFailure::Skew,
         KerberosFailure::WrongService,
         KerberosFailure::BadTicket,
         KerberosFailure::Expired,
+        KerberosFailure::ForeignRealm,
         KerberosFailure::Other,
     ];
+
+    /// How many reasons there are (the length of per-reason counters).
+    pub const COUNT: usize = 8;
 
     /// The NTSTATUS SESSION_SETUP answers with (the SEC_E_ codes Windows'
     /// Kerberos package returns, mapped to NTSTATUS as MS-ERREF 2.3 pairs
@@ -117,9 +124,10 @@ impl KerberosFailure {
             KerberosFailure::Replay => STATUS_ACCESS_DENIED,
             KerberosFailure::Skew => STATUS_TIME_DIFFERENCE_AT_DC,
             KerberosFailure::WrongService => STATUS_WRONG_CREDENTIAL_HANDLE,
-            KerberosFailure::BadTicket | KerberosFailure::Expired | KerberosFailure::Other => {
-                STATUS_LOGON_FAILURE
-            }
+            KerberosFailure::BadTicket
+            | KerberosFailure::Expired
+            | KerberosFailure::ForeignRealm
+            | KerberosFailure::Other => STATUS_LOGON_FAILURE,
         }
     }
 
@@ -132,6 +140,7 @@ impl KerberosFailure {
             KerberosFailure::WrongService => "wrong-service",
             KerberosFailure::BadTicket => "bad-ticket",
             KerberosFailure::Expired => "expired",
+            KerberosFailure::ForeignRealm => "foreign-realm",
             KerberosFailure::Other => "other",
         }
     }

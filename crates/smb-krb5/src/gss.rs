@@ -592,6 +592,8 @@ extern "C" {
     fn krb5_free_keytab_entry_contents(ctx: *mut c_void, entry: *mut KeytabEntry) -> i32;
     fn krb5_kt_close(ctx: *mut c_void, kt: *mut c_void) -> i32;
     fn krb5_get_error_message(ctx: *mut c_void, code: i32) -> *const c_char;
+    fn krb5_unparse_name(ctx: *mut c_void, principal: *mut c_void, name: *mut *mut c_char) -> i32;
+    fn krb5_free_unparsed_name(ctx: *mut c_void, name: *mut c_char);
     fn krb5_get_profile(ctx: *mut c_void, profile: *mut *mut c_void) -> i32;
     fn profile_get_integer(
         profile: *mut c_void,
@@ -643,6 +645,7 @@ pub struct MemoryKeytab {
     kt: *mut c_void,
     name: String,
     entries: usize,
+    realms: Vec<String>,
 }
 
 // SAFETY: the krb5 context and handle are only used by `load` (before the
@@ -691,6 +694,7 @@ impl MemoryKeytab {
             kt: ptr::null_mut(),
             name: format!("MEMORY:{name}"),
             entries: 0,
+            realms: Vec::new(),
         };
         let err = |ctx: *mut c_void, what: &str, rc: i32| -> String {
             // SAFETY: a live context; the message is copied, then freed.
@@ -735,6 +739,16 @@ impl MemoryKeytab {
                     result = Err(err(ctx, source, rc));
                     break;
                 }
+                let mut text: *mut c_char = ptr::null_mut();
+                if krb5_unparse_name(ctx, entry.principal, &mut text) == 0 && !text.is_null() {
+                    let p = CStr::from_ptr(text).to_string_lossy().into_owned();
+                    krb5_free_unparsed_name(ctx, text);
+                    if let Some(r) = crate::realm_of(&p) {
+                        if !mem.realms.iter().any(|x| x == r) {
+                            mem.realms.push(r.to_string());
+                        }
+                    }
+                }
                 let rc = krb5_kt_add_entry(ctx, mem.kt, &mut entry);
                 krb5_free_keytab_entry_contents(ctx, &mut entry);
                 if rc != 0 {
@@ -761,5 +775,10 @@ impl MemoryKeytab {
     /// Number of keys copied.
     pub fn entries(&self) -> usize {
         self.entries
+    }
+
+    /// The realms of the keytab's principals.
+    pub fn realms(&self) -> &[String] {
+        &self.realms
     }
 }

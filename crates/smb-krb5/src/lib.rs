@@ -64,6 +64,19 @@ pub fn classify(e: &GssError) -> KerberosFailure {
     }
 }
 
+/// The realm of `user@REALM` (`None` without one).
+pub fn realm_of(principal: &str) -> Option<&str> {
+    principal
+        .rsplit_once('@')
+        .map(|(_, r)| r)
+        .filter(|r| !r.is_empty())
+}
+
+/// Whether `principal` is of one of `realms` (ASCII case-insensitive).
+pub fn in_realms(principal: &str, realms: &[String]) -> bool {
+    realm_of(principal).is_some_and(|r| realms.iter().any(|x| x.eq_ignore_ascii_case(r)))
+}
+
 /// Checks AP-REQs for one service against an in-memory copy of a keytab.
 #[derive(Debug)]
 pub struct GssAcceptor {
@@ -112,6 +125,11 @@ impl GssAcceptor {
         self.keytab.entries()
     }
 
+    /// The realms whose principals may log on (those of the keytab's keys).
+    pub fn realms(&self) -> &[String] {
+        self.keytab.realms()
+    }
+
     /// Authenticators remembered by the replay cache.
     pub fn replay_cache_len(&self) -> usize {
         self.replay.len()
@@ -129,6 +147,12 @@ impl KerberosAcceptor for GssAcceptor {
             tracing::debug!(service = %self.service, %reason, error = %e, "AP-REQ refused");
             reason
         })?;
+        // Only principals of the keytab's realms: a cross-realm ticket is
+        // refused (no trust is configured here).
+        if !in_realms(&a.principal, self.keytab.realms()) {
+            tracing::debug!(principal = %a.principal, "principal of a foreign realm refused");
+            return Err(KerberosFailure::ForeignRealm);
+        }
         // Recorded only once it verified, so garbage cannot fill the cache;
         // of two copies racing on two shards, the second finds the first.
         if !self.replay.insert(cipher, Instant::now()) {

@@ -133,6 +133,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_principals_of_the_keytab_realms() {
+        let realms = vec!["SMBCORE.TEST".to_string()];
+        assert!(crate::in_realms("alice@SMBCORE.TEST", &realms));
+        assert!(crate::in_realms("alice@smbcore.test", &realms));
+        assert!(!crate::in_realms("alice@OTHER.TEST", &realms));
+        assert!(!crate::in_realms("alice", &realms));
+        assert_eq!(crate::realm_of("a/b@R@S"), Some("S"));
+    }
+
+    #[test]
     fn a_second_insert_is_a_replay_until_the_window_passes() {
         let c = ReplayCache::new(Duration::from_secs(600));
         let t0 = Instant::now();

@@ -53,6 +53,7 @@ fn acceptor_against_a_real_kdc() {
     let acc = GssAcceptor::from_keytab(&keytab, "cifs/localhost").expect("acceptor");
     assert_eq!(acc.service(), "cifs@localhost");
     assert_eq!(acc.keys(), 4);
+    assert_eq!(acc.realms(), ["SMBCORE.TEST".to_string()]);
 
     // A good logon: principal, AP-REP, the same session key on both sides.
     let mut init = Initiation::start(Some(&alice), "cifs@localhost").expect("AP-REQ");

@@ -93,7 +93,7 @@ pub struct EngineStats {
     /// Refused Kerberos AP-REQs, by reason, in the order of
     /// [`KerberosFailure::ALL`](smb_auth::kerberos::KerberosFailure::ALL)
     /// (each also counts in `logons_failed`).
-    pub kerberos_refused: [u64; 7],
+    pub kerberos_refused: [u64; smb_auth::kerberos::KerberosFailure::COUNT],
     /// Kerberos sessions whose ticket ended (marked expired by the wheel).
     pub tickets_expired: u64,
     /// Requests answered STATUS_NETWORK_SESSION_EXPIRED.
@@ -121,7 +121,7 @@ impl Default for EngineStats {
             logons_failed: 0,
             logons_delayed: 0,
             kerberos_logons: 0,
-            kerberos_refused: [0; 7],
+            kerberos_refused: [0; smb_auth::kerberos::KerberosFailure::COUNT],
             tickets_expired: 0,
             expired_requests: 0,
             logons_waiting: 0,

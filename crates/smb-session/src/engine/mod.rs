@@ -297,7 +297,7 @@ pub(crate) struct Counters {
     pub logged_off: u64,
     pub kerberos_logons: u64,
     /// Refused AP-REQs by reason ([`smb_auth::kerberos::KerberosFailure::ALL`]).
-    pub kerberos_refused: [u64; 7],
+    pub kerberos_refused: [u64; smb_auth::kerberos::KerberosFailure::COUNT],
     /// Requests answered STATUS_NETWORK_SESSION_EXPIRED.
     pub expired_requests: u64,
 }

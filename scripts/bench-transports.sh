@@ -7,6 +7,10 @@
 #
 #   scripts/bench-transports.sh [SESSIONS] [ECHO_SECONDS]
 #
+# VARIANTS lists the servers to compare (default "mio io-uring"); a variant
+# is a transport with extra server options joined by '+', e.g.
+#   VARIANTS="mio io-uring io-uring+--io-uring-min-wait+50 io-uring+--io-uring-sqpoll+100"
+#
 # Needs: a release build (built here), perf (system calls are counted with
 # `perf stat -e raw_syscalls:sys_enter`, tracefs is mounted if needed),
 # smbtorture (package samba-testsuite). Extra server options for every run
@@ -27,10 +31,12 @@ cpu_ticks() { # PID -> "utime stime"
   awk '{print $14, $15}' "/proc/$1/stat"
 }
 
-start_server() { # TRANSPORT PORT -> PID
+start_server() { # VARIANT PORT [AUTODISCONNECT] -> PID
+  local t=${1%%+*} extra="" ad=${3:-2s}
+  [ "$t" != "$1" ] && extra=${1#*+} && extra=${extra//+/ }
   # shellcheck disable=SC2086
   "$BIN/smbcore" serve --listen "127.0.0.1:$2" --admin-socket "$WORK/a-$2.sock" \
-    --transport "$1" --autodisconnect 2s ${SMBCORE_EXTRA:-} >"$WORK/log-$2" 2>&1 &
+    --transport "$t" --autodisconnect="$ad" $extra ${SMBCORE_EXTRA:-} >"$WORK/log-$2" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do [ -S "$WORK/a-$2.sock" ] && break; sleep 0.05; done
   echo "$pid"
@@ -40,9 +46,9 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-printf '%-9s | %-30s | %-40s\n' transport "sessions ($SESSIONS, open to reap)" "echo (smbtorture, nprocs=4 qdepth=4, ${ECHO_S}s)"
-printf '%-9s | %-30s | %-40s\n' "" "setups/s  syscalls  us user/sys" "echo/s  syscalls/echo  us user/sys"
-for T in mio io-uring; do
+printf '%-40s | %-30s | %-40s\n' transport "sessions ($SESSIONS, open to reap)" "echo (smbtorture, nprocs=4 qdepth=4, ${ECHO_S}s)"
+printf '%-40s | %-30s | %-40s\n' "" "setups/s  syscalls  us user/sys" "echo/s  syscalls/echo  us user/sys"
+for T in ${VARIANTS:-mio io-uring}; do
   # Sessions: open SESSIONS, let them be reaped.
   P=$(free_port); PID=$(start_server "$T" "$P")
   read -r u0 s0 < <(cpu_ticks "$PID")
@@ -59,8 +65,9 @@ for T in mio io-uring; do
   per_s=$(python3 -c "print(f'{$sc/$SESSIONS:.2f}')")
   cpu_s=$(python3 -c "print(f'{($u1-$u0)*1e6/$TICK/$SESSIONS:.1f}/{($s1-$s0)*1e6/$TICK/$SESSIONS:.1f}')")
 
-  # Echo.
-  P=$(free_port); PID=$(start_server "$T" "$P")
+  # Echo. ECHO is not session activity: with autodisconnect on, the
+  # benchmark's own sessions would be reaped in the middle of the run.
+  P=$(free_port); PID=$(start_server "$T" "$P" -1)
   read -r u0 s0 < <(cpu_ticks "$PID")
   perf stat -e raw_syscalls:sys_enter -p "$PID" -o "$WORK/perf-e" &
   PERF=$!
@@ -72,9 +79,12 @@ for T in mio io-uring; do
   read -r u1 s1 < <(cpu_ticks "$PID")
   kill "$PID"; wait "$PID" 2>/dev/null || true
   sc=$(awk '/raw_syscalls/ {gsub(",", "", $1); print $1}' "$WORK/perf-e")
-  total=$(grep -o 'num/s=[0-9]*' "$WORK/echo.txt" | cut -d= -f2 | paste -sd+ | bc)
-  echo_rate=$((total / ECHO_S))
+  # The last num/s is the run's average (finished echos / timelimit); the
+  # earlier ones are per-second progress lines.
+  echo_rate=$(grep -o 'num/s=[0-9]*' "$WORK/echo.txt" | tail -1 | cut -d= -f2)
+  echo_rate=${echo_rate:-0}
+  total=$((echo_rate * ECHO_S))
   per_e=$(python3 -c "print(f'{$sc/max($total,1):.2f}')")
   cpu_e=$(python3 -c "print(f'{($u1-$u0)*1e6/$TICK/max($total,1):.2f}/{($s1-$s0)*1e6/$TICK/max($total,1):.2f}')")
-  printf '%-9s | %8s  %8s  %11s | %6s  %13s  %13s\n' "$T" "$rate" "$per_s" "$cpu_s" "$echo_rate" "$per_e" "$cpu_e"
+  printf '%-40s | %8s  %8s  %11s | %6s  %13s  %13s\n' "$T" "$rate" "$per_s" "$cpu_s" "$echo_rate" "$per_e" "$cpu_e"
 done

@@ -24,8 +24,14 @@ pub use smb_client::EmptyBody as Four;
 
 /// A new engine with default configuration and a deterministic RNG.
 pub fn engine(start: Instant) -> Engine {
+    engine_with(start, |_| {})
+}
+
+/// A new engine with default configuration changed by `f`.
+pub fn engine_with(start: Instant, f: impl FnOnce(&mut EngineConfig)) -> Engine {
     let mut cfg = EngineConfig::new([0x5a; 16]);
     cfg.autodisconnect = "15".parse().expect("15 minutes");
+    f(&mut cfg);
     let mut seed = 0x1234_5678_9abc_def0u64;
     Engine::new(
         0,
@@ -160,6 +166,76 @@ impl MemConn {
         let (st, _, tree, _) = first_response(&self.out);
         assert_eq!(st, NtStatus::SUCCESS);
         tree
+    }
+
+    /// TREE_CONNECT \\127.0.0.1\`share`; returns the tree id.
+    pub fn tree_connect(&mut self, engine: &mut Engine, sid: u64, share: &str) -> u32 {
+        let path = share_path("127.0.0.1", share);
+        self.build(
+            Command::TreeConnect,
+            sid,
+            0,
+            &TreeConnectRequestRepr {
+                flags: 0,
+                path: &path,
+            },
+        );
+        self.send(engine);
+        let (st, _, tree, _) = first_response(&self.out);
+        assert_eq!(st, NtStatus::SUCCESS, "tree connect {share}");
+        tree
+    }
+
+    /// Build `msgs` (command, body) as one compound frame, each request
+    /// after the first related to the one before (MS-SMB2 3.2.4.1.4).
+    pub fn build_related(&mut self, sid: u64, tree: u32, msgs: &[(Command, &dyn EmitBody)]) {
+        let mut frame = vec![0u8; 4];
+        let mut last = 0;
+        for (i, (command, body)) in msgs.iter().enumerate() {
+            let mut m = Vec::new();
+            self.requests.emit(*command, sid, tree, *body, None, &mut m);
+            let mut m = m[4..].to_vec();
+            if i > 0 {
+                let mut h = Header::new_unchecked(&mut m[..HEADER_LEN]);
+                let f = h.flags();
+                h.set_flags(f | smb_wire::header::flags::RELATED_OPERATIONS);
+                while (frame.len() - 4) % 8 != 0 {
+                    frame.push(0);
+                }
+                let next = (frame.len() - last) as u32;
+                Header::new_unchecked(&mut frame[last..last + HEADER_LEN]).set_next_command(next);
+            }
+            last = frame.len();
+            frame.extend_from_slice(&m);
+        }
+        let len = (frame.len() - 4) as u32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        self.frame = frame;
+    }
+
+    /// Re-send the built compound frame with fresh MessageIds (no
+    /// allocation); `starts` are the offsets of its messages in the frame.
+    pub fn resend_compound(&mut self, engine: &mut Engine, starts: &[usize]) -> FrameOutcome {
+        for &s in starts {
+            let mid = self.requests.take_message_id();
+            Header::new_unchecked(&mut self.frame[s..s + HEADER_LEN]).set_message_id(mid);
+        }
+        self.send(engine)
+    }
+
+    /// Offsets of the messages of the built compound frame.
+    pub fn compound_starts(&self) -> Vec<usize> {
+        let mut v = vec![4];
+        let mut at = 4;
+        loop {
+            let next =
+                Header::new_unchecked(&self.frame[at..at + HEADER_LEN]).next_command() as usize;
+            if next == 0 {
+                return v;
+            }
+            at += next;
+            v.push(at);
+        }
     }
 
     /// Build (not send) a TREE_CONNECT to IPC$.

@@ -254,6 +254,7 @@ impl Engine {
                 continue;
             };
             self.close_session_pipes(conn, id);
+            self.close_session_files(conn, id, now);
             if let Ok(o) = self.table.disconnect(&Selector::Session(id), now) {
                 count += o.sessions;
                 for c in o.connections_to_close {

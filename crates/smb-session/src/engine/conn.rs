@@ -2,6 +2,7 @@
 
 use smb_auth::signing::SigningAlgorithm;
 
+use super::backend::Files;
 use super::credits::CreditWindow;
 use super::ipc::Pipes;
 use super::transmit::TxQueue;
@@ -40,6 +41,8 @@ pub struct ConnState {
     pub(crate) credits: CreditWindow,
     /// Open named pipes.
     pub(crate) pipes: Pipes,
+    /// Disk-share sessions, trees, opens and pending operations.
+    pub(crate) files: Files,
     /// Output for this connection only, waiting for its socket.
     pub(crate) tx: TxQueue,
     /// Answers to failed logons held back for this connection.
@@ -61,6 +64,7 @@ impl ConnState {
             preauth: None,
             credits: CreditWindow::new(),
             pipes: Pipes::default(),
+            files: Files::default(),
             tx: TxQueue::default(),
             held_answers: 0,
         }

@@ -68,6 +68,7 @@
 //! (3.3.5.2.9), tree lookup (3.3.5.2.11), then the command.
 
 mod admin;
+pub mod backend;
 pub mod budget;
 mod conn;
 pub mod credits;
@@ -102,20 +103,16 @@ pub use admin::{
     AdminFilter, AdminOp, AdminOpResult, AdminSelector, AdminToken, EngineStats, SessionRow,
     TreeRow,
 };
+pub use backend::{
+    Completion, Created, Ctx, FileAttrs, OpId, OpenRef, OplockBreakNotice, Output, Reply,
+    SessionCtx, ShareBackend, ShareBackendFactory, ShareDef, ShareParams, Slot,
+};
 pub use conn::ConnState;
 pub use setup::SessionExt;
 
-/// A share an embedding application serves besides IPC$.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShareDef {
-    /// Share name (matched case-insensitively).
-    pub name: String,
-    /// Comment shown by NetrShareEnum.
-    pub comment: String,
-}
-
-/// Shares registered by the embedding application (the bundled server
-/// registers none: it serves IPC$ only).
+/// Shares registered by the embedding application, each with its
+/// [`ShareBackend`] (the bundled server registers none: it serves IPC$
+/// only).
 pub trait ShareRegistry: Send + Sync + fmt::Debug {
     /// Every registered share.
     fn shares(&self) -> Vec<ShareDef>;
@@ -128,6 +125,16 @@ pub struct NoShares;
 impl ShareRegistry for NoShares {
     fn shares(&self) -> Vec<ShareDef> {
         Vec::new()
+    }
+}
+
+/// A fixed list of shares.
+#[derive(Debug, Default, Clone)]
+pub struct StaticShares(pub Vec<ShareDef>);
+
+impl ShareRegistry for StaticShares {
+    fn shares(&self) -> Vec<ShareDef> {
+        self.0.clone()
     }
 }
 
@@ -197,6 +204,14 @@ pub struct EngineConfig {
     pub kerberos: Option<Arc<dyn smb_auth::kerberos::KerberosAcceptor>>,
     /// Registered shares.
     pub shares: Arc<dyn ShareRegistry>,
+    /// Operations one connection may have waiting for a share backend
+    /// (interim response sent, final one not yet); past it a call that
+    /// would wait fails with STATUS_INSUFFICIENT_RESOURCES
+    /// ([`backend`]).
+    pub max_pending_per_connection: usize,
+    /// Opens one connection may hold on disk shares (STATUS_INSUFFICIENT_RESOURCES
+    /// past it).
+    pub max_opens_per_connection: usize,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -244,6 +259,8 @@ impl EngineConfig {
             users: Arc::new(NoUsers),
             kerberos: None,
             shares: Arc::new(NoShares),
+            max_pending_per_connection: 512,
+            max_opens_per_connection: 16_384,
         }
     }
 
@@ -338,6 +355,13 @@ pub struct Engine {
     /// Set while a frame is answered when a logon in it failed: the whole
     /// frame's answer is held back.
     hold_frame: bool,
+    /// This shard's instances of the registered share backends.
+    shares: Vec<backend::ShareSlot>,
+    /// The last operation number given ([`OpId`], AsyncId).
+    next_op_id: u64,
+    /// Completions to queue once the frame being answered is done (a
+    /// CANCEL the backend honoured at once).
+    completions: Vec<(OpId, Completion)>,
 }
 
 impl fmt::Debug for Engine {
@@ -374,6 +398,9 @@ pub(crate) enum Answer {
     Silent,
     /// The response comes later ([`Engine::complete_admin`]).
     Deferred,
+    /// A share backend answers later: send the interim response with this
+    /// AsyncId (MS-SMB2 3.3.4.2).
+    Pending(u64),
     /// Drop the connection.
     Drop,
 }
@@ -383,7 +410,8 @@ pub(crate) struct ChainState {
     prev_session: u64,
     prev_tree: u32,
     prev_file: Option<smb_wire::msg::FileId>,
-    prev_status: NtStatus,
+    /// The error of the chain's last CREATE, if it failed.
+    create_error: Option<NtStatus>,
 }
 
 impl Engine {
@@ -398,7 +426,7 @@ impl Engine {
     ) -> Self {
         let table = SessionTable::new(shard, epoch, cfg.table_config());
         let spnego_hint = smb_auth::spnego::neg_token_init_hint_for(cfg.kerberos.is_some()).into();
-        Engine {
+        let mut engine = Engine {
             shard,
             cfg,
             table,
@@ -415,7 +443,12 @@ impl Engine {
             held: throttle::HeldResponses::default(),
             queued: 0,
             hold_frame: false,
-        }
+            shares: Vec::new(),
+            next_op_id: 0,
+            completions: Vec::new(),
+        };
+        engine.install_shares();
+        engine
     }
 
     // ----- getters -------------------------------------------------------
@@ -474,6 +507,7 @@ impl Engine {
     /// The socket of `conn` is gone: log its sessions off, drop its unsent
     /// output and forget it.
     pub fn connection_closed(&mut self, conn: ConnId, now: Instant) {
+        self.close_conn_files(conn, now);
         if let Some(c) = self.table.connection_mut(conn) {
             self.queued -= c.ext.tx.len();
             c.ext.tx.release(&mut self.pool);
@@ -497,6 +531,7 @@ impl Engine {
                 smb_auth::spnego::neg_token_init_hint_for(cfg.kerberos.is_some()).into();
         }
         self.cfg = cfg;
+        self.install_shares();
     }
 
     /// Reap what is due: idle sessions, connections that did not
@@ -507,8 +542,9 @@ impl Engine {
         self.table.poll_timeouts(now, &mut events);
         for ev in events.drain(..) {
             match ev {
-                TableEvent::SessionExpired { session, .. } => {
+                TableEvent::SessionExpired { session, conn, .. } => {
                     tracing::debug!(shard = self.shard, %session, "session reaped by autodisconnect");
+                    self.close_session_files(conn, session, now);
                 }
                 TableEvent::PreAuthExpired { conn } => {
                     tracing::debug!(
@@ -525,6 +561,9 @@ impl Engine {
             }
         }
         self.table_events = events;
+        if !self.shares.is_empty() {
+            self.poll_backends(now);
+        }
     }
 
     /// Next piece of work for the runtime.
@@ -562,6 +601,9 @@ impl Engine {
         }
         self.pending_logoffs.clear();
         self.put_output(conn, out, before);
+        if !self.shares.is_empty() || !self.completions.is_empty() {
+            self.poll_backends(now);
+        }
         outcome
     }
 
@@ -673,7 +715,7 @@ impl Engine {
             prev_session: 0,
             prev_tree: 0,
             prev_file: None,
-            prev_status: NtStatus::SUCCESS,
+            create_error: None,
         };
         for (index, item) in Compound::new(payload).enumerate() {
             let msg = match item {
@@ -715,6 +757,11 @@ impl Engine {
                 // MS-SMB2 3.3.5.2.7.2: related requests inherit the ids.
                 req.session_id = chain.prev_session;
                 req.tree_id = chain.prev_tree;
+            } else {
+                // Only a related request may name the previous open with
+                // the all-ones FileId; in any other it names no open
+                // (STATUS_FILE_CLOSED, smbtorture compound.unrelated1).
+                chain.prev_file = None;
             }
             // Credits (3.3.5.2.3). CANCEL carries no credit.
             if req.command != Command::Cancel {
@@ -755,13 +802,35 @@ impl Engine {
                 // MS-SMB2 3.3.5.2.7.2: the first request of a chain cannot
                 // be related to anything (smbtorture compound.invalid1).
                 Answer::Fail(NtStatus::INVALID_PARAMETER)
-            } else if related && chain.prev_status.is_error() {
-                Answer::Fail(chain.prev_status)
+            } else if let Some(e) = chain
+                .create_error
+                .filter(|_| related && names_open(req.command))
+            {
+                // 3.3.5.2.7.2: a related request that needs a FileId fails
+                // as the CREATE before it did (as Windows and Samba do: a
+                // failed READ or WRITE does not fail the next request,
+                // smbtorture compound.related6; a bogus command is still
+                // INVALID_PARAMETER, compound.invalid4).
+                Answer::Fail(e)
             } else {
                 self.dispatch(&req, &hdr, &mut chain, out)
             };
+            let mut interim = false;
             let status = match answer {
                 Answer::Done(s) => s,
+                Answer::Pending(async_id) => {
+                    // MS-SMB2 3.3.4.2: the interim response, an ERROR body
+                    // with STATUS_PENDING in the async header form; not
+                    // signed.
+                    out.truncate(start + HEADER_LEN);
+                    ErrorResponseRepr::default().emit_body(start, out);
+                    let mut h = Header::new_unchecked(&mut out[start..start + HEADER_LEN]);
+                    let f = h.flags();
+                    h.set_flags(f | flags::ASYNC_COMMAND);
+                    h.set_async_id(async_id);
+                    interim = true;
+                    NtStatus::PENDING
+                }
                 Answer::Fail(s) => {
                     out.truncate(start + HEADER_LEN);
                     ErrorResponseRepr::default().emit_body(start, out);
@@ -769,7 +838,6 @@ impl Engine {
                 }
                 Answer::Silent | Answer::Deferred => {
                     out.truncate(pad_from);
-                    chain.prev_status = NtStatus::SUCCESS;
                     continue;
                 }
                 Answer::Drop => {
@@ -777,7 +845,12 @@ impl Engine {
                     return FrameOutcome::Close;
                 }
             };
-            chain.prev_status = status;
+            if req.command == Command::Create || index == 0 && hdr.is_related() {
+                // A chain that starts related is invalid as a whole: the
+                // requests related to its first fail the same way
+                // (smbtorture compound.related9).
+                chain.create_error = status.is_error().then_some(status);
+            }
             chain.prev_session = req.session_id;
             chain.prev_tree = req.tree_id;
             let granted = match self.table.connection_mut(conn) {
@@ -797,6 +870,7 @@ impl Engine {
             written.push(smallvec_like::Written {
                 start,
                 request_signed: hdr.is_signed(),
+                interim,
             });
         }
         if written.is_empty() {
@@ -817,7 +891,9 @@ impl Engine {
                 let mut h = Header::new_unchecked(&mut out[start..start + HEADER_LEN]);
                 h.set_next_command((end - start) as u32);
             }
-            self.sign_response(conn, &mut out[start..end], w.request_signed);
+            if !w.interim {
+                self.sign_response(conn, &mut out[start..end], w.request_signed);
+            }
         }
         if !finish_frame(mark, out, frame_start) {
             // The chain's responses do not fit one NBSS frame: no defined
@@ -886,7 +962,10 @@ impl Engine {
                     .emit_body(out.len() - HEADER_LEN, out);
                 return Answer::Done(NtStatus::SUCCESS);
             }
-            Command::Cancel => return Answer::Silent,
+            Command::Cancel => {
+                self.handle_cancel(req, hdr);
+                return Answer::Silent;
+            }
             // Not a request a client may send (Samba answers the same).
             Command::Unknown(_) | Command::ServerToClientNotification => {
                 return Answer::Fail(NtStatus::INVALID_PARAMETER)
@@ -898,6 +977,25 @@ impl Engine {
             Ok(sid) => sid,
             Err(a) => return a,
         };
+        if matches!(
+            req.command,
+            Command::Create
+                | Command::Close
+                | Command::Read
+                | Command::Write
+                | Command::Flush
+                | Command::Lock
+                | Command::Ioctl
+                | Command::QueryDirectory
+                | Command::ChangeNotify
+                | Command::QueryInfo
+                | Command::SetInfo
+                | Command::OplockBreak
+        ) && self.is_disk_tree(req.conn, sid, req.tree_id)
+            && !is_engine_fsctl(req)
+        {
+            return self.handle_file(req, hdr, sid, chain, out);
+        }
         match req.command {
             Command::Logoff => self.handle_logoff(req, sid, out),
             Command::TreeConnect => self.handle_tree_connect(req, sid, out),
@@ -1025,10 +1123,46 @@ impl Engine {
     }
 }
 
+/// Whether `req` is an IOCTL the engine answers on any tree
+/// (FSCTL_VALIDATE_NEGOTIATE_INFO, the DFS referral requests).
+fn is_engine_fsctl(req: &Req<'_>) -> bool {
+    use smb_wire::msg::ioctl::{
+        IoctlRequest, FSCTL_DFS_GET_REFERRALS, FSCTL_DFS_GET_REFERRALS_EX,
+        FSCTL_VALIDATE_NEGOTIATE_INFO,
+    };
+    req.command == Command::Ioctl
+        && IoctlRequest::parse(req.msg).is_ok_and(|io| {
+            matches!(
+                io.ctl_code(),
+                FSCTL_VALIDATE_NEGOTIATE_INFO
+                    | FSCTL_DFS_GET_REFERRALS
+                    | FSCTL_DFS_GET_REFERRALS_EX
+            )
+        })
+}
+
 /// Write the NBSS length of the frame begun at `frame_start`; when the
 /// payload is too large for a frame (over 16 MiB, RFC 1002 4.3.1) remove
 /// the whole frame from `out` and return false: a frame must never go out
 /// with a wrong length.
+/// Whether `command` names an open by its FileId (MS-SMB2 3.3.5.2.7.2).
+fn names_open(command: Command) -> bool {
+    matches!(
+        command,
+        Command::Close
+            | Command::Flush
+            | Command::Read
+            | Command::Write
+            | Command::Lock
+            | Command::Ioctl
+            | Command::QueryDirectory
+            | Command::ChangeNotify
+            | Command::QueryInfo
+            | Command::SetInfo
+            | Command::OplockBreak
+    )
+}
+
 pub(crate) fn finish_frame(mark: FrameMark, out: &mut Vec<u8>, frame_start: usize) -> bool {
     match mark.finish(out) {
         Ok(_) => true,
@@ -1058,6 +1192,8 @@ mod smallvec_like {
         /// Whether its request was signed (MS-SMB2 3.3.4.1.1: the response
         /// to a signed request is signed).
         pub request_signed: bool,
+        /// An interim response (MS-SMB2 3.3.4.2: not signed).
+        pub interim: bool,
     }
 
     /// Up to 8 messages inline, more spill into a Vec.

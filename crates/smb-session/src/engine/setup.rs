@@ -214,6 +214,12 @@ impl Engine {
                     self.counters.kerberos_logons += 1;
                     let _ = self.table.set_kerberos(sid, ticket_end);
                 }
+                if let Identity::User { domain, .. } = &outcome.identity {
+                    self.disk_session_authenticated(conn, sid, domain);
+                } else {
+                    self.disk_session_authenticated(conn, sid, "");
+                }
+                self.expire_previous_session(sreq.previous_session_id(), sid, req.now);
                 tracing::debug!(shard = self.shard, session = %sid, reauth = was_valid, "session authenticated");
                 SessionSetupResponseRepr {
                     session_flags: flags,
@@ -233,6 +239,8 @@ impl Engine {
                 }
                 // The answer waits out auth-failure-delay (throttle.rs).
                 self.hold_frame = true;
+                self.close_session_pipes(conn, sid);
+                self.close_session_files(conn, sid, req.now);
                 let _ = self.table.logoff(sid, req.now);
                 tracing::debug!(shard = self.shard, error = %e, reauth = was_valid, "authentication failed");
                 Answer::Fail(NtStatus(e.ntstatus()))
@@ -267,6 +275,8 @@ impl Engine {
         if !same {
             self.counters.logons_failed += 1;
             self.hold_frame = true;
+            self.close_session_pipes(req.conn, sid);
+            self.close_session_files(req.conn, sid, req.now);
             let _ = self.table.logoff(sid, req.now);
             tracing::debug!(shard = self.shard, session = %sid, "re-authentication as another identity refused");
             return Answer::Fail(NtStatus::ACCESS_DENIED);
@@ -315,6 +325,31 @@ impl Engine {
         }
     }
 
+    /// PreviousSessionId (MS-SMB2 3.3.5.5.3): a client reconnecting after
+    /// losing its connection names its old session; once the new one is
+    /// authenticated as the same user, the old one is logged off (its
+    /// opens closed) so that its handles stop working at once. Only a
+    /// session of this shard is found (smbcore keeps sessions per shard).
+    fn expire_previous_session(&mut self, previous: u64, sid: SessionId, now: std::time::Instant) {
+        let Some(old) = SessionId::from_raw(previous).filter(|&o| o != sid) else {
+            return;
+        };
+        let (Some(old_conn), Some(UserName::User(old_user)), Some(UserName::User(user))) = (
+            self.table.session_conn(old),
+            self.table.user(old),
+            self.table.user(sid),
+        ) else {
+            return;
+        };
+        if !old_user.eq_ignore_ascii_case(&user) {
+            return;
+        }
+        tracing::debug!(shard = self.shard, old = %old, new = %sid, "previous session logged off");
+        self.close_session_pipes(old_conn, old);
+        self.close_session_files(old_conn, old, now);
+        let _ = self.table.logoff(old, now);
+    }
+
     /// LOGOFF (3.3.5.6).
     pub(crate) fn handle_logoff(
         &mut self,
@@ -323,6 +358,7 @@ impl Engine {
         out: &mut Vec<u8>,
     ) -> Answer {
         self.close_session_pipes(req.conn, sid);
+        self.close_session_files(req.conn, sid, req.now);
         // The response is signed with the session's key, so sign it before
         // the session goes: keep the key in the chain by signing here.
         LogoffResponseRepr::default().emit_body(out.len() - HEADER_LEN, out);

@@ -37,6 +37,8 @@ use smb_client::{
 };
 
 use super::{Engine, EngineConfig, FrameOutcome};
+
+mod share;
 use crate::ids::ConnId;
 
 mod kerberos;

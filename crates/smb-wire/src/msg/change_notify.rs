@@ -1,11 +1,11 @@
 //! SMB2 CHANGE_NOTIFY request and response (MS-SMB2 2.2.35, 2.2.36), and the
 //! FILE_NOTIFY_INFORMATION entries of the response (MS-FSCC 2.7.1).
 
-use super::{buffer, fixed, pad_body, var_offset, EmitBody, FileId};
+use super::{fixed, EmitBody, FileId};
 use crate::error::WireError;
-use crate::header::{Command, HEADER_LEN};
+use crate::header::Command;
 use crate::reader::{u16_at, u32_at};
-use crate::writer::{u16_len, u32_len, LeWrite};
+use crate::writer::{u32_len, LeWrite};
 
 /// CHANGE_NOTIFY Flags (MS-SMB2 2.2.35).
 pub mod flags {
@@ -150,14 +150,8 @@ impl<'a> ChangeNotifyResponse<'a> {
     /// Parses the whole message (header + body).
     #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
-        let fixed = fixed::<8>(msg, Command::ChangeNotify, 9)?;
-        let (output, _) = buffer(
-            msg,
-            var_offset(8),
-            usize::from(u16_at(fixed, 2)),
-            u32_at(fixed, 4) as usize,
-            "CHANGE_NOTIFY Output",
-        )?;
+        let (fixed, output) =
+            super::parse_output_response(msg, Command::ChangeNotify, "CHANGE_NOTIFY Output")?;
         Ok(ChangeNotifyResponse { fixed, output })
     }
     /// OutputBufferOffset.
@@ -186,11 +180,7 @@ pub struct ChangeNotifyResponseRepr<'a> {
 
 impl EmitBody for ChangeNotifyResponseRepr<'_> {
     fn emit_body(&self, msg_start: usize, out: &mut Vec<u8>) {
-        out.put_u16_le(9);
-        out.put_u16_le(u16_len(HEADER_LEN + 8));
-        out.put_u32_le(u32_len(self.output.len()));
-        out.put_bytes(self.output);
-        pad_body(out, msg_start, 9);
+        super::emit_output_response(self.output, msg_start, out);
     }
 }
 

@@ -238,6 +238,38 @@ pub(crate) const fn var_offset(fixed_len: usize) -> usize {
 
 /// Pads a body with zeros up to `structure_size` bytes (odd StructureSize counts one byte of
 /// the variable buffer; MS-SMB2 2.2 says a buffer that would be empty carries one zero byte).
+/// The body shared by the QUERY_INFO, QUERY_DIRECTORY and CHANGE_NOTIFY
+/// responses (MS-SMB2 2.2.38, 2.2.34, 2.2.36): StructureSize 9,
+/// OutputBufferOffset, OutputBufferLength, then the buffer. Returns the
+/// fixed part and the checked buffer.
+pub(crate) fn parse_output_response<'a>(
+    msg: &'a [u8],
+    command: Command,
+    what: &'static str,
+) -> Result<(&'a [u8; 8], &'a [u8]), WireError> {
+    use crate::reader::{u16_at, u32_at};
+    let fixed = fixed::<8>(msg, command, 9)?;
+    let (output, _) = buffer(
+        msg,
+        var_offset(8),
+        usize::from(u16_at(fixed, 2)),
+        u32_at(fixed, 4) as usize,
+        what,
+    )?;
+    Ok((fixed, output))
+}
+
+/// Emit the body of [`parse_output_response`]'s layout with `output` right
+/// after the fixed part (offset 72).
+pub(crate) fn emit_output_response(output: &[u8], msg_start: usize, out: &mut Vec<u8>) {
+    use crate::writer::{u16_len, u32_len, LeWrite};
+    out.put_u16_le(9);
+    out.put_u16_le(u16_len(HEADER_LEN + 8));
+    out.put_u32_le(u32_len(output.len()));
+    out.put_bytes(output);
+    pad_body(out, msg_start, 9);
+}
+
 pub(crate) fn pad_body(out: &mut Vec<u8>, msg_start: usize, structure_size: usize) {
     let want = msg_start + HEADER_LEN + structure_size;
     if out.len() < want {

@@ -144,14 +144,8 @@ impl<'a> QueryDirectoryResponse<'a> {
     /// Parses the whole message (header + body).
     #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Self, WireError> {
-        let fixed = fixed::<8>(msg, Command::QueryDirectory, 9)?;
-        let (output, _) = buffer(
-            msg,
-            var_offset(8),
-            usize::from(u16_at(fixed, 2)),
-            u32_at(fixed, 4) as usize,
-            "QUERY_DIRECTORY Output",
-        )?;
+        let (fixed, output) =
+            super::parse_output_response(msg, Command::QueryDirectory, "QUERY_DIRECTORY Output")?;
         Ok(QueryDirectoryResponse { fixed, output })
     }
     /// OutputBufferOffset.
@@ -181,11 +175,7 @@ pub struct QueryDirectoryResponseRepr<'a> {
 
 impl EmitBody for QueryDirectoryResponseRepr<'_> {
     fn emit_body(&self, msg_start: usize, out: &mut Vec<u8>) {
-        out.put_u16_le(9);
-        out.put_u16_le(u16_len(HEADER_LEN + 8));
-        out.put_u32_le(u32_len(self.output.len()));
-        out.put_bytes(self.output);
-        pad_body(out, msg_start, 9);
+        super::emit_output_response(self.output, msg_start, out);
     }
 }
 

@@ -1,0 +1,67 @@
+//! Samba's `smbtorture` (4.17) against the memfs example: every test named
+//! in `tests/smbtorture-memfs.pass` (one per line, `#` comments) must pass.
+//! The tests of the session, credits and compound suites that cannot pass,
+//! with the reason, are listed in README.md ("Embedding").
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::memfs::MemfsServer;
+use common::{have, output_text, run_capture, USER};
+
+/// The known-pass list.
+fn known_pass() -> Vec<String> {
+    include_str!("smbtorture-memfs.pass")
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Run `test` against a fresh memfs; `Err` with smbtorture's output when it
+/// does not pass.
+fn torture(test: &str) -> Result<(), String> {
+    let server = MemfsServer::start(&[]);
+    let mut cmd = Command::new("smbtorture");
+    cmd.arg("//127.0.0.1/mem")
+        .arg("-p")
+        .arg(server.port.to_string())
+        .arg("-U")
+        .arg(format!("{}%{}", USER.0, USER.1))
+        .arg(test);
+    let out = run_capture(&mut cmd, Duration::from_secs(120));
+    let text = output_text(&out);
+    let name = test.rsplit('.').next().unwrap_or(test);
+    let passed = text.lines().any(|l| l.trim() == format!("success: {name}"));
+    if passed && out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text}\n---- memfs log ----\n{}",
+            server.log_text()
+        ))
+    }
+}
+
+#[test]
+fn smbtorture_known_pass_list_passes() {
+    if !have("smbtorture") {
+        return;
+    }
+    let list = known_pass();
+    assert!(list.len() >= 20, "the known-pass list is there");
+    let mut failed = Vec::new();
+    for t in &list {
+        if let Err(text) = torture(t) {
+            eprintln!("==== {t} failed:\n{text}");
+            failed.push(t.clone());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "smbtorture tests on the known-pass list failed: {failed:?}"
+    );
+}

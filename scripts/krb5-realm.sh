@@ -10,6 +10,8 @@
 #   DIR/cifs.keytab   cifs/smbserver.smbcore.test and cifs/localhost (the server's keytab)
 #   DIR/other.keytab  host/smbserver.smbcore.test (a ticket for another service)
 #   DIR/wrong.keytab  cifs/smbserver.smbcore.test with a key the KDC does not have
+#   DIR/host.keytab   cifs/<this machine's host name> (smbtorture has no -I: it
+#                     connects to a name, and the machine's own name resolves)
 # and the users alice (password alice-pw), bob (bob-pw, an administrator in
 # the tests), and short (short-pw, tickets of at most KRB5_SHORT_LIFE,
 # default 20 seconds, for the expiry tests). DIR/env has the variables
@@ -24,6 +26,7 @@ cmd=${1:?usage: krb5-realm.sh start|stop|env DIR [PORT]}
 dir=${2:?usage: krb5-realm.sh start|stop|env DIR [PORT]}
 realm=SMBCORE.TEST
 host=smbserver.smbcore.test
+lhost=$(tr 'A-Z' 'a-z' </proc/sys/kernel/hostname 2>/dev/null || echo localhost)
 
 case "$cmd" in
 stop)
@@ -115,6 +118,10 @@ ka "ktadd -k $dir/cifs.keytab cifs/localhost"
 ka "ktadd -k $dir/cifs.keytab cifs/$host"
 ka "ktadd -k $dir/other.keytab host/localhost"
 ka "ktadd -k $dir/other.keytab host/$host"
+if [ "$lhost" != localhost ] && [ "$lhost" != "$host" ]; then
+  ka "addprinc -randkey cifs/$lhost"
+  ka "ktadd -k $dir/host.keytab cifs/$lhost"
+fi
 # The right name and key version with a key the KDC does not have.
 kvno=$(klist -k "$dir/cifs.keytab" | awk '/cifs\/localhost/ {print $1; exit}')
 for p in cifs/localhost cifs/$host; do
@@ -140,5 +147,7 @@ export SMBCORE_KRB5_KEYTAB=$dir/cifs.keytab
 export SMBCORE_KRB5_PORT=$port
 export SMBCORE_KRB5_HOST=$host
 export SMBCORE_KRB5_SERVICE=cifs/$host
+export SMBCORE_KRB5_LOCAL_HOST=$lhost
+export SMBCORE_KRB5_LOCAL_KEYTAB=$dir/host.keytab
 EOF
 echo "realm $realm: KDC on 127.0.0.1:$port, files in $dir (source $dir/env)"

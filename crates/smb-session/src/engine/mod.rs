@@ -319,6 +319,15 @@ pub(crate) struct Counters {
     pub expired_requests: u64,
 }
 
+/// Whether a LOCK request only releases ranges (every element has
+/// SMB2_LOCKFLAG_UNLOCK): what an expired session may still send.
+fn only_unlocks(msg: &[u8]) -> bool {
+    use smb_wire::msg::lock::{flags, LockRequest};
+    LockRequest::parse(msg).is_ok_and(|l| {
+        !l.locks().is_empty() && l.locks().iter().all(|e| e.flags & flags::UNLOCK != 0)
+    })
+}
+
 /// Largest frame accepted before a session on the connection has
 /// authenticated (a NEGOTIATE or SESSION_SETUP with a large Kerberos-sized
 /// token fits easily).
@@ -1033,11 +1042,16 @@ impl Engine {
         }
         self.verify_signature(sid, req, hdr)?;
         // MS-SMB2 3.3.5.2.9: once its ticket has ended a session answers
-        // only LOGOFF and CLOSE (and SESSION_SETUP, which re-authenticates
-        // it, handled before this); a refused request is no activity.
-        if !matches!(req.command, Command::Logoff | Command::Close)
-            && self.table.is_expired(sid, req.now)
-        {
+        // only LOGOFF, CLOSE and LOCK requests that only unlock (so the
+        // client can let go of what it holds), and SESSION_SETUP, which
+        // re-authenticates it (handled before this); a refused request is
+        // no activity.
+        let still_served = match req.command {
+            Command::Logoff | Command::Close => true,
+            Command::Lock => only_unlocks(req.msg),
+            _ => false,
+        };
+        if !still_served && self.table.is_expired(sid, req.now) {
             self.counters.expired_requests += 1;
             return Err(Answer::Fail(NtStatus::NETWORK_SESSION_EXPIRED));
         }

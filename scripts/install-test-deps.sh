@@ -10,6 +10,14 @@ command -v rpcclient  >/dev/null 2>&1 || need+=(smbclient)
 command -v smbtorture >/dev/null 2>&1 || need+=(samba-testsuite)
 command -v smbd       >/dev/null 2>&1 || [ -x /usr/sbin/smbd ] || need+=(samba)
 /usr/bin/python3 -c 'import impacket' >/dev/null 2>&1 || need+=(python3-impacket)
+# Kerberos: the test realm (scripts/krb5-realm.sh) needs the MIT KDC, its
+# admin tools and kinit; building smb-krb5 needs the GSS-API headers and
+# libclang (bindgen in libgssapi-sys).
+[ -x /usr/sbin/krb5kdc ]      || need+=(krb5-kdc)
+[ -x /usr/sbin/kadmin.local ] || need+=(krb5-admin-server)
+command -v kinit >/dev/null 2>&1 || need+=(krb5-user)
+command -v krb5-config >/dev/null 2>&1 || need+=(libkrb5-dev)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

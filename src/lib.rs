@@ -6,6 +6,9 @@
 
 pub use smb_auth as auth;
 pub use smb_client as client;
+/// Kerberos on MIT krb5 (feature `kerberos`).
+#[cfg(feature = "kerberos")]
+pub use smb_krb5 as krb5;
 #[cfg(feature = "loadgen")]
 pub use smb_loadgen as loadgen;
 pub use smb_rpc as rpc;

@@ -60,7 +60,7 @@ use smb_wire::frame::split_frame;
 
 use crate::cli::ChurnArgs;
 use crate::net::{self, ReadOutcome};
-use crate::proto::{Auth, ClientConfig, ClientConn, ClientError, Event, Step};
+use crate::proto::{ClientConfig, ClientConn, ClientError, Event, Step};
 use crate::stats::{self, new_hist};
 
 /// The mix `smb-loadgen churn` uses unless `--mix` says otherwise.
@@ -1253,14 +1253,7 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
         (None, None) => unreachable!("no target means an embedded server"),
     };
     let dialects = crate::cli::parse_dialects(&args.dialect)?;
-    let auth = match user {
-        Some((name, password)) => Auth::User {
-            name: name.into(),
-            domain: args.domain.clone(),
-            password: password.into(),
-        },
-        None => Auth::Anonymous,
-    };
+    let auth = crate::cli::auth_for(args.kerberos, &args.kerberos_service, user, &args.domain)?;
     let plan = ChurnPlan {
         target,
         rate: args.rate,

@@ -108,6 +108,16 @@ pub struct Args {
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub hold: Duration,
 
+    /// Log in with Kerberos (SPNEGO, one leg): tickets from the default ccache
+    /// (KRB5CCNAME), or with --user/--password from the KDC (kept in memory). The server
+    /// must be named as its service principal says (--kerberos-service).
+    #[arg(long)]
+    pub kerberos: bool,
+
+    /// The service principal for --kerberos: `cifs/<host>`.
+    #[arg(long, default_value = "cifs/localhost", value_name = "SPN")]
+    pub kerberos_service: String,
+
     /// Log in as this user (NTLMv2) instead of anonymously.
     #[arg(long, value_name = "U", requires = "password")]
     pub user: Option<String>,
@@ -338,6 +348,16 @@ pub struct ChurnArgs {
     #[arg(long, default_value = crate::churn::DEFAULT_MIX, value_parser = crate::churn::Mix::parse, value_name = "MIX")]
     pub mix: crate::churn::Mix,
 
+    /// Log in with Kerberos (SPNEGO, one leg): tickets from the default ccache
+    /// (KRB5CCNAME), or with --user/--password from the KDC (kept in memory). The server
+    /// must be named as its service principal says (--kerberos-service).
+    #[arg(long)]
+    pub kerberos: bool,
+
+    /// The service principal for --kerberos: `cifs/<host>`.
+    #[arg(long, default_value = "cifs/localhost", value_name = "SPN")]
+    pub kerberos_service: String,
+
     /// Log in as this user (NTLMv2) instead of anonymously.
     #[arg(long, value_name = "U", requires = "password")]
     pub user: Option<String>,
@@ -370,6 +390,41 @@ pub struct ChurnArgs {
 /// A list of IPv4 source addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpList(pub Vec<Ipv4Addr>);
+
+/// The login: Kerberos (`--kerberos`, with `user` obtaining a ticket when given),
+/// NTLMv2 as `user`, or anonymous.
+pub fn auth_for(
+    kerberos: bool,
+    service: &str,
+    user: Option<(&str, &str)>,
+    domain: &str,
+) -> Result<smb_client::Auth, String> {
+    use smb_client::Auth;
+    if kerberos {
+        return kerberos_auth(service, user);
+    }
+    Ok(match user {
+        Some((name, password)) => Auth::User {
+            name: name.into(),
+            domain: domain.into(),
+            password: password.into(),
+        },
+        None => Auth::Anonymous,
+    })
+}
+
+#[cfg(feature = "kerberos")]
+fn kerberos_auth(service: &str, user: Option<(&str, &str)>) -> Result<smb_client::Auth, String> {
+    let init = smb_krb5::GssInitiator::new(service, user)?;
+    Ok(smb_client::Auth::Kerberos(smb_client::KerberosClient(
+        std::sync::Arc::new(init),
+    )))
+}
+
+#[cfg(not(feature = "kerberos"))]
+fn kerberos_auth(_: &str, _: Option<(&str, &str)>) -> Result<smb_client::Auth, String> {
+    Err("--kerberos: this smb-loadgen was built without the `kerberos` feature".into())
+}
 
 /// Parses `a.b.c.d-e.f.g.h` (inclusive, at most 1024 addresses) or `a,b,c`.
 pub fn parse_ip_range(s: &str) -> Result<IpList, String> {

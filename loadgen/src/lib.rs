@@ -61,7 +61,7 @@ pub use report::Report;
 pub use stats::RunResult;
 
 use crate::progress::{Mode, Progress};
-use crate::proto::{Auth, ClientConfig};
+use crate::proto::ClientConfig;
 use crate::run::{phase, Plan};
 
 /// Descriptors kept free for the process itself (epoll, wakers, stdio, the server's listeners).
@@ -147,14 +147,14 @@ fn worker_main(args: &Args) -> ExitCode {
 
 fn plan_for(args: &Args, target: SocketAddr) -> Result<Plan, String> {
     let dialects = cli::parse_dialects(&args.dialect)?;
-    let auth = match &args.user {
-        Some(u) => Auth::User {
-            name: u.clone(),
-            domain: args.domain.clone(),
-            password: args.password.clone().unwrap_or_default(),
-        },
-        None => Auth::Anonymous,
-    };
+    let auth = cli::auth_for(
+        args.kerberos,
+        &args.kerberos_service,
+        args.user
+            .as_deref()
+            .map(|u| (u, args.password.as_deref().unwrap_or_default())),
+        &args.domain,
+    )?;
     if args.sessions() == 0 {
         return Err("--sessions must be at least 1".into());
     }

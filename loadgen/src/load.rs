@@ -11,7 +11,7 @@ use crate::cli::{self, Args, ScenarioKind};
 use crate::echo::{Echo, EchoPlan};
 use crate::load_report::LoadReport;
 use crate::progress::{Mode, Progress};
-use crate::proto::{Auth, ClientConfig};
+use crate::proto::ClientConfig;
 use crate::run::Fatal;
 use crate::scenario::{split, worker_ready_wait_go, LoadResult, WorkerSet};
 use crate::session_churn::{SessionChurn, SessionChurnPlan};
@@ -34,14 +34,14 @@ struct Settings {
 
 fn settings(args: &Args, target: SocketAddr) -> Result<Settings, String> {
     let dialects = cli::parse_dialects(&args.dialect)?;
-    let auth = match &args.user {
-        Some(u) => Auth::User {
-            name: u.clone(),
-            domain: args.domain.clone(),
-            password: args.password.clone().unwrap_or_default(),
-        },
-        None => Auth::Anonymous,
-    };
+    let auth = cli::auth_for(
+        args.kerberos,
+        &args.kerberos_service,
+        args.user
+            .as_deref()
+            .map(|u| (u, args.password.as_deref().unwrap_or_default())),
+        &args.domain,
+    )?;
     let count = match args.scenario_kind {
         ScenarioKind::Echo => args.requests,
         _ => args.sessions,

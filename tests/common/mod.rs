@@ -75,6 +75,9 @@ fn rand_u64() -> u64 {
 /// The users every test server knows: an administrator and a plain user.
 pub const ADMIN: (&str, &str) = ("admin", "Adm1nPass!");
 pub const USER: (&str, &str) = ("alice", "Al1cePass!");
+/// A Kerberos principal the users file makes an administrator (the test
+/// realm of `scripts/krb5-realm.sh` has it).
+pub const KERBEROS_ADMIN: &str = "bob@SMBCORE.TEST";
 
 /// A running `smbcore serve`, killed on drop.
 #[derive(Debug)]
@@ -95,8 +98,8 @@ impl TestServer {
         std::fs::write(
             &users,
             format!(
-                "[[user]]\nname = \"{}\"\npassword = \"{}\"\nadmin = true\n\n[[user]]\nname = \"{}\"\npassword = \"{}\"\n",
-                ADMIN.0, ADMIN.1, USER.0, USER.1
+                "[[user]]\nname = \"{}\"\npassword = \"{}\"\nadmin = true\n\n[[user]]\nname = \"{}\"\npassword = \"{}\"\n\n[[user]]\nname = \"{}\"\nadmin = true\n",
+                ADMIN.0, ADMIN.1, USER.0, USER.1, KERBEROS_ADMIN
             ),
         )
         .expect("write users file");

@@ -35,6 +35,8 @@ pub enum AuthError {
     NotSupported(&'static str),
     /// The caller is not allowed to do this.
     AccessDenied,
+    /// A Kerberos AP-REQ was refused (replay, skew, wrong service, ...).
+    Kerberos(crate::kerberos::KerberosFailure),
 }
 
 impl AuthError {
@@ -48,6 +50,7 @@ impl AuthError {
             | AuthError::Rejected => STATUS_LOGON_FAILURE,
             AuthError::NotSupported(_) => STATUS_NOT_SUPPORTED,
             AuthError::AccessDenied => STATUS_ACCESS_DENIED,
+            AuthError::Kerberos(f) => f.ntstatus(),
         }
     }
 }
@@ -63,6 +66,7 @@ impl fmt::Display for AuthError {
             AuthError::Rejected => f.write_str("peer rejected the negotiation"),
             AuthError::NotSupported(what) => write!(f, "not supported: {what}"),
             AuthError::AccessDenied => f.write_str("access denied"),
+            AuthError::Kerberos(k) => write!(f, "Kerberos AP-REQ refused: {k}"),
         }
     }
 }

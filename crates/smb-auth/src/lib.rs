@@ -3,6 +3,8 @@
 //! - [`ntlm`]: NTLMSSP (MS-NLMP) messages, acceptor, initiator, credentials.
 //! - [`spnego`]: SPNEGO (RFC 4178, MS-SPNG) tokens and the
 //!   [`SpnegoAcceptor`] / [`SpnegoInitiator`] that wrap NTLMSSP.
+//! - [`kerberos`]: the [`KerberosAcceptor`](kerberos::KerberosAcceptor)
+//!   seam for Kerberos logons (the library behind it is `smb-krb5`).
 //! - [`kdf`], [`signing`], [`preauth`]: SMB2/3 key derivation, signing and the
 //!   3.1.1 preauth integrity hash (MS-SMB2 3.1.4).
 //! - [`encryption`]: SMB3 encryption (AES-128/256-CCM/GCM), its keys and the
@@ -16,6 +18,7 @@ pub mod der;
 pub mod encryption;
 pub mod error;
 pub mod kdf;
+pub mod kerberos;
 pub mod ntlm;
 pub mod preauth;
 pub mod signing;

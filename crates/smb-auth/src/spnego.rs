@@ -1,5 +1,9 @@
 //! SPNEGO, RFC 4178 with the MS-SPNG 2.2 extensions (NegTokenInit2 hints),
-//! wrapping NTLMSSP for SMB2 SESSION_SETUP (MS-SMB2 3.3.5.5.3).
+//! wrapping NTLMSSP and Kerberos for SMB2 SESSION_SETUP (MS-SMB2 3.3.5.5.3).
+//!
+//! Kerberos (MS-KILE 3.4.5) is taken when the client puts it first with an
+//! optimistic AP-REQ and a [`KerberosAcceptor`] is configured: one leg,
+//! answered with accept-completed and the AP-REP. Otherwise NTLMSSP.
 //!
 //! - [`neg_token_init_hint`]: the token for the SMB2 NEGOTIATE response.
 //! - [`parse_token`]: NegTokenInit (with or without the GSS-API
@@ -7,12 +11,15 @@
 //! - [`SpnegoAcceptor`] / [`SpnegoInitiator`]: one exchange each, with the
 //!   mechListMIC (RFC 4178 5) produced and checked by NTLM session security.
 
+use std::sync::Arc;
+
 use crate::der::{self, Reader};
 use crate::error::AuthError;
+use crate::kerberos::{is_kerberos_oid, KerberosAcceptor, KerberosFailure, OID_KRB5, OID_MS_KRB5};
 use crate::ntlm::msg::{message_type, MSG_AUTHENTICATE, MSG_CHALLENGE, MSG_NEGOTIATE};
 use crate::ntlm::{
-    AcceptorConfig, AuthOutcome, CredentialStore, NegotiateFlags, NtlmAcceptor, NtlmInitiator,
-    NtlmSecurity,
+    AcceptorConfig, AuthOutcome, CredentialStore, Identity, NegotiateFlags, NtlmAcceptor,
+    NtlmInitiator, NtlmSecurity,
 };
 
 /// DER contents of OID 1.3.6.1.5.5.2 (SPNEGO).
@@ -196,11 +203,31 @@ pub fn ntlm_mech_types() -> Vec<u8> {
     der::tlv(TAG_SEQ, &der::tlv(TAG_OID, OID_NTLMSSP))
 }
 
+/// The DER MechTypeList offering MS-KRB5, KRB5 and NTLMSSP, in that order
+/// (as Windows offers them).
+pub fn kerberos_mech_types() -> Vec<u8> {
+    let mut list = der::tlv(TAG_OID, OID_MS_KRB5);
+    der::write(&mut list, TAG_OID, OID_KRB5);
+    der::write(&mut list, TAG_OID, OID_NTLMSSP);
+    der::tlv(TAG_SEQ, &list)
+}
+
 /// The SPNEGO token for the SMB2 NEGOTIATE response security buffer: an
 /// InitialContextToken holding a NegTokenInit2 (MS-SPNG 2.2.1) that offers
 /// NTLMSSP, with the customary "not_defined_in_RFC4178@please_ignore" hint.
 pub fn neg_token_init_hint() -> Vec<u8> {
-    let mut body = der::tlv(ctx(0), &ntlm_mech_types());
+    neg_token_init_hint_for(false)
+}
+
+/// [`neg_token_init_hint`], offering MS-KRB5 and KRB5 before NTLMSSP when
+/// `kerberos` (the server has a keytab).
+pub fn neg_token_init_hint_for(kerberos: bool) -> Vec<u8> {
+    let mechs = if kerberos {
+        kerberos_mech_types()
+    } else {
+        ntlm_mech_types()
+    };
+    let mut body = der::tlv(ctx(0), &mechs);
     let hint = der::tlv(
         TAG_SEQ,
         &der::tlv(
@@ -257,6 +284,31 @@ pub fn encode_neg_token_resp(
     der::tlv(ctx(1), &der::tlv(TAG_SEQ, &body))
 }
 
+/// The first SESSION_SETUP token of a Kerberos logon: NegTokenInit offering
+/// MS-KRB5, KRB5 and NTLMSSP with the AP-REQ as the optimistic mechToken.
+pub fn kerberos_initial_token(ap_req: &[u8]) -> Vec<u8> {
+    encode_neg_token_init(&kerberos_mech_types(), Some(ap_req), None)
+}
+
+/// The AP-REP out of the server's final token (accept-completed with
+/// Kerberos as supportedMech); `None` when it carries no response token.
+pub fn kerberos_final_token(server_token: &[u8]) -> Result<Option<&[u8]>, AuthError> {
+    let NegotiationToken::Resp(resp) = parse_token(server_token)? else {
+        return Err(AuthError::UnexpectedMessage(
+            "SPNEGO: expected NegTokenResp",
+        ));
+    };
+    if resp.neg_state != Some(NegState::AcceptCompleted) {
+        return Err(AuthError::Rejected);
+    }
+    if resp.supported_mech.is_some_and(|m| !is_kerberos_oid(m)) {
+        return Err(AuthError::NotSupported(
+            "SPNEGO: server chose another mechanism than Kerberos",
+        ));
+    }
+    Ok(resp.response_token)
+}
+
 /// accept-incomplete with supportedMech NTLMSSP and a response token.
 pub fn accept_incomplete(response_token: &[u8]) -> Vec<u8> {
     encode_neg_token_resp(
@@ -296,6 +348,8 @@ enum AcceptState {
     Start,
     WaitNegotiate,
     WaitAuthenticate,
+    /// Kerberos was selected without an optimistic token: wait for the AP-REQ.
+    WaitKerberos,
     Done,
 }
 
@@ -308,6 +362,9 @@ pub struct SpnegoAcceptor {
     raw: bool,
     mech_types: Vec<u8>,
     mic_required: bool,
+    kerberos: Option<Arc<dyn KerberosAcceptor>>,
+    /// The Kerberos OID the client named (echoed as supportedMech).
+    krb_oid: &'static [u8],
 }
 
 impl SpnegoAcceptor {
@@ -319,7 +376,15 @@ impl SpnegoAcceptor {
             raw: false,
             mech_types: Vec::new(),
             mic_required: false,
+            kerberos: None,
+            krb_oid: OID_KRB5,
         }
+    }
+
+    /// Accepts Kerberos too, checking AP-REQs with `acceptor`.
+    pub fn with_kerberos(mut self, acceptor: Option<Arc<dyn KerberosAcceptor>>) -> Self {
+        self.kerberos = acceptor;
+        self
     }
 
     /// Whether the client spoke raw NTLMSSP rather than SPNEGO.
@@ -341,6 +406,28 @@ impl SpnegoAcceptor {
                 let NegotiationToken::Init(init) = parse_token(input)? else {
                     return Err(AuthError::UnexpectedMessage("SPNEGO: NegTokenResp first"));
                 };
+                let first = init.mech_types().next();
+                if let (Some(first), true) = (first, self.kerberos.is_some()) {
+                    if is_kerberos_oid(first) {
+                        self.krb_oid = if first == OID_MS_KRB5 {
+                            OID_MS_KRB5
+                        } else {
+                            OID_KRB5
+                        };
+                        return match init.mech_token {
+                            Some(tok) => self.accept_kerberos(tok, store),
+                            None => {
+                                self.state = AcceptState::WaitKerberos;
+                                Ok(Step::Continue(encode_neg_token_resp(
+                                    Some(NegState::AcceptIncomplete),
+                                    Some(self.krb_oid),
+                                    None,
+                                    None,
+                                )))
+                            }
+                        };
+                    }
+                }
                 if !init.offers(OID_NTLMSSP) {
                     return Err(AuthError::NotSupported("SPNEGO: NTLMSSP not offered"));
                 }
@@ -424,10 +511,70 @@ impl SpnegoAcceptor {
                     outcome,
                 })
             }
+            AcceptState::WaitKerberos => {
+                let NegotiationToken::Resp(resp) = parse_token(input)? else {
+                    return Err(AuthError::UnexpectedMessage(
+                        "SPNEGO: expected NegTokenResp",
+                    ));
+                };
+                let tok = resp
+                    .response_token
+                    .ok_or(AuthError::Kerberos(KerberosFailure::Malformed))?;
+                self.accept_kerberos(tok, store)
+            }
             AcceptState::Done => Err(AuthError::UnexpectedMessage(
                 "SPNEGO exchange already finished",
             )),
         }
+    }
+
+    /// Checks an AP-REQ (MS-KILE 3.4.5.1) and finishes the exchange with
+    /// accept-completed carrying the AP-REP. The principal becomes the user
+    /// (`alice@REALM`, the realm as domain); `store` says whether it is an
+    /// administrator.
+    fn accept_kerberos(
+        &mut self,
+        token: &[u8],
+        store: &dyn CredentialStore,
+    ) -> Result<Step, AuthError> {
+        // A mechToken that names Kerberos but carries NTLMSSP is refused
+        // before the Kerberos library sees it.
+        if message_type(token).is_some() {
+            return Err(AuthError::Kerberos(KerberosFailure::Malformed));
+        }
+        let Some(krb) = self.kerberos.as_ref() else {
+            return Err(AuthError::NotSupported("Kerberos"));
+        };
+        let out = krb.accept(token).map_err(AuthError::Kerberos)?;
+        let realm = out
+            .principal
+            .rsplit_once('@')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default();
+        let admin = store.principal_is_admin(&out.principal);
+        let outcome = AuthOutcome {
+            identity: Identity::User {
+                name: out.principal.clone(),
+                domain: realm.clone(),
+                admin,
+            },
+            workstation: String::new(),
+            domain: realm,
+            session_key: Some(out.smb_session_key()),
+            negotiated_flags: 0,
+            ticket_lifetime: out.lifetime,
+            kerberos: true,
+        };
+        let response = (!out.output.is_empty()).then_some(&out.output[..]);
+        Ok(Step::Done {
+            output: encode_neg_token_resp(
+                Some(NegState::AcceptCompleted),
+                Some(self.krb_oid),
+                response,
+                None,
+            ),
+            outcome,
+        })
     }
 
     /// Checks the client's mechListMIC and produces ours (RFC 4178 5,

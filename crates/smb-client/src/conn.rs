@@ -565,7 +565,10 @@ impl ClientConn {
                     next: Step::SessionSetup2,
                 })
             }
-            (Step::SessionSetup2, Response::SessionSetup(_)) if status == NtStatus::SUCCESS => {
+            // Kerberos finishes on the first leg.
+            (Step::SessionSetup1 | Step::SessionSetup2, Response::SessionSetup(_))
+                if status == NtStatus::SUCCESS =>
+            {
                 let mut setup = self
                     .setup
                     .take()

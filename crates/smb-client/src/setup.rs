@@ -1,6 +1,7 @@
 //! One session's SESSION_SETUP exchange from the client's side (MS-SMB2 2.2.5, 2.2.6,
 //! 3.2.4.2.3, 3.2.5.3): SPNEGO wrapping NTLMSSP (anonymous or NTLMv2, smb-auth's
-//! initiator), the session's preauth integrity hash (MS-SMB2 3.2.5.3.1, 3.1.1 only in
+//! initiator) or Kerberos (one leg: AP-REQ, then the AP-REP with STATUS_SUCCESS, through a
+//! [`KerberosInitiator`]), the session's preauth integrity hash (MS-SMB2 3.2.5.3.1, 3.1.1 only in
 //! effect) and the signing key derived at the end (MS-SMB2 3.2.5.3.1, 3.1.4.2).
 //!
 //! It does not build requests: the driver wraps [`SessionSetup::initial_token`] and
@@ -9,6 +10,9 @@
 //! with [`SessionSetup::sent`], so the preauth hash covers exactly the bytes on the wire.
 
 use core::fmt;
+use std::sync::Arc;
+
+use smb_auth::kerberos::{KerberosContext, KerberosInitiator};
 
 use smb_auth::encryption::SessionCipher;
 use smb_auth::ntlm::NtlmInitiator;
@@ -39,6 +43,27 @@ pub enum Auth {
         /// Clear-text password.
         password: String,
     },
+    /// Kerberos, with AP-REQs from the initiator (MS-KILE; the session key is the GSS
+    /// key's first 16 bytes).
+    Kerberos(KerberosClient),
+}
+
+/// A shared [`KerberosInitiator`]; two are equal when they are the same one.
+#[derive(Clone)]
+pub struct KerberosClient(pub Arc<dyn KerberosInitiator>);
+
+impl PartialEq for KerberosClient {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for KerberosClient {}
+
+impl fmt::Debug for KerberosClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl Auth {
@@ -57,6 +82,7 @@ impl fmt::Debug for Auth {
         match self {
             Auth::Anonymous => f.write_str("Anonymous"),
             Auth::User { name, domain, .. } => write!(f, "User({domain}\\{name})"),
+            Auth::Kerberos(k) => write!(f, "Kerberos({k:?})"),
         }
     }
 }
@@ -74,12 +100,22 @@ pub fn setup_request(token: &[u8]) -> SessionSetupRequestRepr<'_> {
 /// The state of one session being set up (or re-authenticated).
 #[derive(Debug)]
 pub struct SessionSetup {
-    spnego: SpnegoInitiator,
+    mech: Mech,
     preauth: PreauthHash,
     session_id: u64,
     anonymous: bool,
     /// The NTLM session key, kept once a user session finished (for encryption keys).
     session_key: Option<[u8; 16]>,
+}
+
+/// The mechanism of one setup.
+#[derive(Debug)]
+enum Mech {
+    Ntlm(Box<SpnegoInitiator>),
+    Kerberos(Box<dyn KerberosContext>),
+    /// The Kerberos library could not make an AP-REQ: an empty token goes out and the
+    /// server refuses it.
+    Failed(String),
 }
 
 impl SessionSetup {
@@ -94,10 +130,22 @@ impl SessionSetup {
                 domain,
                 password,
             } => NtlmInitiator::user(name, domain, password),
+            Auth::Kerberos(k) => {
+                return SessionSetup {
+                    mech: match k.0.start() {
+                        Ok(ctx) => Mech::Kerberos(ctx),
+                        Err(e) => Mech::Failed(e),
+                    },
+                    preauth: conn_preauth,
+                    session_id: 0,
+                    anonymous: false,
+                    session_key: None,
+                }
+            }
         };
         ntlm.set_workstation(workstation);
         SessionSetup {
-            spnego: SpnegoInitiator::new(ntlm),
+            mech: Mech::Ntlm(Box::new(SpnegoInitiator::new(ntlm))),
             preauth: conn_preauth,
             session_id: 0,
             anonymous: *auth == Auth::Anonymous,
@@ -119,7 +167,16 @@ impl SessionSetup {
     /// The security buffer of the first SESSION_SETUP request: a SPNEGO NegTokenInit carrying
     /// the NTLM NEGOTIATE_MESSAGE.
     pub fn initial_token(&mut self) -> Vec<u8> {
-        self.spnego.initial_token()
+        match &mut self.mech {
+            Mech::Ntlm(s) => s.initial_token(),
+            Mech::Kerberos(k) => smb_auth::spnego::kerberos_initial_token(k.token()),
+            Mech::Failed(_) => Vec::new(),
+        }
+    }
+
+    /// Whether this is a Kerberos setup (one leg: the first response is the last).
+    pub fn is_kerberos(&self) -> bool {
+        !matches!(self.mech, Mech::Ntlm(_))
     }
 
     /// Reports a SESSION_SETUP request sent (the whole message, header included), for the
@@ -150,9 +207,12 @@ impl SessionSetup {
             self.session_id = Header::new_checked(msg)?.session_id();
         }
         self.preauth.update(msg);
-        Ok(self
-            .spnego
-            .respond(s.security_buffer(), client_challenge, exported_session_key)?)
+        let Mech::Ntlm(spnego) = &mut self.mech else {
+            return Err(ClientError::Unexpected(
+                "a Kerberos setup has no second leg",
+            ));
+        };
+        Ok(spnego.respond(s.security_buffer(), client_challenge, exported_session_key)?)
     }
 
     /// Reads the final response `msg` (STATUS_SUCCESS with SPNEGO accept-completed) and returns
@@ -166,12 +226,32 @@ impl SessionSetup {
         let status = Header::new_checked(msg)?.status();
         if status != NtStatus::SUCCESS {
             return Err(ClientError::Status {
-                step: Step::SessionSetup2,
+                step: if self.is_kerberos() {
+                    Step::SessionSetup1
+                } else {
+                    Step::SessionSetup2
+                },
                 status,
             });
         }
         let s = SessionSetupResponse::parse(msg)?;
-        let session_key = self.spnego.finish(s.security_buffer())?;
+        if self.session_id == 0 {
+            self.session_id = Header::new_checked(msg)?.session_id();
+        }
+        let session_key = match &mut self.mech {
+            Mech::Ntlm(spnego) => spnego.finish(s.security_buffer())?,
+            Mech::Kerberos(k) => {
+                let ap_rep = smb_auth::spnego::kerberos_final_token(s.security_buffer())?.ok_or(
+                    ClientError::Auth("no AP-REP (mutual authentication)".into()),
+                )?;
+                let key = k.finish(ap_rep).map_err(ClientError::Auth)?;
+                let mut k16 = [0u8; 16];
+                let n = key.len().min(16);
+                k16[..n].copy_from_slice(&key[..n]);
+                Some(k16)
+            }
+            Mech::Failed(e) => return Err(ClientError::Auth(e.clone())),
+        };
         let anonymous = s.session_flags() & SESSION_FLAG_IS_NULL != 0 || self.anonymous;
         if !anonymous {
             self.session_key = session_key;

@@ -287,13 +287,19 @@ pub fn all_stats(shared: &Shared) -> EngineStats {
 /// Apply one `config set` / `config reset` and push it to every shard.
 pub fn change_config(shared: &Shared, key: &str, value: Option<&str>) -> Result<String, String> {
     let mut settings = shared.settings.lock();
+    let mut trial = settings.clone();
     match value {
-        Some(v) => settings
+        Some(v) => trial
             .set(Source::Runtime, key, v)
             .map_err(|e| e.to_string())?,
-        None => settings.reset(key).map_err(|e| e.to_string())?,
+        None => trial.reset(key).map_err(|e| e.to_string())?,
     }
-    let eff = settings.effective().map_err(|e| e.to_string())?;
+    let eff = trial.effective().map_err(|e| e.to_string())?;
+    // A keytab that does not load leaves the settings as they were. Setting
+    // it (even to the same file) reads it again: that is the reload.
+    let reload = matches!(key, "keytab" | "kerberos-service");
+    let kerberos = shared.kerberos.acceptor(&eff, reload)?;
+    *settings = trial;
     let (now_value, _) = settings.get(key);
     drop(settings);
     shared
@@ -304,6 +310,7 @@ pub fn change_config(shared: &Shared, key: &str, value: Option<&str>) -> Result<
     let guid = cfg.server_guid;
     let mut new = crate::engine_config(&eff, &shared.users, &shared.shares, guid, &cfg.memory);
     new.transport = shared.transport;
+    new.kerberos = kerberos;
     let new = Arc::new(new);
     *cfg = new.clone();
     drop(cfg);
@@ -357,11 +364,43 @@ pub(crate) fn spawn_srvsvc_admin(
     }
 }
 
+/// How a session logged on, for listings.
+fn auth_method(r: &SessionRow) -> &'static str {
+    match &r.user {
+        _ if r.kerberos => "kerberos",
+        smb_session::table::UserName::Anonymous => "anonymous",
+        smb_session::table::UserName::Guest => "guest",
+        smb_session::table::UserName::User(_) => "ntlm",
+    }
+}
+
 /// One session with every field `Get-SmbSession` shows (SessionId,
 /// ClientComputerName, ClientUserName, Dialect, NumOpens, SecondsExists,
 /// SecondsIdle) and the ones smbcore adds.
 fn session_json(r: &SessionRow, transport: &str) -> Value {
+    let now = std::time::Instant::now();
+    let wall = std::time::SystemTime::now();
+    // The ticket end as wall-clock time (seconds since 1970) and what is
+    // left of it (negative once expired).
+    let (ticket_end_unix, ticket_left_ms) = match r.ticket_end {
+        Some(end) => {
+            let left_ms = if end >= now {
+                end.duration_since(now).as_millis() as i64
+            } else {
+                -(now.duration_since(end).as_millis() as i64)
+            };
+            let at = wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64 + left_ms)
+                .unwrap_or(0);
+            (Value::from(at / 1000), Value::from(left_ms))
+        }
+        None => (Value::Null, Value::Null),
+    };
     json!({
+        "auth": auth_method(r),
+        "ticket_end_unix": ticket_end_unix,
+        "ticket_left_ms": ticket_left_ms,
         "id": format!("{:#018x}", r.id.as_u64()),
         "shard": r.id.shard(),
         "client": r.client.ip().to_canonical().to_string(),
@@ -502,6 +541,16 @@ pub fn stats_json(shared: &Shared) -> Value {
         "protocol_errors": s.protocol_errors + rt.protocol_errors.load(ld),
         "logons_failed": s.logons_failed,
         "logons_delayed": s.logons_delayed,
+        "kerberos_logons": s.kerberos_logons,
+        "kerberos_refused": smb_auth::kerberos::KerberosFailure::ALL
+            .iter()
+            .map(|f| (f.name().to_string(), Value::from(s.kerberos_refused[f.index()])))
+            .collect::<serde_json::Map<String, Value>>(),
+        "kerberos_refused_replay": s.kerberos_refused[smb_auth::kerberos::KerberosFailure::Replay.index()],
+        "kerberos_refused_skew": s.kerberos_refused[smb_auth::kerberos::KerberosFailure::Skew.index()],
+        "kerberos_refused_wrong_service": s.kerberos_refused[smb_auth::kerberos::KerberosFailure::WrongService.index()],
+        "kerberos_tickets_expired": s.tickets_expired,
+        "session_expired_requests": s.expired_requests,
         "logons_waiting": s.logons_waiting,
         "client_memory_bytes": shared.engine_config.lock().memory.used(),
         "output_queued_bytes": s.output_queued_bytes,

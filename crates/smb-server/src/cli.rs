@@ -53,9 +53,16 @@ struct ServeArgs {
     /// in steps of 100ms (default 2s, as Windows Server 2025).
     #[arg(long)]
     auth_failure_delay: Option<String>,
-    /// Users file (TOML: [[user]] name, password or nt_hash, admin).
+    /// Users file (TOML: [[user]] name, password or nt_hash, admin; a
+    /// Kerberos principal `user@REALM` with admin and no password).
     #[arg(long)]
     users: Option<PathBuf>,
+    /// Keytab for Kerberos logons (default $KRB5_KTNAME; loaded into memory).
+    #[arg(long)]
+    keytab: Option<String>,
+    /// Service principal Kerberos tickets must name (default cifs/<host name>).
+    #[arg(long)]
+    kerberos_service: Option<String>,
     /// Admin socket path.
     #[arg(long)]
     admin_socket: Option<PathBuf>,
@@ -166,6 +173,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         ("io-uring-sqpoll", args.io_uring_sqpoll),
         ("io-uring-min-wait", args.io_uring_min_wait),
         ("busy-poll", args.busy_poll),
+        ("keytab", args.keytab),
+        ("kerberos-service", args.kerberos_service),
     ];
     if let Some(path) = &args.config {
         let text = match std::fs::read_to_string(path) {

@@ -167,6 +167,16 @@ pub const KEYS: &[KeySpec] = &[
         live: true,
     },
     KeySpec {
+        name: "keytab",
+        accepts: "a keytab file (FILE:path or a path) with the cifs/<name> keys, or empty for NTLMSSP only (automatic: $KRB5_KTNAME); loaded into memory at start and whenever set",
+        live: true,
+    },
+    KeySpec {
+        name: "kerberos-service",
+        accepts: "the service principal tickets must name: cifs/<host> (automatic: cifs/ and this machine's host name)",
+        live: true,
+    },
+    KeySpec {
         name: "threads",
         accepts: "a positive integer (shards; needs a restart)",
         live: false,
@@ -251,6 +261,15 @@ impl MachineFacts {
             memory_bytes,
         }
     }
+}
+
+/// This machine's host name, lower case (`localhost` when unknown).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_ascii_lowercase())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 fn parse_mem_total(meminfo: &str) -> Option<u64> {
@@ -407,6 +426,10 @@ pub struct Effective {
     pub max_dialect: u16,
     /// Server comment (srvsvc).
     pub server_comment: String,
+    /// Keytab for Kerberos logons (empty: NTLMSSP only).
+    pub keytab: String,
+    /// The service principal Kerberos tickets must name (`cifs/<host>`).
+    pub kerberos_service: String,
     /// Number of shards.
     pub threads: usize,
     /// Steer connections to the receiving CPU's shard.
@@ -486,6 +509,8 @@ impl Settings {
             "min-dialect" => "2.0.2".to_string(),
             "max-dialect" => "3.1.1".to_string(),
             "server-comment" => "smbcore".to_string(),
+            "keytab" => std::env::var("KRB5_KTNAME").unwrap_or_default(),
+            "kerberos-service" => format!("cifs/{}", host_name()),
             "threads" => m.cpus.max(1).to_string(),
             "cpu-steering" => "false".to_string(),
             "busy-poll" => "0".to_string(),
@@ -600,6 +625,13 @@ impl Settings {
                     names.join(",")
                 }
             },
+            "kerberos-service" => {
+                let (svc, host) = v.split_once('/').ok_or_else(bad)?;
+                if svc.is_empty() || host.is_empty() || host.contains('/') {
+                    return Err(bad());
+                }
+                v.to_string()
+            }
             _ => v.to_string(),
         };
         Ok(norm)
@@ -746,6 +778,8 @@ impl Settings {
             min_dialect: parse_dialect(&v("min-dialect"))?,
             max_dialect: parse_dialect(&v("max-dialect"))?,
             server_comment: v("server-comment"),
+            keytab: v("keytab"),
+            kerberos_service: v("kerberos-service"),
             threads: v("threads").parse().map_err(|_| bad("threads"))?,
             cpu_steering: v("cpu-steering") == "true",
             busy_poll_us: v("busy-poll").parse().map_err(|_| bad("busy-poll"))?,

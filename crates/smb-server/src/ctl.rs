@@ -319,6 +319,24 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
+/// What is left of a Kerberos ticket: `9h59m`, `42s`, `expired`, or `-`.
+fn ticket(v: &Value) -> String {
+    match v.as_i64() {
+        None => "-".into(),
+        Some(ms) if ms <= 0 => "expired".into(),
+        Some(ms) => {
+            let s = ms / 1000;
+            if s >= 3600 {
+                format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+            } else if s >= 60 {
+                format!("{}m{:02}s", s / 60, s % 60)
+            } else {
+                format!("{s}s")
+            }
+        }
+    }
+}
+
 fn secs(v: &Value) -> String {
     let ms = v.as_u64().unwrap_or(0);
     format!("{}.{:03}s", ms / 1000, ms % 1000)
@@ -348,12 +366,15 @@ pub fn format_sessions(data: &Value) -> String {
                         s(&r["computer"]),
                         s(&r["user"]),
                         kind.into(),
+                        s(&r["auth"]),
+                        ticket(&r["ticket_left_ms"]),
                         s(&r["dialect"]),
                         match r["signing_algorithm"].as_str() {
                             Some(a) => a.to_string(),
                             None if r["signed"] == Value::Bool(true) => "yes".into(),
                             None => "no".into(),
                         },
+                        r["cipher"].as_str().unwrap_or("-").to_string(),
                         trees.join(","),
                         s(&r["open_handles"]),
                         secs(&r["connected_ms"]),
@@ -370,8 +391,11 @@ pub fn format_sessions(data: &Value) -> String {
             "COMPUTER",
             "USER",
             "KIND",
+            "AUTH",
+            "TICKET",
             "DIALECT",
             "SIGNING",
+            "CIPHER",
             "TREES",
             "OPENS",
             "CONNECTED",

@@ -44,6 +44,7 @@ pub mod config;
 #[cfg(feature = "cli")]
 pub mod ctl;
 pub mod dump;
+mod kerberos;
 mod listeners;
 pub mod metrics;
 mod per_client;
@@ -129,6 +130,10 @@ pub struct ServeOptions {
     /// The disk shares served besides IPC$ ([`ShareRegistry`]). Default:
     /// none.
     pub shares: Arc<dyn ShareRegistry>,
+    /// A Kerberos acceptor of the embedder's; when set it is used instead
+    /// of the `keytab` setting. Default: none (the `keytab` setting, and
+    /// NTLMSSP only when that is empty).
+    pub kerberos: Option<Arc<dyn smb_auth::kerberos::KerberosAcceptor>>,
     /// Admin socket to serve, if any.
     pub admin_socket: Option<PathBuf>,
     /// Prometheus endpoint, if any.
@@ -143,6 +148,7 @@ impl ServeOptions {
             listen,
             users: Arc::new(UserFile::default()),
             shares: Arc::new(NoShares),
+            kerberos: None,
             admin_socket: None,
             metrics: None,
         }
@@ -185,6 +191,7 @@ pub struct Shared {
     pub(crate) engine_config: Mutex<Arc<EngineConfig>>,
     pub(crate) users: Arc<dyn CredentialStore + Send + Sync>,
     pub(crate) shares: Arc<dyn ShareRegistry>,
+    pub(crate) kerberos: kerberos::KerberosSlot,
     pub(crate) max_connections: AtomicU64,
     pub(crate) open_connections: AtomicU64,
     /// Live connections per client address, and their limit.
@@ -319,8 +326,12 @@ impl Server {
         let users = opts.users.clone();
         let shares = opts.shares.clone();
         let memory = MemoryBudget::new(usize::MAX);
+        let krb = kerberos::KerberosSlot::new(opts.kerberos.clone());
         let mut ecfg = engine_config(&eff, &users, &shares, guid, &memory);
         ecfg.transport = transport_kind.name();
+        ecfg.kerberos = krb
+            .acceptor(&eff, false)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let ecfg = Arc::new(ecfg);
         let epoch = Instant::now();
         let wall = SystemTime::now();
@@ -330,6 +341,7 @@ impl Server {
             engine_config: Mutex::new(ecfg.clone()),
             users,
             shares,
+            kerberos: krb,
             max_connections: AtomicU64::new(eff.max_connections),
             open_connections: AtomicU64::new(0),
             per_client: per_client::PerClient::new(eff.max_connections_per_client),

@@ -58,6 +58,36 @@ pub fn render(stats: &Value) -> String {
             "Failed logons (wrong password, unknown user, malformed or refused authentication).",
         ),
         (
+            "kerberos_logons",
+            "counter",
+            "Successful Kerberos logons and re-authentications.",
+        ),
+        (
+            "kerberos_refused_replay",
+            "counter",
+            "Kerberos AP-REQs refused as replays.",
+        ),
+        (
+            "kerberos_refused_skew",
+            "counter",
+            "Kerberos AP-REQs refused for clock skew.",
+        ),
+        (
+            "kerberos_refused_wrong_service",
+            "counter",
+            "Kerberos AP-REQs refused for naming another service.",
+        ),
+        (
+            "kerberos_tickets_expired",
+            "counter",
+            "Kerberos sessions whose ticket ended.",
+        ),
+        (
+            "session_expired_requests",
+            "counter",
+            "Requests answered STATUS_NETWORK_SESSION_EXPIRED.",
+        ),
+        (
             "logons_delayed",
             "counter",
             "Failed logons whose answer was held back by auth-failure-delay.",

@@ -8,6 +8,17 @@
 //! ```
 //!
 //! User names match case-insensitively, as on Windows and Samba.
+//!
+//! A Kerberos principal (a name with `@REALM`) is listed without a password:
+//! its ticket is its proof. Such an entry only says whether the principal
+//! is an administrator; a principal not listed may still log on with a
+//! ticket, as an ordinary user.
+//!
+//! ```toml
+//! [[user]]
+//! name = "bob@SMBCORE.TEST"
+//! admin = true
+//! ```
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,6 +29,8 @@ use smb_auth::ntlm::{Credential, CredentialStore};
 #[derive(Debug, Clone, Default)]
 pub struct UserFile {
     users: HashMap<String, Credential>,
+    /// Kerberos principals (lower-cased `user@realm`) and their admin flag.
+    principals: HashMap<String, bool>,
 }
 
 #[derive(serde::Deserialize)]
@@ -49,9 +62,16 @@ impl UserFile {
     pub fn parse(text: &str) -> Result<Self, String> {
         let form: FileForm = toml::from_str(text).map_err(|e| e.message().to_string())?;
         let mut users = HashMap::new();
+        let mut principals = HashMap::new();
         for u in form.user {
             if u.name.is_empty() {
                 return Err("a [[user]] has an empty name".into());
+            }
+            if u.name.contains('@') && u.password.is_none() && u.nt_hash.is_none() {
+                if principals.insert(u.name.to_lowercase(), u.admin).is_some() {
+                    return Err(format!("user {} is listed twice", u.name));
+                }
+                continue;
             }
             let nt_hash = match (u.password, u.nt_hash) {
                 (Some(p), None) => smb_auth::ntlm::nt_hash(&p),
@@ -78,7 +98,7 @@ impl UserFile {
                 return Err(format!("user {} is listed twice", u.name));
             }
         }
-        Ok(UserFile { users })
+        Ok(UserFile { users, principals })
     }
 
     /// Add or replace a user (for embedding and tests).
@@ -92,20 +112,32 @@ impl UserFile {
         );
     }
 
-    /// Number of users.
+    /// Add or replace a Kerberos principal (`user@REALM`) entry.
+    pub fn add_principal(&mut self, principal: &str, admin: bool) {
+        self.principals.insert(principal.to_lowercase(), admin);
+    }
+
+    /// Number of users (password and principal entries).
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.users.len() + self.principals.len()
     }
 
     /// Whether no user is defined.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.users.is_empty() && self.principals.is_empty()
     }
 }
 
 impl CredentialStore for UserFile {
     fn lookup(&self, user: &str, _domain: &str) -> Option<Credential> {
         self.users.get(&user.to_lowercase()).cloned()
+    }
+
+    fn principal_is_admin(&self, principal: &str) -> bool {
+        self.principals
+            .get(&principal.to_lowercase())
+            .copied()
+            .unwrap_or(false)
     }
 }
 
@@ -150,6 +182,27 @@ nt_hash = "a4f49c406510bdcab6824ee7c30fd852"
         let b = f.lookup("Bob", "DOMAIN").unwrap();
         assert!(!b.admin);
         assert!(f.lookup("carol", "").is_none());
+    }
+
+    #[test]
+    fn principals_without_passwords_say_who_is_an_administrator() {
+        let f = UserFile::parse(
+            r#"
+[[user]]
+name = "bob@SMBCORE.TEST"
+admin = true
+
+[[user]]
+name = "carol@SMBCORE.TEST"
+"#,
+        )
+        .unwrap();
+        assert!(f.principal_is_admin("BOB@smbcore.test"));
+        assert!(!f.principal_is_admin("carol@SMBCORE.TEST"));
+        assert!(!f.principal_is_admin("bob@OTHER.TEST"));
+        // A principal entry is no NTLM password.
+        assert!(f.lookup("bob@SMBCORE.TEST", "").is_none());
+        assert_eq!(f.len(), 2);
     }
 
     #[test]

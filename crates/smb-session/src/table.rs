@@ -40,6 +40,16 @@
 //! A connection the table or an administrator asked to close keeps that
 //! reason until the runtime removes it; otherwise the runtime says why
 //! (the client closed it, the transport died).
+//!
+//! **Ticket expiry.** A Kerberos session also ends with its ticket
+//! ([`SessionTable::set_kerberos`]): its one wheel timer is filed at the
+//! earlier of the idle deadline and the ticket's end. When the ticket end
+//! fires the session becomes expired (MS-SMB2 3.3.1.8 Session.State
+//! Expired; requests on it then get STATUS_NETWORK_SESSION_EXPIRED, checked
+//! against the exact `now` by [`SessionTable::is_expired`]), and the timer is
+//! filed again at the idle deadline: an expired session that is not
+//! re-authenticated is reaped like an idle one, since refused requests are
+//! no activity. Re-authentication sets a new end and revives it.
 
 mod admin;
 
@@ -334,6 +344,10 @@ enum Target {
 const F_VALID: u8 = 1;
 const F_ADMIN: u8 = 2;
 const F_SIGNED: u8 = 4;
+const F_KERBEROS: u8 = 8;
+const F_EXPIRED: u8 = 16;
+/// `Session::expires` when the session has no ticket end.
+const NO_EXPIRY: u64 = u64::MAX;
 
 /// A session (MS-SMB2 3.3.1.8) as the table keeps it.
 #[derive(Debug)]
@@ -341,6 +355,8 @@ pub struct Session<X = ()> {
     id: SessionId,
     last_activity: u64,
     created: u64,
+    /// The ticket's end (ns since the epoch), [`NO_EXPIRY`] for none.
+    expires: u64,
     timer: Option<TimerKey>,
     user: UserRef,
     conn: ConnId,
@@ -414,6 +430,17 @@ impl<X> Session<X> {
     /// Whether the user is a guest.
     pub fn is_guest(&self) -> bool {
         self.user == UserRef::Guest
+    }
+
+    /// Whether the session logged on with Kerberos (else NTLMSSP).
+    pub fn is_kerberos(&self) -> bool {
+        self.flags & F_KERBEROS != 0
+    }
+
+    /// Whether the wheel has marked the session expired (its ticket ended
+    /// and it was not re-authenticated).
+    pub fn is_marked_expired(&self) -> bool {
+        self.flags & F_EXPIRED != 0
     }
 }
 
@@ -544,6 +571,7 @@ struct Counters {
     timed_out: u64,
     admin_disconnected: u64,
     pre_auth_timeouts: u64,
+    tickets_expired: u64,
     trees: usize,
     sessions_ended: [u64; EndReason::ALL.len()],
     connections_ended: [u64; EndReason::ALL.len()],
@@ -975,6 +1003,7 @@ impl<X, C> SessionTable<X, C> {
             id,
             last_activity: created,
             created,
+            expires: NO_EXPIRY,
             timer,
             user: UserRef::Anonymous,
             conn,
@@ -1033,6 +1062,7 @@ impl<X, C> SessionTable<X, C> {
             F_VALID | if info.admin { F_ADMIN } else { 0 } | if info.signed { F_SIGNED } else { 0 };
         s.dialect = info.dialect;
         s.last_activity = now_ns;
+        s.expires = NO_EXPIRY;
         let ci = s.conn.index() as usize;
         if let UserRef::User(i) = old_user {
             self.names.release(i);
@@ -1052,6 +1082,38 @@ impl<X, C> SessionTable<X, C> {
         }
         self.arm_session(index);
         Ok(())
+    }
+
+    /// Marks a session as logged on with Kerberos and sets (or, after a
+    /// re-authentication, renews) its ticket end: `None` for a ticket
+    /// without a known end. Clears an expiry and files the session's timer
+    /// at the earlier of its idle deadline and the ticket end.
+    pub fn set_kerberos(
+        &mut self,
+        id: SessionId,
+        ticket_end: Option<Instant>,
+    ) -> Result<(), TableError> {
+        self.session(id).ok_or(TableError::UnknownSession)?;
+        let end = ticket_end.map_or(NO_EXPIRY, |t| self.ns(t));
+        let s = &mut self.sessions[id.index() as usize];
+        s.flags = (s.flags | F_KERBEROS) & !F_EXPIRED;
+        s.expires = end;
+        self.arm_session(id.index());
+        Ok(())
+    }
+
+    /// When the session's ticket ends (`None`: not Kerberos, or no end).
+    pub fn ticket_end(&self, id: SessionId) -> Option<Instant> {
+        let s = self.session(id)?;
+        (s.expires != NO_EXPIRY).then(|| self.epoch + Duration::from_nanos(s.expires))
+    }
+
+    /// Whether the session's ticket has ended at `now` (MS-SMB2 3.3.5.2.9):
+    /// exact, whether or not the wheel has fired yet.
+    #[inline]
+    pub fn is_expired(&self, id: SessionId, now: Instant) -> bool {
+        self.session(id)
+            .is_some_and(|s| s.expires != NO_EXPIRY && s.expires <= self.ns(now))
     }
 
     /// Records activity on a session: one store, no timer work (lazy re-arm).
@@ -1128,16 +1190,25 @@ impl<X, C> SessionTable<X, C> {
         (s.conn.index(), s)
     }
 
-    /// Files, moves or drops a session's timer to match its current deadline.
+    /// Files, moves or drops a session's timer to match its current deadline:
+    /// the pre-authentication deadline, else the earlier of the idle deadline
+    /// (none while handles are open) and a ticket end not yet reached.
     fn arm_session(&mut self, index: u32) {
         let s = &self.sessions[index as usize];
         let deadline = if s.flags & F_VALID == 0 {
             Some(s.created.saturating_add(self.pre_auth_ns()))
-        } else if s.open_handles > 0 {
-            None
         } else {
-            self.autodisconnect_ns()
-                .map(|t| s.last_activity.saturating_add(t))
+            let idle = if s.open_handles > 0 {
+                None
+            } else {
+                self.autodisconnect_ns()
+                    .map(|t| s.last_activity.saturating_add(t))
+            };
+            let ticket = (s.expires != NO_EXPIRY && s.flags & F_EXPIRED == 0).then_some(s.expires);
+            match (idle, ticket) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
         };
         let timer = s.timer;
         let new = match (timer, deadline) {
@@ -1377,15 +1448,32 @@ impl<X, C> SessionTable<X, C> {
         let (pre, auto) = (self.pre_auth_ns(), self.autodisconnect_ns());
         let s = &mut self.sessions[i as usize];
         s.timer = None;
+        if s.is_authenticated()
+            && s.expires != NO_EXPIRY
+            && s.flags & F_EXPIRED == 0
+            && s.expires <= now_ns
+        {
+            // The ticket ended: the session is expired from now on, and
+            // reaped at its idle deadline unless re-authenticated.
+            s.flags |= F_EXPIRED;
+            self.counters.tickets_expired += 1;
+            self.arm_session(i);
+            return;
+        }
         let deadline = if !s.is_authenticated() {
             s.created.saturating_add(pre)
         } else if s.open_handles > 0 {
-            // Kept while handles are open; close_handle re-arms.
+            // Kept while handles are open; close_handle re-arms. A ticket
+            // end still to come keeps its timer.
+            self.arm_session(i);
             return;
         } else {
             match auto {
                 Some(t) => s.last_activity.saturating_add(t),
-                None => return,
+                None => {
+                    self.arm_session(i);
+                    return;
+                }
             }
         };
         if now_ns < deadline {

@@ -62,6 +62,11 @@ pub struct AuthOutcome {
     pub session_key: Option<[u8; 16]>,
     /// The negotiated flags (AUTHENTICATE flags limited to those offered).
     pub negotiated_flags: u32,
+    /// For a Kerberos logon: how long the ticket stays valid from the
+    /// logon (`None` for NTLMSSP, or a ticket without a known end).
+    pub ticket_lifetime: Option<std::time::Duration>,
+    /// Whether the logon used Kerberos (else NTLMSSP).
+    pub kerberos: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +195,8 @@ impl NtlmAcceptor {
             domain: domain.clone(),
             session_key,
             negotiated_flags: flags,
+            ticket_lifetime: None,
+            kerberos: false,
         };
 
         let lm = auth.lm_response();

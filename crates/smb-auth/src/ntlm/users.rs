@@ -49,6 +49,14 @@ impl core::fmt::Debug for Credential {
 pub trait CredentialStore {
     /// The credential of `user` in `domain`, or `None` for an unknown user.
     fn lookup(&self, user: &str, domain: &str) -> Option<Credential>;
+
+    /// Whether the Kerberos principal `principal` (`user@REALM`, already
+    /// authenticated by its ticket) is an administrator of this server.
+    /// Nobody is, unless the store says so.
+    fn principal_is_admin(&self, principal: &str) -> bool {
+        let _ = principal;
+        false
+    }
 }
 
 /// A map from user name (case-insensitive) to credential; the domain the

@@ -129,6 +129,16 @@ pub struct EngineStats {
     pub logons_failed: u64,
     /// Failed logons whose answer was held back by auth-failure-delay.
     pub logons_delayed: u64,
+    /// Successful Kerberos logons (re-authentications included).
+    pub kerberos_logons: u64,
+    /// Refused Kerberos AP-REQs, by reason, in the order of
+    /// [`KerberosFailure::ALL`](smb_auth::kerberos::KerberosFailure::ALL)
+    /// (each also counts in `logons_failed`).
+    pub kerberos_refused: [u64; smb_auth::kerberos::KerberosFailure::COUNT],
+    /// Kerberos sessions whose ticket ended (marked expired by the wheel).
+    pub tickets_expired: u64,
+    /// Requests answered STATUS_NETWORK_SESSION_EXPIRED.
+    pub expired_requests: u64,
     /// Answers to failed logons waiting right now.
     pub logons_waiting: u64,
     /// Bytes of output queued for connections whose peers have not taken
@@ -157,6 +167,10 @@ impl Default for EngineStats {
             protocol_errors: 0,
             logons_failed: 0,
             logons_delayed: 0,
+            kerberos_logons: 0,
+            kerberos_refused: [0; smb_auth::kerberos::KerberosFailure::COUNT],
+            tickets_expired: 0,
+            expired_requests: 0,
             logons_waiting: 0,
             output_queued_bytes: 0,
             lateness_us: new_histogram(),
@@ -186,6 +200,12 @@ impl EngineStats {
         self.protocol_errors += o.protocol_errors;
         self.logons_failed += o.logons_failed;
         self.logons_delayed += o.logons_delayed;
+        self.kerberos_logons += o.kerberos_logons;
+        for (a, b) in self.kerberos_refused.iter_mut().zip(o.kerberos_refused) {
+            *a += b;
+        }
+        self.tickets_expired += o.tickets_expired;
+        self.expired_requests += o.expired_requests;
         self.logons_waiting += o.logons_waiting;
         self.output_queued_bytes += o.output_queued_bytes;
         let _ = self.lateness_us.add(&o.lateness_us);
@@ -555,6 +575,10 @@ impl Engine {
             protocol_errors: self.counters.protocol_errors,
             logons_failed: self.counters.logons_failed,
             logons_delayed: self.counters.logons_delayed,
+            kerberos_logons: self.counters.kerberos_logons,
+            kerberos_refused: self.counters.kerberos_refused,
+            tickets_expired: t.tickets_expired,
+            expired_requests: self.counters.expired_requests,
             logons_waiting: self.held.len() as u64,
             output_queued_bytes: self.queued as u64,
             lateness_us,

@@ -208,6 +208,9 @@ pub struct EngineConfig {
     pub memory: Arc<budget::MemoryBudget>,
     /// Known users.
     pub users: Arc<dyn CredentialStore + Send + Sync>,
+    /// The Kerberos acceptor (the server's keytab); `None`: NTLMSSP only.
+    /// With one, the NEGOTIATE hint offers MS-KRB5 and KRB5 before NTLMSSP.
+    pub kerberos: Option<Arc<dyn smb_auth::kerberos::KerberosAcceptor>>,
     /// Registered shares.
     pub shares: Arc<dyn ShareRegistry>,
     /// Operations one connection may have waiting for a share backend
@@ -246,6 +249,7 @@ impl fmt::Debug for EngineConfig {
             .field("encryption", &self.encryption)
             .field("ipc_encryption", &self.ipc_encryption)
             .field("ciphers", &self.ciphers)
+            .field("kerberos", &self.kerberos.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -277,6 +281,7 @@ impl EngineConfig {
             clustered: false,
             memory: Arc::new(budget::MemoryBudget::default()),
             users: Arc::new(NoUsers),
+            kerberos: None,
             shares: Arc::new(NoShares),
             max_pending_per_connection: 512,
             max_opens_per_connection: 16_384,
@@ -336,6 +341,20 @@ pub(crate) struct Counters {
     pub logons_failed: u64,
     pub logons_delayed: u64,
     pub logged_off: u64,
+    pub kerberos_logons: u64,
+    /// Refused AP-REQs by reason ([`smb_auth::kerberos::KerberosFailure::ALL`]).
+    pub kerberos_refused: [u64; smb_auth::kerberos::KerberosFailure::COUNT],
+    /// Requests answered STATUS_NETWORK_SESSION_EXPIRED.
+    pub expired_requests: u64,
+}
+
+/// Whether a LOCK request only releases ranges (every element has
+/// SMB2_LOCKFLAG_UNLOCK): what an expired session may still send.
+fn only_unlocks(msg: &[u8]) -> bool {
+    use smb_wire::msg::lock::{flags, LockRequest};
+    LockRequest::parse(msg).is_ok_and(|l| {
+        !l.locks().is_empty() && l.locks().iter().all(|e| e.flags & flags::UNLOCK != 0)
+    })
 }
 
 /// Largest frame accepted before a session on the connection has
@@ -449,6 +468,7 @@ impl Engine {
         random: RandomSource,
     ) -> Self {
         let table = SessionTable::new(shard, epoch, cfg.table_config());
+        let spnego_hint = smb_auth::spnego::neg_token_init_hint_for(cfg.kerberos.is_some()).into();
         let mut engine = Engine {
             shard,
             cfg,
@@ -460,7 +480,7 @@ impl Engine {
             table_events: Vec::new(),
             counters: Counters::default(),
             next_admin_token: 1,
-            spnego_hint: smb_auth::spnego::neg_token_init_hint().into(),
+            spnego_hint,
             pending_logoffs: Vec::new(),
             pool: transmit::BufferPool::default(),
             held: throttle::HeldResponses::default(),
@@ -555,6 +575,10 @@ impl Engine {
         }
         self.table
             .set_max_sessions_per_connection(cfg.max_sessions_per_connection);
+        if cfg.kerberos.is_some() != self.cfg.kerberos.is_some() {
+            self.spnego_hint =
+                smb_auth::spnego::neg_token_init_hint_for(cfg.kerberos.is_some()).into();
+        }
         self.cfg = cfg;
         self.install_shares();
     }
@@ -1089,6 +1113,20 @@ impl Engine {
             }
         }
         self.verify_signature(sid, req, hdr)?;
+        // MS-SMB2 3.3.5.2.9: once its ticket has ended a session answers
+        // only LOGOFF, CLOSE and LOCK requests that only unlock (so the
+        // client can let go of what it holds), and SESSION_SETUP, which
+        // re-authenticates it (handled before this); a refused request is
+        // no activity.
+        let still_served = match req.command {
+            Command::Logoff | Command::Close => true,
+            Command::Lock => only_unlocks(req.msg),
+            _ => false,
+        };
+        if !still_served && self.table.is_expired(sid, req.now) {
+            self.counters.expired_requests += 1;
+            return Err(Answer::Fail(NtStatus::NETWORK_SESSION_EXPIRED));
+        }
         self.table.touch(sid, req.now);
         Ok(sid)
     }

@@ -1,6 +1,10 @@
 //! SESSION_SETUP and LOGOFF (MS-SMB2 3.3.5.5, 3.3.5.6).
 //!
-//! Authentication is SPNEGO around NTLMSSP (smb-auth). A session is created
+//! Authentication is SPNEGO around NTLMSSP or Kerberos (smb-auth; Kerberos
+//! through the configured [`KerberosAcceptor`](smb_auth::kerberos::KerberosAcceptor)).
+//! A Kerberos session gets its ticket end as a second deadline on the
+//! wheel (`SessionTable::set_kerberos`); re-authentication with a new
+//! ticket renews it (MS-SMB2 3.3.5.2.9, 3.3.5.5.3). A session is created
 //! in the table on the first leg (SessionId 0) and becomes valid when the
 //! acceptor finishes; a failure removes it. A SESSION_SETUP on a valid
 //! session re-authenticates it. Signing keys follow MS-SMB2 3.3.5.5.3, with
@@ -134,7 +138,8 @@ impl Engine {
         if needs_start {
             let challenge: [u8; 8] = self.random_array();
             let acceptor =
-                SpnegoAcceptor::new(self.acceptor_config(), challenge, self.filetime(req.now));
+                SpnegoAcceptor::new(self.acceptor_config(), challenge, self.filetime(req.now))
+                    .with_kerberos(self.cfg.kerberos.clone());
             let preauth =
                 (dialect_in_force == dialect::SMB311).then(|| conn_preauth.unwrap_or_default());
             if let Some(s) = self.table.session_mut(sid) {
@@ -170,8 +175,14 @@ impl Engine {
                 let preauth = auth.preauth.as_ref().map(|h| h.value());
                 let was_valid = s.is_authenticated();
                 s.ext.auth = None;
+                let ticket_end = outcome.ticket_lifetime.map(|l| req.now + l);
                 if was_valid {
-                    return self.finish_reauth(req, sid, &outcome.identity, &output, start, out);
+                    let a = self.finish_reauth(req, sid, &outcome.identity, &output, start, out);
+                    if outcome.kerberos && matches!(a, Answer::Done(_)) {
+                        self.counters.kerberos_logons += 1;
+                        let _ = self.table.set_kerberos(sid, ticket_end);
+                    }
+                    return a;
                 }
                 let (user, admin, flags) = match &outcome.identity {
                     Identity::Anonymous => (UserName::Anonymous, false, session_flags::IS_NULL),
@@ -256,6 +267,10 @@ impl Engine {
                     let _ = self.table.logoff(sid, req.now);
                     return Answer::Fail(NtStatus::INVALID_PARAMETER);
                 }
+                if outcome.kerberos {
+                    self.counters.kerberos_logons += 1;
+                    let _ = self.table.set_kerberos(sid, ticket_end);
+                }
                 if let Identity::User { domain, .. } = &outcome.identity {
                     self.disk_session_authenticated(conn, sid, domain);
                 } else {
@@ -276,6 +291,9 @@ impl Engine {
                 let was_valid = s.is_authenticated();
                 s.ext.auth = None;
                 self.counters.logons_failed += 1;
+                if let smb_auth::AuthError::Kerberos(f) = &e {
+                    self.counters.kerberos_refused[f.index()] += 1;
+                }
                 // The answer waits out auth-failure-delay (throttle.rs).
                 self.hold_frame = true;
                 self.close_session_pipes(conn, sid);

@@ -42,6 +42,8 @@ mod encryption;
 mod share;
 use crate::ids::ConnId;
 
+mod kerberos;
+
 const ADMIN: (&str, &str) = ("admin", "Adm1nPass!");
 const USER: (&str, &str) = ("alice", "Al1cePass!");
 

@@ -83,6 +83,10 @@ pub struct SessionSnapshot {
     pub connected: Duration,
     /// Time since its last request.
     pub idle: Duration,
+    /// Whether it logged on with Kerberos (else NTLMSSP, anonymous or guest).
+    pub kerberos: bool,
+    /// When its Kerberos ticket ends; the session is expired after it.
+    pub ticket_end: Option<Instant>,
 }
 
 /// One tree connect as an administrator sees it (NetConnectionEnum level 1).
@@ -137,6 +141,9 @@ pub struct TableStats<'a> {
     pub admin_disconnected: u64,
     /// Connections and sessions that did not authenticate in time.
     pub pre_auth_timeouts: u64,
+    /// Kerberos sessions whose ticket ended (each counted once, when the
+    /// wheel marked it expired).
+    pub tickets_expired: u64,
     /// Reap time minus deadline, in microseconds.
     pub lateness: &'a Histogram<u64>,
     /// Sessions ended, per [`EndReason::ALL`] position.
@@ -217,6 +224,9 @@ impl<X, C> SessionTable<X, C> {
             open_handles: s.open_handles,
             connected: Duration::from_nanos(now_ns.saturating_sub(s.created)),
             idle: Duration::from_nanos(now_ns.saturating_sub(s.last_activity)),
+            kerberos: s.is_kerberos(),
+            ticket_end: (s.expires != super::NO_EXPIRY)
+                .then(|| self.epoch + Duration::from_nanos(s.expires)),
         }
     }
 
@@ -369,6 +379,7 @@ impl<X, C> SessionTable<X, C> {
             timed_out: self.counters.timed_out,
             admin_disconnected: self.counters.admin_disconnected,
             pre_auth_timeouts: self.counters.pre_auth_timeouts,
+            tickets_expired: self.counters.tickets_expired,
             lateness: &self.lateness,
             sessions_ended: self.counters.sessions_ended,
             connections_ended: self.counters.connections_ended,

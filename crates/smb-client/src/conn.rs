@@ -199,6 +199,8 @@ pub enum ClientError {
     /// SMB2_SESSION_FLAG_ENCRYPT_DATA) but the session has no cipher keys: no cipher was
     /// negotiated, or the session is anonymous.
     NoEncryption,
+    /// A response in the clear for a session whose requests are encrypted.
+    Unencrypted,
     /// A TRANSFORM message that does not open with the session's keys (bad tag,
     /// OriginalMessageSize that does not match, another SessionId; MS-SMB2 3.2.5.1.1.1).
     Decrypt,
@@ -235,6 +237,9 @@ impl fmt::Display for ClientError {
             ClientError::NoEncryption => f.write_str(
                 "encryption required but the session has no cipher (none negotiated, or anonymous)",
             ),
+            ClientError::Unencrypted => {
+                f.write_str("a response in the clear on a session that encrypts")
+            }
             ClientError::Decrypt => f.write_str("an encrypted response did not decrypt"),
         }
     }
@@ -580,7 +585,7 @@ impl ClientConn {
         out: &mut Vec<u8>,
     ) -> Result<Event, ClientError> {
         if !msg.starts_with(&TRANSFORM_MAGIC) {
-            return self.handle_plain(msg, cfg, out);
+            return self.handle_plain(msg, false, cfg, out);
         }
         // MS-SMB2 3.2.5.1.1.1: a TRANSFORM is opened with the keys of the session it names
         // (here the connection's one encrypting session), into a reused buffer.
@@ -595,21 +600,29 @@ impl ClientConn {
         buf.clear();
         buf.extend_from_slice(msg);
         let r = match open(&keys.decrypt, &mut buf) {
-            Ok(_) => self.handle_plain(&buf[TRANSFORM_HEADER_LEN..], cfg, out),
+            Ok(_) => self.handle_plain(&buf[TRANSFORM_HEADER_LEN..], true, cfg, out),
             Err(_) => Err(ClientError::Decrypt),
         };
         self.scratch = buf;
         r
     }
 
-    /// [`ClientConn::handle`] for a message in the clear (or just decrypted).
+    /// [`ClientConn::handle`] for a message in the clear or just decrypted (`sealed`).
     fn handle_plain(
         &mut self,
         msg: &[u8],
+        sealed: bool,
         cfg: &ClientConfig,
         out: &mut Vec<u8>,
     ) -> Result<Event, ClientError> {
         let (h, resp) = parse_response(msg)?;
+        // A response in the clear for the session that encrypts is refused: a server that
+        // encrypts (MS-SMB2 3.3.4.1.4) seals every response of such a session, and a load
+        // generator measuring encryption must not fall back to plaintext unnoticed.
+        if !sealed && self.enc.is_some() && Some(h.session_id()) == self.last.as_ref().map(|l| l.0)
+        {
+            return Err(ClientError::Unencrypted);
+        }
         // Every response grants credits, an interim one included (MS-SMB2 3.2.5.1.4).
         if h.is_response() {
             self.credits.grant(h.credit());

@@ -65,7 +65,11 @@ fn encryption(c: &mut Criterion) {
                     black_box(plain.len())
                 })
             });
-            assert_eq!(buf[TRANSFORM_HEADER_LEN..], msg[..], "opened to the plaintext");
+            assert_eq!(
+                buf[TRANSFORM_HEADER_LEN..],
+                msg[..],
+                "opened to the plaintext"
+            );
         }
     }
     g.finish();

@@ -13,7 +13,13 @@
 //!
 //! ```text
 //! cargo +nightly fuzz run transform -s none -- -max_len=4096
+//! cargo +nightly fuzz run transform corpus/transform seeds/transform -- -max_len=4096
 //! ```
+//!
+//! Seeds: `fuzz/seeds/make_transform_seeds.py`. Run on 2026-11-30 (2-core shared
+//! machine): `cargo +nightly fuzz run transform -- -max_total_time=180 -max_len=4096`,
+//! 326,090 runs in 181 s (about 1,800/s), coverage 1168 edges, 2466 features, 148
+//! corpus entries, no crash, no failed assertion.
 #![no_main]
 
 use std::sync::Arc;

@@ -1245,6 +1245,7 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
             2,
             args.server_threads,
             user,
+            args.encrypt,
         )?),
     };
     let target = match (&server, args.target) {
@@ -1254,6 +1255,7 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
     };
     let dialects = crate::cli::parse_dialects(&args.dialect)?;
     let auth = crate::cli::auth_for(args.kerberos, &args.kerberos_service, user, &args.domain)?;
+    let ciphers = crate::cli::ciphers_for(args.encrypt, args.cipher, &dialects)?;
     let plan = ChurnPlan {
         target,
         rate: args.rate,
@@ -1263,7 +1265,8 @@ pub fn run(args: &ChurnArgs) -> Result<ChurnReport, String> {
         request_timeout: args.request_timeout,
         mix: args.mix.clone(),
         client: ClientConfig::new(&target.ip().to_string(), dialects, auth)
-            .with_workstation("LOADGEN"),
+            .with_workstation("LOADGEN")
+            .with_encryption(&ciphers, args.encrypt),
         progress_every: Some(args.progress_every).filter(|d| !d.is_zero()),
     };
     let result = Churn::new(plan.clone()).and_then(Churn::run);

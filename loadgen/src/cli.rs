@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::proto::Cipher;
+
 /// Loads an SMB2/3 server and measures it. `--scenario idle` (the default) opens thousands of
 /// IPC$ sessions, lets them sit idle, and measures how precisely the server reaps them
 /// (autodisconnect); `--scenario echo` measures ECHO requests/s and latency on --connections
@@ -129,6 +131,17 @@ pub struct Args {
     /// Domain for --user.
     #[arg(long, default_value = "", value_name = "D")]
     pub domain: String,
+
+    /// Encrypt every request after SESSION_SETUP into TRANSFORM messages and open the
+    /// encrypted responses (MS-SMB2 3.1.4.3, 3.2.5.1.1.1): needs --user (an anonymous
+    /// session has no keys) and a 3.x dialect. A response in the clear fails the connection.
+    #[arg(long, requires = "user")]
+    pub encrypt: bool,
+
+    /// The one cipher to offer with --encrypt: aes-128-ccm, aes-128-gcm, aes-256-ccm or
+    /// aes-256-gcm (default: all four, AES-128-GCM first). 3.0 and 3.0.2 have AES-128-CCM only.
+    #[arg(long, value_name = "NAME", requires = "encrypt", value_parser = parse_cipher)]
+    pub cipher: Option<Cipher>,
 
     /// Probe connections that send ECHO at --probe-rate while the sessions sit idle (each
     /// holds the srvsvc pipe open so it is never reaped itself).
@@ -370,6 +383,17 @@ pub struct ChurnArgs {
     #[arg(long, default_value = "", value_name = "D")]
     pub domain: String,
 
+    /// Encrypt every request after SESSION_SETUP into TRANSFORM messages and open the
+    /// encrypted responses (MS-SMB2 3.1.4.3, 3.2.5.1.1.1): needs --user (an anonymous
+    /// session has no keys) and a 3.x dialect. A response in the clear fails the connection.
+    #[arg(long, requires = "user")]
+    pub encrypt: bool,
+
+    /// The one cipher to offer with --encrypt: aes-128-ccm, aes-128-gcm, aes-256-ccm or
+    /// aes-256-gcm (default: all four, AES-128-GCM first). 3.0 and 3.0.2 have AES-128-CCM only.
+    #[arg(long, value_name = "NAME", requires = "encrypt", value_parser = parse_cipher)]
+    pub cipher: Option<Cipher>,
+
     /// Dialect to offer: 2.0.2, 2.1, 3.0, 3.0.2, 3.1.1, or `all`.
     #[arg(long, default_value = "all", value_name = "D")]
     pub dialect: String,
@@ -461,6 +485,38 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     }
     smb_server::config::parse_duration(s).map_err(|e| format!("{} (or microseconds: 250us)", e.0))
+}
+
+/// A `--cipher` name.
+pub fn parse_cipher(s: &str) -> Result<Cipher, String> {
+    Cipher::from_name(s).ok_or_else(|| {
+        format!("unknown cipher '{s}' (aes-128-ccm, aes-128-gcm, aes-256-ccm, aes-256-gcm)")
+    })
+}
+
+/// The ciphers to offer for `--encrypt` / `--cipher` with `dialects` (empty without
+/// --encrypt): the one named, or all four, preferring AES-128-GCM (the fastest where AES-NI
+/// and carry-less multiply are there), then AES-128-CCM (all 3.0 / 3.0.2 have), then 256.
+pub fn ciphers_for(
+    encrypt: bool,
+    cipher: Option<Cipher>,
+    dialects: &[u16],
+) -> Result<Vec<Cipher>, String> {
+    if !encrypt {
+        return Ok(Vec::new());
+    }
+    if !dialects.iter().any(|&d| d >= 0x0300) {
+        return Err("--encrypt needs a 3.x dialect (3.0, 3.0.2, 3.1.1 or all)".into());
+    }
+    Ok(match cipher {
+        Some(c) => vec![c],
+        None => vec![
+            Cipher::Aes128Gcm,
+            Cipher::Aes128Ccm,
+            Cipher::Aes256Gcm,
+            Cipher::Aes256Ccm,
+        ],
+    })
 }
 
 /// The dialects `--dialect` names, ascending.

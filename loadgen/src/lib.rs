@@ -155,6 +155,7 @@ fn plan_for(args: &Args, target: SocketAddr) -> Result<Plan, String> {
             .map(|u| (u, args.password.as_deref().unwrap_or_default())),
         &args.domain,
     )?;
+    let ciphers = cli::ciphers_for(args.encrypt, args.cipher, &dialects)?;
     if args.sessions() == 0 {
         return Err("--sessions must be at least 1".into());
     }
@@ -172,7 +173,8 @@ fn plan_for(args: &Args, target: SocketAddr) -> Result<Plan, String> {
         concurrency: args.concurrency.max(1),
         source_ips: args.source_ips.clone().map(|l| l.0).unwrap_or_default(),
         client: ClientConfig::new(&target.ip().to_string(), dialects, auth)
-            .with_workstation("LOADGEN"),
+            .with_workstation("LOADGEN")
+            .with_encryption(&ciphers, args.encrypt),
         autodisconnect: args.autodisconnect,
         hold: args.hold,
     })
@@ -234,17 +236,21 @@ fn start_embedded(args: &Args) -> Result<smb_server::Server, String> {
         args.sessions_per_connection,
         args.server_threads,
         user,
+        args.encrypt,
     )
 }
 
 /// Starts an embedded smbcore server on `127.0.0.1:0` with `autodisconnect` (`None`: off), room for
 /// `per_conn` sessions per connection (at least the server's usual 1024), `threads` shards
-/// (default: automatic) and `user` (name, password) as a known non-admin user.
+/// (default: automatic) and `user` (name, password) as a known non-admin user; with
+/// `encrypt` (`--encrypt`) under `encryption = required`, so that a request in the clear
+/// after SESSION_SETUP would be refused and the run proves every request was sealed.
 pub(crate) fn start_embedded_server(
     autodisconnect: Option<Duration>,
     per_conn: u32,
     threads: Option<usize>,
     user: Option<(&str, &str)>,
+    encrypt: bool,
 ) -> Result<smb_server::Server, String> {
     use smb_server::config::Source;
     let mut o = smb_server::ServeOptions::new(([127, 0, 0, 1], 0).into());
@@ -259,6 +265,9 @@ pub(crate) fn start_embedded_server(
     set(&mut o, "max-sessions-per-connection", &k)?;
     if let Some(t) = threads {
         set(&mut o, "threads", &t.to_string())?;
+    }
+    if encrypt {
+        set(&mut o, "encryption", "required")?;
     }
     if let Some((u, p)) = user {
         let mut users = smb_server::users::UserFile::default();
@@ -419,6 +428,12 @@ fn run_workers(
         }
         if let (Some(u), Some(p)) = (&args.user, &args.password) {
             cmd.args(["--user", u, "--password", p, "--domain", &args.domain]);
+        }
+        if args.encrypt {
+            cmd.arg("--encrypt");
+        }
+        if let Some(c) = args.cipher {
+            cmd.args(["--cipher", c.name()]);
         }
         if let Some(l) = &args.source_ips {
             let list: Vec<String> = l.0.iter().map(|a| a.to_string()).collect();

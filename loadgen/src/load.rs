@@ -42,6 +42,7 @@ fn settings(args: &Args, target: SocketAddr) -> Result<Settings, String> {
             .map(|u| (u, args.password.as_deref().unwrap_or_default())),
         &args.domain,
     )?;
+    let ciphers = cli::ciphers_for(args.encrypt, args.cipher, &dialects)?;
     let count = match args.scenario_kind {
         ScenarioKind::Echo => args.requests,
         _ => args.sessions,
@@ -56,7 +57,8 @@ fn settings(args: &Args, target: SocketAddr) -> Result<Settings, String> {
         count,
         request_timeout: args.request_timeout.unwrap_or(cli::DEFAULT_REQUEST_TIMEOUT),
         client: ClientConfig::new(&target.ip().to_string(), dialects, auth)
-            .with_workstation("LOADGEN"),
+            .with_workstation("LOADGEN")
+            .with_encryption(&ciphers, args.encrypt),
     })
 }
 
@@ -211,6 +213,12 @@ fn worker_args(
         let list: Vec<String> = l.0.iter().map(|a| a.to_string()).collect();
         v.extend(["--source-ips".into(), list.join(",")]);
     }
+    if args.encrypt {
+        v.push("--encrypt".into());
+    }
+    if let Some(c) = args.cipher {
+        v.extend(["--cipher".into(), c.name().into()]);
+    }
     v
 }
 
@@ -260,6 +268,7 @@ pub fn run(args: &Args) -> Result<LoadReport, String> {
             1,
             args.server_threads,
             user,
+            args.encrypt,
         )?)
     } else {
         None

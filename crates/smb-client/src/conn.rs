@@ -24,6 +24,9 @@
 
 use core::fmt;
 
+use smb_auth::encryption::{
+    open, seal, Cipher, NonceCounter, SessionCipher, TRANSFORM_HEADER_LEN, TRANSFORM_MAGIC,
+};
 use smb_auth::preauth::PreauthHash;
 use smb_auth::signing::SigningKey;
 use smb_auth::AuthError;
@@ -34,9 +37,11 @@ use smb_wire::msg::echo::EchoRequestRepr;
 use smb_wire::msg::logoff::LogoffRequestRepr;
 use smb_wire::msg::negotiate::dialect;
 use smb_wire::msg::read::ReadRequestRepr;
+use smb_wire::msg::session_setup::SessionSetupResponse;
 use smb_wire::msg::tree_connect::TreeConnectRequestRepr;
 use smb_wire::msg::write::WriteRequestRepr;
 use smb_wire::msg::{parse_response, EmitBody, FileId, Response};
+use smb_wire::transform::TransformHeader;
 use smb_wire::{NtStatus, WireError};
 
 use crate::credits::Credits;
@@ -44,6 +49,32 @@ use crate::negotiate::{Negotiated, Offer};
 use crate::request::emit_request;
 use crate::setup::{setup_request, Auth, SessionSetup};
 use crate::utf16;
+
+/// SMB2_SESSION_FLAG_ENCRYPT_DATA (MS-SMB2 2.2.6).
+const SESSION_FLAG_ENCRYPT_DATA: u16 = 0x0004;
+
+/// Encrypts the framed message at `msg` (its range in `out`, the 4-byte RFC 1002 header
+/// right before it) into a TRANSFORM message in place (MS-SMB2 3.1.4.3, 2.2.41): 52 bytes
+/// are inserted for the TRANSFORM header, the frame length grows by as much, and the
+/// message is sealed with the session's next nonce. Returns the new range of the whole
+/// TRANSFORM message.
+fn seal_in_place(
+    keys: &SessionCipher,
+    nonces: &mut NonceCounter,
+    session_id: u64,
+    msg: core::ops::Range<usize>,
+    out: &mut Vec<u8>,
+) -> core::ops::Range<usize> {
+    out.splice(msg.start..msg.start, [0u8; TRANSFORM_HEADER_LEN]);
+    let end = msg.end + TRANSFORM_HEADER_LEN;
+    let len = u32::try_from(end - msg.start).unwrap_or(u32::MAX);
+    out[msg.start - 4..msg.start].copy_from_slice(&len.to_be_bytes());
+    // A client sends far fewer than 2^64 requests per session; a spent counter would be a
+    // bug, not a condition to recover from.
+    let nonce = nonces.next_nonce().expect("nonce counter spent");
+    seal(&keys.encrypt, &nonce, session_id, &mut out[msg.start..end]);
+    msg.start..end
+}
 
 /// The dialects offered by default (every SMB2/3 dialect).
 pub const ALL_DIALECTS: &[u16] = &[
@@ -65,6 +96,14 @@ pub struct ClientConfig {
     pub ipc_path: Vec<u8>,
     /// The workstation name the NTLM messages carry.
     pub workstation: String,
+    /// Cipher ids to offer, preferred first (MS-SMB2 2.2.3.1.2; empty: encryption is not
+    /// offered). See [`ClientConfig::with_encryption`].
+    pub ciphers: Vec<u16>,
+    /// Encrypt every request of a session once it is set up, whether or not the server asks
+    /// for it (MS-SMB2 3.2.4.1.8); a session that cannot (no cipher negotiated, anonymous)
+    /// fails with [`ClientError::NoEncryption`]. Without it a session still encrypts when
+    /// the server sets SMB2_SESSION_FLAG_ENCRYPT_DATA and a cipher was negotiated.
+    pub encrypt: bool,
 }
 
 impl ClientConfig {
@@ -75,7 +114,17 @@ impl ClientConfig {
             auth,
             ipc_path: utf16(&format!("\\\\{server}\\IPC$")),
             workstation: "SMB-CLIENT".into(),
+            ciphers: Vec::new(),
+            encrypt: false,
         }
+    }
+
+    /// The same offering `ciphers` (ids, preferred first) and, when `require`, encrypting
+    /// every request after SESSION_SETUP (see [`ClientConfig::encrypt`]).
+    pub fn with_encryption(mut self, ciphers: &[Cipher], require: bool) -> Self {
+        self.ciphers = ciphers.iter().map(|c| c.id()).collect();
+        self.encrypt = require;
+        self
     }
 
     /// The same with `name` as the NTLM workstation name.
@@ -146,6 +195,15 @@ pub enum ClientError {
     Unexpected(&'static str),
     /// The server picked a dialect we did not offer.
     BadDialect(u16),
+    /// Encryption was required ([`ClientConfig::encrypt`], or the server set
+    /// SMB2_SESSION_FLAG_ENCRYPT_DATA) but the session has no cipher keys: no cipher was
+    /// negotiated, or the session is anonymous.
+    NoEncryption,
+    /// A response in the clear for a session whose requests are encrypted.
+    Unencrypted,
+    /// A TRANSFORM message that does not open with the session's keys (bad tag,
+    /// OriginalMessageSize that does not match, another SessionId; MS-SMB2 3.2.5.1.1.1).
+    Decrypt,
 }
 
 impl ClientError {
@@ -176,6 +234,13 @@ impl fmt::Display for ClientError {
             ClientError::Auth(e) => write!(f, "authentication: {e}"),
             ClientError::Unexpected(s) => write!(f, "unexpected response: {s}"),
             ClientError::BadDialect(d) => write!(f, "server chose dialect 0x{d:04X}, not offered"),
+            ClientError::NoEncryption => f.write_str(
+                "encryption required but the session has no cipher (none negotiated, or anonymous)",
+            ),
+            ClientError::Unencrypted => {
+                f.write_str("a response in the clear on a session that encrypts")
+            }
+            ClientError::Decrypt => f.write_str("an encrypted response did not decrypt"),
         }
     }
 }
@@ -269,6 +334,11 @@ pub struct ClientConn {
     pipe: Option<FileId>,
     /// Data of the last READ of the pipe.
     pipe_data: Vec<u8>,
+    /// The last ready session's encryption keys and its nonce counter, when its requests are
+    /// encrypted (MS-SMB2 3.2.4.1.8).
+    enc: Option<(SessionCipher, NonceCounter)>,
+    /// Where a TRANSFORM response is decrypted (reused).
+    scratch: Vec<u8>,
 }
 
 impl Default for ClientConn {
@@ -293,7 +363,14 @@ impl ClientConn {
             last: None,
             pipe: None,
             pipe_data: Vec::new(),
+            enc: None,
+            scratch: Vec::new(),
         }
+    }
+
+    /// The cipher the last ready session encrypts with, if it does.
+    pub fn encryption(&self) -> Option<Cipher> {
+        self.enc.as_ref().map(|e| e.0.cipher())
     }
 
     /// The negotiated dialect (0 before NEGOTIATE completes).
@@ -349,7 +426,15 @@ impl ClientConn {
         let mut hdr = HeaderRepr::request(step.command(), mid, session_id, tree_id);
         hdr.credit = self.credit_request;
         hdr.credit_charge = charge;
-        emit_request(&hdr, body, key, out)
+        match self.enc.as_mut() {
+            Some((keys, nonces)) if session_id != 0 && step != Step::SessionSetup1 => {
+                // MS-SMB2 3.2.4.1.8: an encrypted request is not signed; the AEAD tag
+                // covers it.
+                let r = emit_request(&hdr, body, None, out);
+                seal_in_place(keys, nonces, session_id, r, out)
+            }
+            _ => emit_request(&hdr, body, key, out),
+        }
     }
 
     /// The CreditCharge of a request for `step`: 0 before a dialect is negotiated and in
@@ -385,7 +470,8 @@ impl ClientConn {
     /// random preauth salt when 3.1.1 is offered).
     pub fn negotiate(&mut self, cfg: &ClientConfig, client_guid: [u8; 16], out: &mut Vec<u8>) {
         let salt = smb_auth::random_bytes::<32>().unwrap_or([0x5A; 32]);
-        let offer = Offer::new(&cfg.dialects, client_guid, salt);
+        let mut offer = Offer::new(&cfg.dialects, client_guid, salt);
+        offer.ciphers = cfg.ciphers.clone();
         let r = self.push(Step::Negotiate, 0, 0, &offer, None, out);
         self.conn_preauth.update(&out[r]);
         self.offer = Some(offer);
@@ -498,7 +584,45 @@ impl ClientConn {
         cfg: &ClientConfig,
         out: &mut Vec<u8>,
     ) -> Result<Event, ClientError> {
+        if !msg.starts_with(&TRANSFORM_MAGIC) {
+            return self.handle_plain(msg, false, cfg, out);
+        }
+        // MS-SMB2 3.2.5.1.1.1: a TRANSFORM is opened with the keys of the session it names
+        // (here the connection's one encrypting session), into a reused buffer.
+        let Some((keys, _)) = self.enc.as_ref() else {
+            return Err(ClientError::Decrypt);
+        };
+        let t = TransformHeader::parse(msg).map_err(|_| ClientError::Decrypt)?;
+        if Some(t.session_id()) != self.last.as_ref().map(|l| l.0) {
+            return Err(ClientError::Decrypt);
+        }
+        let mut buf = core::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(msg);
+        let r = match open(&keys.decrypt, &mut buf) {
+            Ok(_) => self.handle_plain(&buf[TRANSFORM_HEADER_LEN..], true, cfg, out),
+            Err(_) => Err(ClientError::Decrypt),
+        };
+        self.scratch = buf;
+        r
+    }
+
+    /// [`ClientConn::handle`] for a message in the clear or just decrypted (`sealed`).
+    fn handle_plain(
+        &mut self,
+        msg: &[u8],
+        sealed: bool,
+        cfg: &ClientConfig,
+        out: &mut Vec<u8>,
+    ) -> Result<Event, ClientError> {
         let (h, resp) = parse_response(msg)?;
+        // A response in the clear for the session that encrypts is refused: a server that
+        // encrypts (MS-SMB2 3.3.4.1.4) seals every response of such a session, and a load
+        // generator measuring encryption must not fall back to plaintext unnoticed.
+        if !sealed && self.enc.is_some() && Some(h.session_id()) == self.last.as_ref().map(|l| l.0)
+        {
+            return Err(ClientError::Unencrypted);
+        }
         // Every response grants credits, an interim one included (MS-SMB2 3.2.5.1.4).
         if h.is_response() {
             self.credits.grant(h.credit());
@@ -578,6 +702,18 @@ impl ClientConn {
                     .ok_or(ClientError::Unexpected("no dialect"))?;
                 let key = setup.finish(msg, &negotiated)?;
                 let sid = setup.session_id();
+                // MS-SMB2 3.2.5.3.1: the session encrypts when the server sets
+                // SMB2_SESSION_FLAG_ENCRYPT_DATA; this client also does when told to.
+                let asked = SessionSetupResponse::parse(msg)?.session_flags()
+                    & SESSION_FLAG_ENCRYPT_DATA
+                    != 0;
+                self.enc = None;
+                if cfg.encrypt || asked {
+                    let keys = setup
+                        .encryption(&negotiated)
+                        .ok_or(ClientError::NoEncryption)?;
+                    self.enc = Some((keys, NonceCounter::default()));
+                }
                 let path = cfg.ipc_path.clone();
                 self.push(
                     Step::TreeConnect,
@@ -625,6 +761,7 @@ impl ClientConn {
             (Step::Logoff, Response::Logoff(_)) => {
                 self.last = None;
                 self.pipe = None;
+                self.enc = None;
                 Ok(Event::LoggedOff)
             }
             (step, _) if status != NtStatus::SUCCESS => Err(ClientError::Status { step, status }),

@@ -36,6 +36,7 @@ pub use negotiate::{Negotiated, Offer};
 pub use request::{emit_request, request_message, set_signed, EmptyBody, Requests};
 pub use response::ResponseInfo;
 pub use setup::{setup_request, Auth, KerberosClient, SessionSetup};
+pub use smb_auth::encryption::Cipher;
 
 /// `s` as UTF-16LE bytes (SMB2 path names, MS-SMB2 2.2.9).
 pub fn utf16(s: &str) -> Vec<u8> {

@@ -877,6 +877,17 @@ impl Engine {
                 // smbtorture compound.related6; a bogus command is still
                 // INVALID_PARAMETER, compound.invalid4).
                 Answer::Fail(e)
+            } else if related
+                && names_open(req.command)
+                && SessionId::from_raw(req.session_id)
+                    .is_none_or(|id| self.table.session_conn(id) != Some(conn))
+            {
+                // 3.3.5.2.7.2: a related request inherits the previous
+                // request's SessionId; when that names no session of this
+                // connection (the previous one failed its session lookup),
+                // Windows and Samba answer INVALID_PARAMETER, not
+                // USER_SESSION_DELETED (smbtorture compound.invalid2).
+                Answer::Fail(NtStatus::INVALID_PARAMETER)
             } else {
                 self.dispatch(&req, &hdr, &mut chain, out)
             };

@@ -1,11 +1,12 @@
 //! smbtorture's Kerberos session-expiry tests (`smb2.session.expire1n`,
-//! `expire1s`, `expire2s`, `expire_disconnect`) against the memfs example
+//! `expire1s`, `expire1e`, `expire2s`, `expire2e`, `expire_disconnect`;
+//! the `e` ones encrypted with keys from the Kerberos session key) against
+//! the memfs example
 //! with a throwaway MIT realm (`scripts/krb5-realm.sh`) whose user `short`
 //! gets 20-second tickets: requests after the ticket's end get
 //! STATUS_NETWORK_SESSION_EXPIRED (LOGOFF, CLOSE and unlocking LOCKs still
 //! served), a re-authentication with a new ticket revives the session
-//! (MS-SMB2 3.3.5.2.9). `expire1e`/`expire2e` need encryption, which smbcore
-//! does not have yet.
+//! (MS-SMB2 3.3.5.2.9).
 //!
 //! smbtorture has no `-I`: it connects to a name, and Samba's clients refuse
 //! Kerberos to `localhost` or an address. The test uses this machine's own
@@ -23,10 +24,12 @@ use std::time::Duration;
 use common::memfs::MemfsServer;
 use common::{have, output_text, run_capture};
 
-const TESTS: [&str; 4] = [
+const TESTS: [&str; 6] = [
     "smb2.session.expire1n",
     "smb2.session.expire1s",
+    "smb2.session.expire1e",
     "smb2.session.expire2s",
+    "smb2.session.expire2e",
     "smb2.session.expire_disconnect",
 ];
 

@@ -880,7 +880,7 @@ impl Engine {
             } else if related
                 && names_open(req.command)
                 && SessionId::from_raw(req.session_id)
-                    .is_none_or(|id| self.table.session_conn(id) != Some(conn))
+                    .map_or(true, |id| self.table.session_conn(id) != Some(conn))
             {
                 // 3.3.5.2.7.2: a related request inherits the previous
                 // request's SessionId; when that names no session of this

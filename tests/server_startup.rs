@@ -143,3 +143,17 @@ fn an_admin_socket_that_cannot_be_created_fails_the_start_with_one_line_naming_i
         "SMB port still served"
     );
 }
+
+/// An operator removed the admin socket's file under the running server:
+/// SIGTERM still stops it cleanly and at once (the admin thread is woken
+/// through its listening socket, not through the path that is gone).
+#[test]
+fn sigterm_stops_the_server_after_its_admin_socket_file_was_removed() {
+    let mut srv = common::TestServer::start(&["--threads", "1"]);
+    std::fs::remove_file(&srv.admin_socket).expect("remove the admin socket");
+    let started = std::time::Instant::now();
+    let status = srv.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "exit: {status:?} after {took:?}");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+}

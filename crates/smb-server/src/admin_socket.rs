@@ -115,6 +115,13 @@ impl AdminSocket {
         &self.path
     }
 
+    /// A second handle on the listening socket, to stop its thread with
+    /// (see [`stop_waker`]): it works when the socket's file was removed
+    /// under the server, where connecting by path cannot.
+    pub(crate) fn waker(&self) -> io::Result<UnixListener> {
+        self.listener.try_clone()
+    }
+
     /// Serve the socket on a thread (each client on a thread of its own),
     /// until `shared.stopping` is set and a connection wakes the thread.
     pub(crate) fn spawn(self, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
@@ -160,6 +167,13 @@ impl AdminSocket {
             }
         }
     }
+}
+
+/// Wake the admin thread blocked in accept() on `listener` (a
+/// [`AdminSocket::waker`]): shutting the listening socket down makes every
+/// accept on it fail at once, and the thread then sees `stopping`.
+pub(crate) fn stop_waker(listener: &UnixListener) {
+    let _ = socket2::SockRef::from(listener).shutdown(std::net::Shutdown::Both);
 }
 
 /// Only root and the server's own uid may administer it.

@@ -228,6 +228,8 @@ pub struct Server {
     local_addr: SocketAddr,
     /// Set once the admin thread runs (it removes the socket when it ends).
     admin_socket: Option<PathBuf>,
+    /// A second handle on the admin socket, to wake its thread at stop.
+    admin_waker: Option<std::os::unix::net::UnixListener>,
     /// Set once the metrics thread runs.
     metrics_addr: Option<SocketAddr>,
     /// This process's claim on `local_addr`, held until the server is gone.
@@ -405,6 +407,7 @@ impl Server {
             threads: Vec::new(),
             local_addr,
             admin_socket: None,
+            admin_waker: None,
             metrics_addr: None,
             _claim: claim,
         };
@@ -435,8 +438,10 @@ impl Server {
         }
         if let Some(admin) = admin {
             let path = admin.path().to_path_buf();
+            let waker = admin.waker()?;
             self.threads.push(admin.spawn(self.shared.clone())?);
             self.admin_socket = Some(path);
+            self.admin_waker = Some(waker);
         }
         if let Some(listener) = metrics {
             let addr = listener.local_addr()?;
@@ -548,9 +553,10 @@ impl Server {
             s.send(admin::ShardCmd::Shutdown);
         }
         // The admin and metrics threads block in accept(): wake them so
-        // they see `stopping`.
-        if let Some(p) = &self.admin_socket {
-            let _ = std::os::unix::net::UnixStream::connect(p);
+        // they see `stopping` (the admin socket through its listening
+        // socket, not its path, which an operator may have removed).
+        if let Some(w) = &self.admin_waker {
+            admin_socket::stop_waker(w);
         }
         if let Some(a) = self.metrics_addr {
             let _ = std::net::TcpStream::connect(a);

@@ -10,6 +10,8 @@
 # VARIANTS lists the servers to compare (default "mio io-uring"); a variant
 # is a transport with extra server options joined by '+', e.g.
 #   VARIANTS="mio io-uring io-uring+--io-uring-min-wait+50 io-uring+--io-uring-sqpoll+100"
+# A variant may start with another server binary and a colon, to compare
+# builds in one run: VARIANTS="/tmp/old/smbcore:io-uring io-uring".
 #
 # Needs: a release build (built here), perf (system calls are counted with
 # `perf stat -e raw_syscalls:sys_enter`, tracefs is mounted if needed),
@@ -32,10 +34,12 @@ cpu_ticks() { # PID -> "utime stime"
 }
 
 start_server() { # VARIANT PORT [AUTODISCONNECT] -> PID
-  local t=${1%%+*} extra="" ad=${3:-2s}
-  [ "$t" != "$1" ] && extra=${1#*+} && extra=${extra//+/ }
+  local v=$1 bin="$BIN/smbcore" extra="" ad=${3:-2s}
+  case "$v" in *:*) bin=${v%%:*}; v=${v#*:};; esac
+  local t=${v%%+*}
+  [ "$t" != "$v" ] && extra=${v#*+} && extra=${extra//+/ }
   # shellcheck disable=SC2086
-  "$BIN/smbcore" serve --listen "127.0.0.1:$2" --admin-socket "$WORK/a-$2.sock" \
+  "$bin" serve --listen "127.0.0.1:$2" --admin-socket "$WORK/a-$2.sock" \
     --transport "$t" --autodisconnect="$ad" $extra ${SMBCORE_EXTRA:-} >"$WORK/log-$2" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do [ -S "$WORK/a-$2.sock" ] && break; sleep 0.05; done

@@ -16,6 +16,7 @@
 //! - [`effective_uid`]: this process's effective uid.
 
 mod buf_ring;
+mod deadline;
 pub mod uring;
 
 use std::io;

@@ -36,7 +36,7 @@
 #          SMB_IDLE_TIMEOUT_S=$RUST_SMB_IDLE_TIMEOUT_S SMB_MAX_CONNECTIONS=20000 \
 #          SMB_ROOT=/tmp/rsmb-root /work/targets/rustsmb/release/rsmb' scripts/bench-peers.sh
 #
-# Needs: root (smbd), smbtorture (samba-testsuite), smbd (samba), python3. Loopback only;
+# Needs: root (smbd), smbtorture (samba-testsuite), smbd (samba), python3, /usr/bin/time (time). Loopback only;
 # every step is bounded in time; every process it starts is stopped on exit (trap).
 # A run with the defaults takes about 6 minutes (3 with ECHO_SECONDS=5 SESSIONS=2000).
 set -euo pipefail
@@ -159,6 +159,11 @@ cpu_ticks() {
     done | awk '{u += $12 + $14; s += $13 + $15} END {print u + 0, s + 0}'
 }
 
+# client_cpu FILE: user + system CPU seconds of a client run (/usr/bin/time -f '%U %S'), or null.
+client_cpu() {
+    awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {v = $1 + $2} END {if (v == "") print "null"; else print v}' "$1" 2>/dev/null || echo null
+}
+
 # record SERVER FIGURE KEY=VALUE... : one JSON line of results (values are JSON or numbers).
 record() {
     python3 - "$@" >>"$RESULTS" <<'EOF'
@@ -199,7 +204,8 @@ fig_torture() { # NAME
     local out="$WORK/torture-$SRV_PORT.txt" u0 s0 u1 s1 rate
     say "$1: smbtorture smb2.bench.echo, ${ECHO_S} s ..."
     read -r u0 s0 < <(cpu_ticks)
-    timeout -k 5 $((ECHO_S + 60)) smbtorture "//127.0.0.1/IPC\$" -p "$SRV_PORT" -U% smb2.bench.echo \
+    /usr/bin/time -f '%U %S' -o "$out.cpu" \
+        timeout -k 5 $((ECHO_S + 60)) smbtorture "//127.0.0.1/IPC\$" -p "$SRV_PORT" -U% smb2.bench.echo \
         --option=torture:timelimit="$ECHO_S" --option=torture:nprocs=4 --option=torture:qdepth=4 \
         >"$out" 2>&1 || true
     read -r u1 s1 < <(cpu_ticks)
@@ -208,7 +214,7 @@ fig_torture() { # NAME
     rate="$(grep -o 'num/s=[0-9]*' "$out" | tail -1 | cut -d= -f2)"
     if [ -n "$rate" ] && grep -q '^success: echo' "$out"; then
         record "$1" torture "echo_per_sec=$rate" "user_ticks=$((u1 - u0))" "sys_ticks=$((s1 - s0))" \
-            "seconds=$ECHO_S"
+            "seconds=$ECHO_S" "client_cpu_s=$(client_cpu "$out.cpu")"
     else
         record "$1" torture "error=$(last_line "$out")"
     fi
@@ -233,16 +239,19 @@ fig_echo() { # NAME CONNECTIONS
 
 # ---- figure 3: session setups/s, one session per connection ----
 fig_setup() { # NAME
-    local json="$WORK/setup-$SRV_PORT.json" log="$WORK/setup-$SRV_PORT.log"
+    local json="$WORK/setup-$SRV_PORT.json" log="$WORK/setup-$SRV_PORT.log" u0 s0 u1 s1
+    read -r u0 s0 < <(cpu_ticks)
     say "$1: smb-loadgen --scenario churn --new-connection-each-time, $SESSIONS sessions (at most ${SETUP_MAX_S} s) ..."
+    /usr/bin/time -f '%U %S' -o "$json.cpu" \
     timeout -k 5 $((SETUP_MAX_S + 120)) "$LOADGEN" --scenario churn --new-connection-each-time \
         --target "127.0.0.1:$SRV_PORT" --connections 100 --sessions "$SESSIONS" \
         --duration "${SETUP_MAX_S}s" --no-progress --json "$json" >"$log" 2>&1 || true
+    read -r u1 s1 < <(cpu_ticks)
     if [ -s "$json" ]; then
-        record "$1" setup "rate=$(jget "$json" 'j["sessions_per_sec"]')" \
+        record "$1" setup "user_ticks=$((u1 - u0))" "sys_ticks=$((s1 - s0))" "rate=$(jget "$json" 'j["sessions_per_sec"]')" \
             "completed=$(jget "$json" 'j["sessions_completed"]')" "failed=$(jget "$json" 'j["sessions_failed"]')" \
             "p50=$(jget "$json" 'j["session_ms"]["p50"]')" "p99=$(jget "$json" 'j["session_ms"]["p99"]')" \
-            "first_error=$(jget "$json" 'j["first_error"]')"
+            "first_error=$(jget "$json" 'j["first_error"]')" "client_cpu_s=$(client_cpu "$json.cpu")"
     else
         record "$1" setup "error=$(first_error "$log")"
     fi
@@ -358,6 +367,19 @@ def num(v, fmt="{:,.0f}"):
     return "-" if v is None else fmt.format(v)
 def ms(v):
     return "-" if v is None else f"{v:.2f}"
+NCPU = os.cpu_count() or 1
+CEILING_NOTE = (f"\nThe ceiling is what the client alone could drive on this machine's {NCPU} cores "
+                "if the server used no CPU at all: cores / the client's CPU per operation "
+                "(client and server share the cores).")
+
+def client(r, n):
+    """The client's CPU per operation (µs) and the zero-cost-server ceiling, as two cells."""
+    c = r.get("client_cpu_s")
+    if not c or not n:
+        return "- | -"
+    per = c * 1e6 / n
+    return f"{per:.1f} | {num(NCPU * 1e6 / per)}"
+
 def ratio(rs, key="rate"):
     """io_uring smbcore's value / the best other server's (higher is better)."""
     mine = next((r.get(key) for r in rs if r["server"] == IOU), None)
@@ -370,17 +392,18 @@ def ratio(rs, key="rate"):
 rs = fig("torture")
 if rs:
     print(f"\n### 1. smbtorture smb2.bench.echo, nprocs=4 qdepth=4, {echo_s} s\n")
-    print("| server | echo/s | server CPU per echo, user / system (µs) |")
-    print("|---|---:|---:|")
+    print("| server | echo/s | server CPU per echo, user / system (µs) | smbtorture's CPU per echo (µs) | ceiling with a server that costs nothing (echo/s) |")
+    print("|---|---:|---:|---:|---:|")
     for r in rs:
         if "error" in r:
-            print(f"| {r['server']} | failed: {r['error']} | - |")
+            print(f"| {r['server']} | failed: {r['error']} | - | - | - |")
             continue
         n = r["echo_per_sec"] * r["seconds"]
         u, s = r["user_ticks"] / hz * 1e6 / max(n, 1), r["sys_ticks"] / hz * 1e6 / max(n, 1)
         r["rate"] = r["echo_per_sec"]
-        print(f"| {r['server']} | {num(r['echo_per_sec'])} | {u:.2f} / {s:.2f} |")
+        print(f"| {r['server']} | {num(r['echo_per_sec'])} | {u:.2f} / {s:.2f} | {client(r, n)} |")
     print(f"\n{ratio(rs)}")
+    print(CEILING_NOTE)
 
 for c in (100, 1000):
     rs = fig(f"echo{c}")
@@ -397,16 +420,23 @@ for c in (100, 1000):
 rs = fig("setup")
 print(f"\n### 3. Session setups/s, one session per connection (smb-loadgen --scenario churn "
       f"--new-connection-each-time, 100 at once, {sessions:,} sessions or {setup_max} s)\n")
-print("| server | sessions/s | session p50 / p99 (ms, corrected) | completed / failed |")
-print("|---|---:|---:|---:|")
+print("| server | sessions/s | session p50 / p99 (ms, corrected) | completed / failed | server CPU per session, user / system (µs) | smb-loadgen's CPU per session (µs) | ceiling with a server that costs nothing (sessions/s) | ceiling with the server's system time only (sessions/s) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for r in rs:
     if "error" in r:
-        print(f"| {r['server']} | failed: {r['error']} | - | - |")
+        print(f"| {r['server']} | failed: {r['error']} | - | - | - | - | - | - |")
     else:
         err = f" ({r['first_error']})" if r.get("first_error") else ""
+        n = max(r["completed"] or 0, 1)
+        u, s = r["user_ticks"] / hz * 1e6 / n, r["sys_ticks"] / hz * 1e6 / n
+        c = r.get("client_cpu_s")
+        sys_only = num(NCPU * 1e6 / (c * 1e6 / n + s)) if c else "-"
         print(f"| {r['server']} | {num(r['rate'])} | {ms(r['p50'])} / {ms(r['p99'])} | "
-              f"{r['completed']} / {r['failed']}{err} |")
+              f"{r['completed']} / {r['failed']}{err} | {u:.1f} / {s:.1f} | {client(r, r['completed'])} | {sys_only} |")
 print(f"\n{ratio(rs)}")
+print(CEILING_NOTE + " The last column adds the server's system time (the kernel's TCP and "
+      "socket work for it) to the client's: what any server on the kernel's TCP could reach "
+      "at most, whatever its own code costs.")
 
 rs = fig("reaping")
 if rs:

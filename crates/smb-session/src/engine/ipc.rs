@@ -298,7 +298,8 @@ impl Engine {
         }
     }
 
-    /// The open pipes of this shard, as `ctl files` and NetrFileEnum show them.
+    /// The open pipes and disk files of this shard, as `ctl files` and
+    /// NetrFileEnum show them, by id.
     pub(crate) fn local_files(&self) -> Vec<FileRow> {
         let mut rows = Vec::new();
         for (_, c) in self.table.connections() {
@@ -309,19 +310,42 @@ impl Engine {
                     session: p.session,
                     user,
                     client: c.peer(),
+                    share: "IPC$".into(),
                     path: SRVSVC_PIPE_PATH.into(),
                     permissions: smb_rpc::srvsvc::PERM_FILE_READ_WRITE,
                     locks: 0,
                 });
             }
+            let files = &c.ext.files;
+            for o in files.opens.values() {
+                let user = self.table.user(o.session).unwrap_or(UserName::Anonymous);
+                let share = files
+                    .trees
+                    .get(&(o.session.as_u64(), o.tree))
+                    .map(|t| t.name.to_string())
+                    .unwrap_or_default();
+                rows.push(FileRow {
+                    id: o.admin_id,
+                    session: o.session,
+                    user,
+                    client: c.peer(),
+                    share,
+                    path: o.path.to_string(),
+                    permissions: o.permissions,
+                    locks: o.locks,
+                });
+            }
         }
+        rows.sort_by_key(|r| r.id);
         rows
     }
 
     /// Closes the open `id` of this shard (NetrFileClose, `ctl close-file`):
     /// a [`werr`] value. A pipe with a call waiting on the other shards is
-    /// busy until that call is answered.
-    pub(crate) fn close_open(&mut self, id: u32) -> u32 {
+    /// busy until that call is answered. A disk open is closed in its
+    /// backend as a client's CLOSE would close it: the client's next request
+    /// on the handle gets STATUS_FILE_CLOSED.
+    pub(crate) fn close_open(&mut self, id: u32, now: Instant) -> u32 {
         let mut found = None;
         for (conn, c) in self.table.connections() {
             if let Some(p) = c.ext.pipes.open.iter().find(|p| p.admin_id == id) {
@@ -330,7 +354,11 @@ impl Engine {
             }
         }
         let Some((conn, sid, busy)) = found else {
-            return werr::FILE_ID_NOT_FOUND;
+            return if self.close_disk_open(id, now) {
+                werr::SUCCESS
+            } else {
+                werr::FILE_ID_NOT_FOUND
+            };
         };
         if busy {
             return werr::BUSY;

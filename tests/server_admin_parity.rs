@@ -9,7 +9,10 @@
 //!   close-file` closes it;
 //! - `smbtorture rpc.srvsvc`: the known-pass list ([`SRVSVC_KNOWN_PASS`]);
 //! - smb-loadgen on 3.1.1 receives SmbNotifySessionClosed when sessions are
-//!   reaped from connections that stay up;
+//!   reaped from connections that stay up; smb-client on 3.1.1 receives it
+//!   for exactly the session an administrator removed (`ctl disconnect
+//!   --session`, impacket's NetrSessionDel) while its other session stays,
+//!   and on 2.1 and 3.0.2 receives none;
 //! - a sessionless connection is reaped at its connection-idle deadline;
 //! - the per-client-address limit refuses the next connection while other
 //!   addresses go on;
@@ -643,4 +646,64 @@ fn silent_peer_is_reaped_by_tcp_keepalive() {
     eprintln!("silent peer reaped {took:?} after it went quiet");
     assert_eq!(st["connections_ended"]["dead_transport"], 1, "{st}");
     assert_eq!(st["sessions_ended"]["dead_transport"], 1, "{st}");
+}
+
+/// Two sessions on one connection at `dialect`; an administrator removes
+/// the first with `remove(server, first session's id)`; returns what the
+/// client was told within 2 s and checks the second session still works.
+fn admin_removal_notified(
+    dialect: u16,
+    remove: impl Fn(&TestServer, &str),
+) -> (u64, u64, Vec<u64>) {
+    use common::notify::Driver;
+    let server = TestServer::start(&["--threads", "1"]);
+    let (mut d, got) = Driver::connect(server.addr, &[dialect]);
+    assert_eq!(got, dialect);
+    let first = d.session("NOTIFYWS", USER);
+    let second = d.session("NOTIFYWS", ADMIN);
+    assert_ne!(first, second);
+    remove(&server, &format!("{first:#018x}"));
+    let left = server.wait_sessions(Duration::from_secs(5), |s| s.len() == 1);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"], format!("{second:#018x}"));
+    let seen = d.notifications(Duration::from_secs(2));
+    // The connection and the other session go on.
+    d.echo();
+    let st = stats(&server);
+    assert_eq!(st["sessions_ended"]["admin"], 1, "{st}");
+    assert_eq!(st["connections_ended"]["admin"], 0, "{st}");
+    (first, second, seen)
+}
+
+fn ctl_disconnect(server: &TestServer, id: &str) {
+    let out = server.ctl(&["disconnect", "--session", id]);
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+#[test]
+fn session_closed_notification_on_admin_disconnect_311_only() {
+    // 3.1.1: exactly the closed session is announced.
+    let (first, _, seen) = admin_removal_notified(0x0311, ctl_disconnect);
+    assert_eq!(seen, [first], "notifications for {seen:x?}");
+    // Before 3.1.1 there is no such notification (MS-SMB2 2.2.44: only on
+    // 3.1.1 connections, with SMB2_GLOBAL_CAP_NOTIFICATIONS negotiated).
+    for dialect in [0x0210, 0x0302] {
+        let (_, _, seen) = admin_removal_notified(dialect, ctl_disconnect);
+        assert!(seen.is_empty(), "{dialect:#x}: {seen:x?}");
+    }
+}
+
+#[test]
+fn session_closed_notification_on_netr_session_del() {
+    if !have_impacket() {
+        return;
+    }
+    // NetrSessionDel(\\NOTIFYWS, alice) removes the first session only
+    // (the second is the administrator's), and its client hears of it.
+    let del = |server: &TestServer, _: &str| {
+        let lines = impacket(server, "sessdel", ADMIN, &["\\\\NOTIFYWS", USER.0]);
+        assert!(lines.contains(&"SESSDEL 0".to_string()), "{lines:?}");
+    };
+    let (first, _, seen) = admin_removal_notified(0x0311, del);
+    assert_eq!(seen, [first], "notifications for {seen:x?}");
 }

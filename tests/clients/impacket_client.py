@@ -31,6 +31,9 @@ Usage:
       "GETINFO <NET_API_STATUS> <path> <user>", path and user "-" when it
       failed), then NetrFileClose of ID (prints "CLOSE <NET_API_STATUS>");
       exits 0.
+  impacket_client.py sessdel PORT USER PASSWORD CLIENT USERNAME
+      Log in, bind srvsvc, call NetrSessionDel(CLIENT, USERNAME) (either
+      may be "" for none); prints "SESSDEL <NET_API_STATUS>"; exits 0.
   impacket_client.py holdfile PORT USER PASSWORD SHARE PATH LOCKS
       Log in as USER, connect SHARE, create PATH (its directory first, if
       PATH has one) with GENERIC_ALL, write 8 bytes to it, take LOCKS
@@ -205,6 +208,19 @@ def fileclose(port, user, password, file_id):
     return 0
 
 
+def sessdel(port, user, password, client, username):
+    conn, dce = srvsvc(port, user, password)
+    try:
+        resp = srvs.hNetrSessionDel(dce, client + "\x00" if client else NULL,
+                                    username + "\x00" if username else NULL)
+        say("SESSDEL", resp["ErrorCode"])
+    except DCERPCException as e:
+        say("SESSDEL", error_code(e))
+    dce.disconnect()
+    conn.logoff()
+    return 0
+
+
 def lock(smb, tid, fid, count):
     """LOCK with COUNT exclusive one-byte elements (impacket 0.10's own
     SMB3.lock joins the elements as text)."""
@@ -270,6 +286,8 @@ def main(argv):
         return files(port, argv[3], argv[4], int(argv[5]))
     if mode == "fileclose":
         return fileclose(port, argv[3], argv[4], int(argv[5]))
+    if mode == "sessdel":
+        return sessdel(port, argv[3], argv[4], argv[5], argv[6])
     if mode == "holdfile":
         return holdfile(port, argv[3], argv[4], argv[5], argv[6], int(argv[7]))
     raise SystemExit("unknown mode " + mode)

@@ -707,3 +707,92 @@ fn session_closed_notification_on_netr_session_del() {
     let (first, _, seen) = admin_removal_notified(0x0311, del);
     assert_eq!(seen, [first], "notifications for {seen:x?}");
 }
+
+/// `connection-idle-timeout` as `ctl config show` has it: (value, source,
+/// automatic value).
+fn idle_timeout_shown(server: &TestServer) -> (String, String, String) {
+    let show = server.ctl_json(&["config", "show"]);
+    let row = show
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["key"] == "connection-idle-timeout"))
+        .cloned()
+        .expect("key shown");
+    let s = |k: &str| row[k].as_str().unwrap_or("").to_string();
+    (s("value"), s("source"), s("automatic_value"))
+}
+
+fn shown(v: &str, src: &str, auto: &str) -> (String, String, String) {
+    (v.to_string(), src.to_string(), auto.to_string())
+}
+
+/// A connection whose only session logged off.
+fn sessionless(server: &TestServer) -> Client {
+    let mut c = Client::connect(server.addr).expect("connect");
+    let sid = c.login(Login::Anonymous, "IDLEWS").expect("login");
+    assert_eq!(c.logoff(sid).expect("logoff"), smb_wire::NtStatus::SUCCESS);
+    c
+}
+
+/// How long until the server closes `c` (at most `wait`; `None` if it
+/// did not).
+fn closed_after(c: &mut Client, wait: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    c.is_closed(wait).then(|| t0.elapsed())
+}
+
+#[test]
+fn connection_idle_timeout_follows_autodisconnect_until_set() {
+    let server = TestServer::start(&["--threads", "1", "--autodisconnect", "10"]);
+    // Automatic: the autodisconnect value, at most a minute.
+    assert_eq!(idle_timeout_shown(&server), shown("1m", "automatic", "1m"));
+    // A connection already idling without a session when autodisconnect
+    // changes gets the new deadline too.
+    let mut early = sessionless(&server);
+    let set = Instant::now();
+    let out = server.ctl(&["config", "set", "autodisconnect", "2s"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(idle_timeout_shown(&server), shown("2s", "automatic", "2s"));
+    assert!(early.is_closed(Duration::from_secs(5)), "not reaped at 2s");
+    assert!(set.elapsed() < Duration::from_secs(5));
+    let mut late = sessionless(&server);
+    assert!(!late.is_closed(Duration::from_millis(1500)), "closed early");
+    assert!(closed_after(&mut late, Duration::from_secs(4)).is_some());
+    // NetrServerSetInfo changes it as `config set` does (levels 1010 and
+    // 102, in minutes): still automatic, following.
+    if have_impacket() {
+        let lines = impacket(&server, "setdisc", ADMIN, &["102", "5"]);
+        assert!(lines.contains(&"SETINFO 0".to_string()), "{lines:?}");
+        assert_eq!(idle_timeout_shown(&server), shown("1m", "automatic", "1m"));
+        let mut c = sessionless(&server);
+        assert!(!c.is_closed(Duration::from_secs(3)), "reaped before 1m");
+        let lines = impacket(&server, "setdisc", ADMIN, &["1010", "0"]);
+        assert!(lines.contains(&"SETINFO 0".to_string()), "{lines:?}");
+        assert_eq!(idle_timeout_shown(&server), shown("0s", "automatic", "0s"));
+        // The connection left idle above goes at once now.
+        assert!(c.is_closed(Duration::from_secs(3)), "not reaped at once");
+        // A new session is reaped at once, and its connection right after.
+        let mut c = Client::connect(server.addr).expect("connect");
+        let _ = c.login(Login::Anonymous, "IDLEWS");
+        assert!(c.is_closed(Duration::from_secs(3)), "not reaped at once");
+    }
+    // An explicit value stays as set whatever autodisconnect does.
+    let out = server.ctl(&["config", "set", "connection-idle-timeout", "3s"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = server.ctl(&["config", "set", "autodisconnect", "1s"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(idle_timeout_shown(&server), shown("3s", "runtime", "1s"));
+    let mut c = sessionless(&server);
+    assert!(!c.is_closed(Duration::from_millis(2300)), "closed at 1s");
+    assert!(c.is_closed(Duration::from_secs(4)), "not reaped at 3s");
+    // Reset: automatic again, following autodisconnect (1s).
+    let out = server.ctl(&["config", "reset", "connection-idle-timeout"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(idle_timeout_shown(&server), shown("1s", "automatic", "1s"));
+    let mut c = sessionless(&server);
+    assert!(c.is_closed(Duration::from_secs(3)), "not reaped at 1s");
+    let st = stats(&server);
+    assert!(
+        st["connections_ended"]["idle_connection"].as_u64() >= Some(4),
+        "{st}"
+    );
+}

@@ -69,12 +69,19 @@ pub(crate) struct OpenMeta {
 }
 
 impl OpenMeta {
-    /// From the CREATE's name (UTF-16LE, no leading `\`) and access.
-    pub fn new(name: &str, desired_access: u32) -> Self {
-        let name = name.trim_start_matches('\\');
-        let mut path = String::with_capacity(name.len() + 1);
+    /// From the CREATE's name (UTF-16LE as sent, no leading `\\`) and
+    /// access: one allocation, the path itself.
+    pub fn new(name_utf16: &[u8], desired_access: u32) -> Self {
+        let mut path = String::with_capacity(name_utf16.len() / 2 + 1);
         path.push('\\');
-        path.push_str(name);
+        path.extend(
+            char::decode_utf16(smb_wire::utf16::units(name_utf16))
+                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
+        );
+        // A client that sent a leading separator anyway.
+        while path.len() > 1 && path[1..].starts_with('\\') {
+            path.remove(1);
+        }
         OpenMeta {
             path: path.into_boxed_str(),
             desired_access,
@@ -144,7 +151,7 @@ pub(crate) struct Pending {
     pub credit_charge: u16,
     pub request_signed: bool,
     /// CREATE: what the open will show administrators.
-    pub meta: Option<Box<OpenMeta>>,
+    pub meta: Option<OpenMeta>,
 }
 
 /// The per-connection file state (empty, and allocation-free, for a

@@ -318,7 +318,7 @@ impl Engine {
                     create_options: c.create_options(),
                     contexts: c.contexts(),
                 };
-                meta = Some(Box::new(OpenMeta::new(&args.name(), args.desired_access)));
+                meta = Some(OpenMeta::new(args.name_utf16, args.desired_access));
                 match self.call_tree(conn, sid, tree, op, now, |b, ctx| b.create(ctx, &args)) {
                     Some(r) => step(r, Completion::Create),
                     None => return Answer::Fail(NtStatus::NETWORK_NAME_DELETED),
@@ -562,16 +562,7 @@ impl Engine {
         };
         match step {
             Step::Ready(c) => {
-                match self.encode(
-                    conn,
-                    &info,
-                    c,
-                    meta.as_deref(),
-                    Some(chain),
-                    now,
-                    start,
-                    out,
-                ) {
+                match self.encode(conn, &info, c, meta, Some(chain), now, start, out) {
                     Ok(s) => Answer::Done(s),
                     Err(s) => Answer::Fail(s),
                 }
@@ -588,7 +579,7 @@ impl Engine {
         hdr: &Header<&[u8]>,
         op: OpId,
         info: OpInfo,
-        meta: Option<Box<OpenMeta>>,
+        meta: Option<OpenMeta>,
     ) -> Answer {
         let cap = self.cfg.max_pending_per_connection;
         let Some(c) = self.table.connection_mut(req.conn) else {
@@ -634,7 +625,7 @@ impl Engine {
         conn: ConnId,
         info: &OpInfo,
         c: Completion,
-        meta: Option<&OpenMeta>,
+        meta: Option<OpenMeta>,
         chain: Option<&mut ChainState>,
         now: Instant,
         start: usize,
@@ -781,7 +772,7 @@ impl Engine {
         conn: ConnId,
         info: &OpInfo,
         created: &super::Created,
-        meta: Option<&OpenMeta>,
+        meta: Option<OpenMeta>,
         now: Instant,
     ) -> Option<FileId> {
         let handle = created.handle;
@@ -803,7 +794,10 @@ impl Engine {
         };
         let admin_id = self.table.allocate_open_id();
         let (path, permissions) = match meta {
-            Some(m) => (m.path.clone(), m.permissions(created.create_action)),
+            Some(m) => {
+                let p = m.permissions(created.create_action);
+                (m.path, p)
+            }
             None => ("\\".into(), 0),
         };
         let c = self.table.connection_mut(conn)?;
@@ -984,16 +978,7 @@ impl Engine {
             signature: [0; 16],
         }
         .emit(out);
-        let status = match self.encode(
-            op.conn,
-            &p.info,
-            result,
-            p.meta.as_deref(),
-            None,
-            now,
-            start,
-            out,
-        ) {
+        let status = match self.encode(op.conn, &p.info, result, p.meta, None, now, start, out) {
             Ok(s) => s,
             Err(s) => {
                 out.truncate(start + HEADER_LEN);

@@ -89,6 +89,19 @@ impl Server {
             .unwrap_or_else(|| panic!("session {sid} not listed: {s}"))
     }
 
+    /// NetrConnectionEnum's NumOpens (`ctl trees`) of session `sid`'s tree
+    /// connect to `mem`.
+    fn tree_opens(&self, sid: &str) -> u64 {
+        let t = self.ctl_json(&["trees"]);
+        t.as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|r| r["session"] == sid && r["share"] == "mem")
+            })
+            .and_then(|r| r["num_opens"].as_u64())
+            .unwrap_or_else(|| panic!("no mem tree of {sid}: {t}"))
+    }
+
     /// `impacket_client.py MODE PORT USER PASS ARGS...`: its stdout lines.
     fn impacket(&self, mode: &str, who: (&str, &str), args: &[&str]) -> Vec<String> {
         let mut cmd = Command::new(IMPACKET_PYTHON);
@@ -231,6 +244,7 @@ fn disk_files_listed_and_closed(threads: &str) {
     let sidb = fb["session"].as_str().expect("session").to_string();
     assert_eq!(server.num_opens(&sida), 1);
     assert_eq!(server.num_opens(&sidb), 1);
+    assert_eq!(server.tree_opens(&sida), 1);
     // The table shows them too.
     let text = output_text(&server.ctl(&["files"]));
     assert!(
@@ -279,6 +293,7 @@ fn disk_files_listed_and_closed(threads: &str) {
     assert_eq!(files[0]["path"], "\\other.txt");
     assert_eq!(server.num_opens(&sida), 0);
     assert_eq!(server.num_opens(&sidb), 1);
+    assert_eq!(server.tree_opens(&sida), 0);
     // Closed already: NERR_FileIdNotFound.
     let lines = server.impacket("fileclose", ADMIN, &[&ida]);
     assert_eq!(lines[1], "CLOSE 2314", "{lines:?}");

@@ -477,10 +477,17 @@ impl Engine {
         self.table.count_refused();
     }
 
-    /// Tree connects of this shard.
+    /// Tree connects of this shard, each with the opens (pipes, files) made
+    /// through it (NetrConnectionEnum's `coni1_num_opens`).
     pub fn admin_trees(&self, now: Instant) -> Vec<TreeRow> {
         let all = SessionFilter::default();
-        self.table.trees(&all, now).collect()
+        self.table
+            .trees(&all, now)
+            .map(|mut t| {
+                t.open_handles = self.tree_opens(t.session, t.tree.as_u32());
+                t
+            })
+            .collect()
     }
 
     /// Disconnect the selected sessions of this shard; returns how many went

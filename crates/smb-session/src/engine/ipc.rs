@@ -340,6 +340,33 @@ impl Engine {
         rows
     }
 
+    /// The opens (pipes and disk files) made through tree `tree` of session
+    /// `sid`.
+    pub(crate) fn tree_opens(&self, sid: SessionId, tree: u32) -> u32 {
+        let Some(c) = self
+            .table
+            .session_conn(sid)
+            .and_then(|conn| self.table.connection(conn))
+        else {
+            return 0;
+        };
+        let pipes = c
+            .ext
+            .pipes
+            .open
+            .iter()
+            .filter(|p| p.session == sid && p.tree == tree)
+            .count();
+        let files = c
+            .ext
+            .files
+            .opens
+            .values()
+            .filter(|o| o.session == sid && o.tree == tree)
+            .count();
+        u32::try_from(pipes + files).unwrap_or(u32::MAX)
+    }
+
     /// Closes the open `id` of this shard (NetrFileClose, `ctl close-file`):
     /// a [`werr`] value. A pipe with a call waiting on the other shards is
     /// busy until that call is answered. A disk open is closed in its

@@ -1117,6 +1117,14 @@ fn administrators_list_disk_opens_and_close_them_as_a_client_close_would() {
     let sa = crate::ids::SessionId::from_raw(a.session).unwrap();
     let sb = crate::ids::SessionId::from_raw(b.session).unwrap();
     assert_eq!(s.engine.table().session(sa).unwrap().open_handles(), 1);
+    let tree_opens = |s: &Server, sid| {
+        s.engine
+            .admin_trees(s.now)
+            .iter()
+            .find(|t| t.session == sid)
+            .map(|t| t.open_handles)
+    };
+    assert_eq!(tree_opens(&s, sa), Some(1));
     let admin_id = ra.id;
     // Closed by the administrator: the backend closes it as for a CLOSE,
     // the holder's next request on it is FILE_CLOSED, the other open stays.
@@ -1133,6 +1141,8 @@ fn administrators_list_disk_opens_and_close_them_as_a_client_close_would() {
     assert_eq!(read(&mut b, &mut s, idb).0, NtStatus::SUCCESS);
     assert_eq!(s.engine.table().session(sa).unwrap().open_handles(), 0);
     assert_eq!(s.engine.table().session(sb).unwrap().open_handles(), 1);
+    assert_eq!(tree_opens(&s, sa), Some(0));
+    assert_eq!(tree_opens(&s, sb), Some(1));
     let rows = s.engine.admin_files();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].session, sb);

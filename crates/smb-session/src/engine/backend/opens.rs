@@ -46,7 +46,7 @@ pub(crate) struct Open {
     pub handle: u64,
     pub ext: Slot,
     /// Server-wide id for NetrFileEnum / NetrFileClose / `ctl files`
-    /// ([`crate::table::SessionTable::allocate_open_id`]).
+    /// ([`Engine::new_open_id`](crate::engine::Engine::new_open_id)).
     pub admin_id: u32,
     /// The path relative to the share, as the client named it, with a
     /// leading `\` (`\dir\file.txt`; the share's root is `\`).
@@ -288,6 +288,7 @@ impl Engine {
             let Some(mut open) = c.ext.files.opens.remove(&k) else {
                 continue;
             };
+            self.release_open_id(open.admin_id);
             let (sid, tree) = (open.session, open.tree);
             let op = self.next_op(conn);
             self.call_tree(conn, sid, tree, op, now, |b, ctx| {
@@ -359,6 +360,7 @@ impl Engine {
             return false;
         };
         let (sid, tree) = (open.session, open.tree);
+        self.release_open_id(id);
         let _ = self.table.close_handle(sid);
         let op = self.next_op(conn);
         let args = super::CloseArgs { postquery: false };

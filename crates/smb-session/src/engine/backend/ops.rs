@@ -338,6 +338,7 @@ impl Engine {
                 else {
                     return Answer::Fail(NtStatus::FILE_CLOSED);
                 };
+                self.release_open_id(open.admin_id);
                 let _ = self.table.close_handle(sid);
                 let args = CloseArgs {
                     postquery: info.postquery,
@@ -792,7 +793,7 @@ impl Engine {
                 break v;
             }
         };
-        let admin_id = self.table.allocate_open_id();
+        let admin_id = self.new_open_id();
         let (path, permissions) = match meta {
             Some(m) => {
                 let p = m.permissions(created.create_action);

@@ -1162,3 +1162,27 @@ fn administrators_list_disk_opens_and_close_them_as_a_client_close_would() {
     // Made by the CREATE: C beside R and W.
     assert_eq!(slow.permissions, 0x7);
 }
+
+#[test]
+fn an_open_never_takes_the_administrative_id_of_a_live_one() {
+    let log = Shared::default();
+    let mut s = Server::new(share_config(&log));
+    let mut a = connected(&mut s, 1000);
+    open(&mut a, &mut s, "hello.txt");
+    let first = s.engine.admin_files()[0].id;
+    // As after the 24-bit counter wrapped: the next ids are held by opens
+    // still live.
+    for n in 1..=3 {
+        s.engine.live_open_ids.insert(first + n);
+    }
+    let id = open(&mut a, &mut s, "hello.txt");
+    let ids: Vec<u32> = s.engine.admin_files().iter().map(|r| r.id).collect();
+    assert_eq!(ids, [first, first + 4]);
+    // Ids go free with their opens, whichever way they go.
+    let req = close_req(&mut a, id, false);
+    assert_eq!(status(&a.call(&mut s, &req)), NtStatus::SUCCESS);
+    assert!(!s.engine.live_open_ids.contains(&(first + 4)));
+    s.engine.connection_closed(a.conn, s.now);
+    assert!(!s.engine.live_open_ids.contains(&first));
+    assert_eq!(s.engine.live_open_ids.len(), 3, "only the planted ones");
+}

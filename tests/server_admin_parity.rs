@@ -9,7 +9,10 @@
 //!   close-file` closes it;
 //! - `smbtorture rpc.srvsvc`: the known-pass list ([`SRVSVC_KNOWN_PASS`]);
 //! - smb-loadgen on 3.1.1 receives SmbNotifySessionClosed when sessions are
-//!   reaped from connections that stay up;
+//!   reaped from connections that stay up; smb-client on 3.1.1 receives it
+//!   for exactly the session an administrator removed (`ctl disconnect
+//!   --session`, impacket's NetrSessionDel) while its other session stays,
+//!   and on 2.1 and 3.0.2 receives none;
 //! - a sessionless connection is reaped at its connection-idle deadline;
 //! - the per-client-address limit refuses the next connection while other
 //!   addresses go on;
@@ -643,4 +646,160 @@ fn silent_peer_is_reaped_by_tcp_keepalive() {
     eprintln!("silent peer reaped {took:?} after it went quiet");
     assert_eq!(st["connections_ended"]["dead_transport"], 1, "{st}");
     assert_eq!(st["sessions_ended"]["dead_transport"], 1, "{st}");
+}
+
+/// Two sessions on one connection at `dialect`; an administrator removes
+/// the first with `remove(server, first session's id)`; returns what the
+/// client was told within 2 s and checks the second session still works.
+fn admin_removal_notified(
+    threads: &[&str],
+    dialect: u16,
+    remove: impl Fn(&TestServer, &str),
+) -> (u64, u64, Vec<u64>) {
+    use common::notify::Driver;
+    let server = TestServer::start(threads);
+    let (mut d, got) = Driver::connect(server.addr, &[dialect]);
+    assert_eq!(got, dialect);
+    let first = d.session("NOTIFYWS", USER);
+    let second = d.session("NOTIFYWS", ADMIN);
+    assert_ne!(first, second);
+    remove(&server, &format!("{first:#018x}"));
+    let left = server.wait_sessions(Duration::from_secs(5), |s| s.len() == 1);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"], format!("{second:#018x}"));
+    let seen = d.notifications(Duration::from_secs(2));
+    // The connection and the other session go on.
+    d.echo();
+    let st = stats(&server);
+    assert_eq!(st["sessions_ended"]["admin"], 1, "{st}");
+    assert_eq!(st["connections_ended"]["admin"], 0, "{st}");
+    (first, second, seen)
+}
+
+fn ctl_disconnect(server: &TestServer, id: &str) {
+    let out = server.ctl(&["disconnect", "--session", id]);
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+#[test]
+fn session_closed_notification_on_admin_disconnect_311_only() {
+    // 3.1.1: exactly the closed session is announced.
+    for threads in [&["--threads", "1"][..], &[]] {
+        let (first, _, seen) = admin_removal_notified(threads, 0x0311, ctl_disconnect);
+        assert_eq!(seen, [first], "{threads:?}: notifications for {seen:x?}");
+    }
+    // Before 3.1.1 there is no such notification (MS-SMB2 2.2.44: only on
+    // 3.1.1 connections, with SMB2_GLOBAL_CAP_NOTIFICATIONS negotiated).
+    for dialect in [0x0210, 0x0302] {
+        let (_, _, seen) = admin_removal_notified(&["--threads", "1"], dialect, ctl_disconnect);
+        assert!(seen.is_empty(), "{dialect:#x}: {seen:x?}");
+    }
+}
+
+#[test]
+fn session_closed_notification_on_netr_session_del() {
+    if !have_impacket() {
+        return;
+    }
+    // NetrSessionDel(\\NOTIFYWS, alice) removes the first session only
+    // (the second is the administrator's), and its client hears of it.
+    let del = |server: &TestServer, _: &str| {
+        let lines = impacket(server, "sessdel", ADMIN, &["\\\\NOTIFYWS", USER.0]);
+        assert!(lines.contains(&"SESSDEL 0".to_string()), "{lines:?}");
+    };
+    // On the default shards the srvsvc call and the session may be on
+    // different shards.
+    for threads in [&["--threads", "1"][..], &[]] {
+        let (first, _, seen) = admin_removal_notified(threads, 0x0311, del);
+        assert_eq!(seen, [first], "{threads:?}: notifications for {seen:x?}");
+    }
+}
+
+/// `connection-idle-timeout` as `ctl config show` has it: (value, source,
+/// automatic value).
+fn idle_timeout_shown(server: &TestServer) -> (String, String, String) {
+    let show = server.ctl_json(&["config", "show"]);
+    let row = show
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["key"] == "connection-idle-timeout"))
+        .cloned()
+        .expect("key shown");
+    let s = |k: &str| row[k].as_str().unwrap_or("").to_string();
+    (s("value"), s("source"), s("automatic_value"))
+}
+
+fn shown(v: &str, src: &str, auto: &str) -> (String, String, String) {
+    (v.to_string(), src.to_string(), auto.to_string())
+}
+
+/// A connection whose only session logged off.
+fn sessionless(server: &TestServer) -> Client {
+    let mut c = Client::connect(server.addr).expect("connect");
+    let sid = c.login(Login::Anonymous, "IDLEWS").expect("login");
+    assert_eq!(c.logoff(sid).expect("logoff"), smb_wire::NtStatus::SUCCESS);
+    c
+}
+
+/// How long until the server closes `c` (at most `wait`; `None` if it
+/// did not).
+fn closed_after(c: &mut Client, wait: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    c.is_closed(wait).then(|| t0.elapsed())
+}
+
+#[test]
+fn connection_idle_timeout_follows_autodisconnect_until_set() {
+    let server = TestServer::start(&["--threads", "1", "--autodisconnect", "10"]);
+    // Automatic: the autodisconnect value, at most a minute.
+    assert_eq!(idle_timeout_shown(&server), shown("1m", "automatic", "1m"));
+    // A connection already idling without a session when autodisconnect
+    // changes gets the new deadline too.
+    let mut early = sessionless(&server);
+    let set = Instant::now();
+    let out = server.ctl(&["config", "set", "autodisconnect", "2s"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(idle_timeout_shown(&server), shown("2s", "automatic", "2s"));
+    assert!(early.is_closed(Duration::from_secs(5)), "not reaped at 2s");
+    assert!(set.elapsed() < Duration::from_secs(5));
+    let mut late = sessionless(&server);
+    assert!(!late.is_closed(Duration::from_millis(1500)), "closed early");
+    assert!(closed_after(&mut late, Duration::from_secs(4)).is_some());
+    // NetrServerSetInfo changes it as `config set` does (levels 1010 and
+    // 102, in minutes): still automatic, following.
+    if have_impacket() {
+        let lines = impacket(&server, "setdisc", ADMIN, &["102", "5"]);
+        assert!(lines.contains(&"SETINFO 0".to_string()), "{lines:?}");
+        assert_eq!(idle_timeout_shown(&server), shown("1m", "automatic", "1m"));
+        let mut c = sessionless(&server);
+        assert!(!c.is_closed(Duration::from_secs(3)), "reaped before 1m");
+        let lines = impacket(&server, "setdisc", ADMIN, &["1010", "0"]);
+        assert!(lines.contains(&"SETINFO 0".to_string()), "{lines:?}");
+        assert_eq!(idle_timeout_shown(&server), shown("0s", "automatic", "0s"));
+        // The connection left idle above goes at once now.
+        assert!(c.is_closed(Duration::from_secs(3)), "not reaped at once");
+        // A new session is reaped at once, and its connection right after.
+        let mut c = Client::connect(server.addr).expect("connect");
+        let _ = c.login(Login::Anonymous, "IDLEWS");
+        assert!(c.is_closed(Duration::from_secs(3)), "not reaped at once");
+    }
+    // An explicit value stays as set whatever autodisconnect does.
+    let out = server.ctl(&["config", "set", "connection-idle-timeout", "3s"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = server.ctl(&["config", "set", "autodisconnect", "1s"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(idle_timeout_shown(&server), shown("3s", "runtime", "1s"));
+    let mut c = sessionless(&server);
+    assert!(!c.is_closed(Duration::from_millis(2300)), "closed at 1s");
+    assert!(c.is_closed(Duration::from_secs(4)), "not reaped at 3s");
+    // Reset: automatic again, following autodisconnect (1s).
+    let out = server.ctl(&["config", "reset", "connection-idle-timeout"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(idle_timeout_shown(&server), shown("1s", "automatic", "1s"));
+    let mut c = sessionless(&server);
+    assert!(c.is_closed(Duration::from_secs(3)), "not reaped at 1s");
+    let st = stats(&server);
+    assert!(
+        st["connections_ended"]["idle_connection"].as_u64() >= Some(4),
+        "{st}"
+    );
 }

@@ -26,6 +26,21 @@ Usage:
       Log in, bind srvsvc, call NetrFileEnum at LEVEL (2 or 3); prints
       "STATUS <NET_API_STATUS>" and one "FILE <id> <path> <user>" line per
       entry (path and user "-" at level 2); exits 0.
+  impacket_client.py fileclose PORT USER PASSWORD ID
+      Log in, bind srvsvc, call NetrFileGetInfo level 3 for ID (prints
+      "GETINFO <NET_API_STATUS> <path> <user>", path and user "-" when it
+      failed), then NetrFileClose of ID (prints "CLOSE <NET_API_STATUS>");
+      exits 0.
+  impacket_client.py sessdel PORT USER PASSWORD CLIENT USERNAME
+      Log in, bind srvsvc, call NetrSessionDel(CLIENT, USERNAME) (either
+      may be "" for none); prints "SESSDEL <NET_API_STATUS>"; exits 0.
+  impacket_client.py holdfile PORT USER PASSWORD SHARE PATH LOCKS
+      Log in as USER, connect SHARE, create PATH (its directory first, if
+      PATH has one) with GENERIC_ALL, write 8 bytes to it, take LOCKS
+      exclusive one-byte locks, print "READY" and keep the open. Then one
+      command a line on stdin: "read" READs the held open and prints
+      "READ OK <bytes>" or "READ <NTSTATUS as 0x...>"; "quit" (or end of
+      input) exits 0 without closing anything.
 
 The host is 127.0.0.1 (SMBCORE_TEST_HOST overrides it, for a client in
 a network namespace a test made).
@@ -175,6 +190,88 @@ def files(port, user, password, level):
     return 0
 
 
+def fileclose(port, user, password, file_id):
+    conn, dce = srvsvc(port, user, password)
+    try:
+        resp = srvs.hNetrFileGetInfo(dce, file_id, 3)
+        f = resp["InfoStruct"]["FileInfo3"]
+        say("GETINFO", resp["ErrorCode"], f["fi3_path_name"][:-1], f["fi3_username"][:-1])
+    except DCERPCException as e:
+        say("GETINFO", error_code(e), "-", "-")
+    try:
+        resp = srvs.hNetrFileClose(dce, file_id)
+        say("CLOSE", resp["ErrorCode"])
+    except DCERPCException as e:
+        say("CLOSE", error_code(e))
+    dce.disconnect()
+    conn.logoff()
+    return 0
+
+
+def sessdel(port, user, password, client, username):
+    conn, dce = srvsvc(port, user, password)
+    try:
+        resp = srvs.hNetrSessionDel(dce, client + "\x00" if client else NULL,
+                                    username + "\x00" if username else NULL)
+        say("SESSDEL", resp["ErrorCode"])
+    except DCERPCException as e:
+        say("SESSDEL", error_code(e))
+    dce.disconnect()
+    conn.logoff()
+    return 0
+
+
+def lock(smb, tid, fid, count):
+    """LOCK with COUNT exclusive one-byte elements (impacket 0.10's own
+    SMB3.lock joins the elements as text)."""
+    packet = smb.SMB_PACKET()
+    packet["Command"] = smb3structs.SMB2_LOCK
+    packet["TreeID"] = tid
+    req = smb3structs.SMB2Lock()
+    req["FileID"] = fid
+    req["LockCount"] = count
+    elements = b""
+    for i in range(count):
+        e = smb3structs.SMB2_LOCK_ELEMENT()
+        e["Offset"] = i
+        e["Length"] = 1
+        e["Flags"] = smb3structs.SMB2_LOCKFLAG_EXCLUSIVE_LOCK | smb3structs.SMB2_LOCKFLAG_FAIL_IMMEDIATELY
+        elements += e.getData()
+    req["Locks"] = elements
+    packet["Data"] = req
+    ans = smb.recvSMB(smb.sendSMB(packet))
+    if not ans.isValidAnswer(0):  # STATUS_SUCCESS
+        raise RuntimeError("LOCK failed")
+
+
+def holdfile(port, user, password, share, path, locks):
+    from impacket.smbconnection import SessionError
+    conn = SMBConnection(HOST, HOST, sess_port=port, timeout=10)
+    conn.login(user, password)
+    tid = conn.connectTree(share)
+    if "\\" in path:
+        try:
+            conn.createDirectory(share, path.rsplit("\\", 1)[0])
+        except SessionError:
+            pass  # already there
+    fid = conn.createFile(tid, path)
+    conn.writeFile(tid, fid, b"smbcore\n")
+    if locks:
+        lock(conn.getSMBServer(), tid, fid, locks)
+    say("READY")
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "read":
+            try:
+                data = conn.readFile(tid, fid, 0, 8)
+                say("READ", "OK", len(data))
+            except SessionError as e:
+                say("READ", hex(e.getErrorCode()))
+        elif cmd == "quit":
+            break
+    return 0
+
+
 def main(argv):
     mode = argv[1]
     port = int(argv[2])
@@ -187,6 +284,12 @@ def main(argv):
         return setdisc(port, argv[3], argv[4], int(argv[5]), int(argv[6]))
     if mode == "files":
         return files(port, argv[3], argv[4], int(argv[5]))
+    if mode == "fileclose":
+        return fileclose(port, argv[3], argv[4], int(argv[5]))
+    if mode == "sessdel":
+        return sessdel(port, argv[3], argv[4], argv[5], argv[6])
+    if mode == "holdfile":
+        return holdfile(port, argv[3], argv[4], argv[5], argv[6], int(argv[7]))
     raise SystemExit("unknown mode " + mode)
 
 

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod memfs;
+pub mod notify;
 pub mod pipes;
 
 use std::io::Write;

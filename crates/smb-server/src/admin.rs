@@ -112,7 +112,7 @@ pub(crate) fn answer(engine: &mut Engine, query: AdminQuery, now: Instant) -> Ad
         }
         AdminQuery::Stats => AdminResult::Stats(Box::new(engine.stats())),
         AdminQuery::Files => AdminResult::Files(engine.admin_files()),
-        AdminQuery::CloseFile(id) => AdminResult::Status(engine.admin_close_file(id)),
+        AdminQuery::CloseFile(id) => AdminResult::Status(engine.admin_close_file(id, now)),
         AdminQuery::Preview(sel) => {
             AdminResult::Sessions(engine.admin_disconnect_preview(&sel, now))
         }
@@ -449,6 +449,7 @@ fn file_json(f: &FileRow) -> Value {
         "user": f.user.to_string(),
         "client": f.client.ip().to_canonical().to_string(),
         "client_port": f.client.port(),
+        "share": f.share,
         "path": f.path,
         "permissions": f.permissions,
         "locks": f.locks,

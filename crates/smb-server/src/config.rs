@@ -93,7 +93,7 @@ pub const KEYS: &[KeySpec] = &[
     },
     KeySpec {
         name: "connection-idle-timeout",
-        accepts: "a duration with a unit: 30s, 1m, 5m (how long a connection whose sessions all logged off may stay)",
+        accepts: "a duration with a unit: 30s, 1m, 5m (how long a connection whose sessions all logged off may stay; automatically the autodisconnect in force, at most 1m)",
         live: true,
     },
     KeySpec {
@@ -900,6 +900,37 @@ mod tests {
         s.set(Source::Runtime, "max-dialect", "2.1").unwrap();
         assert!(s.set(Source::Runtime, "min-dialect", "3.0").is_err());
         assert_eq!(s.get("min-dialect").1, Source::Automatic);
+    }
+
+    #[test]
+    fn connection_idle_timeout_follows_autodisconnect_until_set() {
+        let mut s = machine(2, 1024);
+        let idle = |s: &Settings| s.get("connection-idle-timeout");
+        // 15 minutes: capped at a minute.
+        assert_eq!(idle(&s), ("1m".into(), Source::Automatic));
+        s.set(Source::Runtime, "autodisconnect", "20s").unwrap();
+        assert_eq!(idle(&s), ("20s".into(), Source::Automatic));
+        assert_eq!(
+            s.effective().unwrap().connection_idle_timeout,
+            Duration::from_secs(20)
+        );
+        // Never: a minute.
+        s.set(Source::Runtime, "autodisconnect", "-1").unwrap();
+        assert_eq!(idle(&s), ("1m".into(), Source::Automatic));
+        // Explicit: stays whatever autodisconnect does; the automatic value
+        // still follows.
+        s.set(Source::Runtime, "connection-idle-timeout", "5m")
+            .unwrap();
+        s.set(Source::Runtime, "autodisconnect", "250ms").unwrap();
+        assert_eq!(idle(&s), ("5m".into(), Source::Runtime));
+        let row = s
+            .show()
+            .into_iter()
+            .find(|k| k.key == "connection-idle-timeout")
+            .unwrap();
+        assert_eq!(row.automatic_value, "250ms");
+        s.reset("connection-idle-timeout").unwrap();
+        assert_eq!(idle(&s), ("250ms".into(), Source::Automatic));
     }
 
     #[test]

@@ -62,13 +62,15 @@ pub enum CtlCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// List open files and pipes (NetrFileEnum's view).
+    /// List open files (on disk shares) and pipes (NetrFileEnum's view):
+    /// share, share-relative path, user, permissions (R, W, C) and locks.
     Files {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Close one open file or pipe by its id (as `ctl files` shows it).
+    /// Close one open file or pipe by its id (as `ctl files` shows it); a
+    /// file is closed in its share's backend as a client's CLOSE would.
     CloseFile {
         /// The id (decimal or 0x hex).
         id: String,
@@ -414,17 +416,33 @@ pub fn format_files(data: &Value) -> String {
                 .map(|r| {
                     vec![
                         s(&r["id"]),
+                        s(&r["share"]),
                         s(&r["path"]),
                         s(&r["user"]),
                         s(&r["client"]),
                         s(&r["session"]),
+                        permissions(r["permissions"].as_u64().unwrap_or(0)),
                         s(&r["locks"]),
                     ]
                 })
                 .collect()
         })
         .unwrap_or_default();
-    table(&["ID", "PATH", "USER", "CLIENT", "SESSION", "LOCKS"], rows)
+    table(
+        &[
+            "ID", "SHARE", "PATH", "USER", "CLIENT", "SESSION", "PERMS", "LOCKS",
+        ],
+        rows,
+    )
+}
+
+/// PERM_FILE_READ, _WRITE and _CREATE (MS-SRVS 2.2.4.8) as `RWC`, `-` for
+/// each one missing.
+fn permissions(p: u64) -> String {
+    [(1, 'R'), (2, 'W'), (4, 'C')]
+        .iter()
+        .map(|&(bit, c)| if p & bit != 0 { c } else { '-' })
+        .collect()
 }
 
 /// Render `trees` data as a table.

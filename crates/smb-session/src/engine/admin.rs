@@ -97,7 +97,11 @@ pub struct FileRow {
     pub user: UserName,
     /// The client's address.
     pub client: SocketAddr,
-    /// The path, e.g. `\PIPE\srvsvc`.
+    /// The share it was opened on (`IPC$` for a pipe).
+    pub share: String,
+    /// The path: `\PIPE\srvsvc` for a pipe; for a file on a disk share,
+    /// its path relative to the share as the client named it, with a
+    /// leading `\` (`\dir\file.txt`).
     pub path: String,
     /// PERM_FILE_* bits granted.
     pub permissions: u32,
@@ -336,15 +340,17 @@ impl Engine {
         r.cipher = s.ext.cipher().map(|c| c.name());
     }
 
-    /// Open files and pipes of this shard (`ctl files`, NetrFileEnum).
+    /// Open files (on disk shares) and pipes of this shard (`ctl files`,
+    /// NetrFileEnum), by id.
     pub fn admin_files(&self) -> Vec<FileRow> {
         self.local_files()
     }
 
     /// Close the open `id` of this shard: a NET_API_STATUS (0, or
-    /// NERR_FileIdNotFound, or ERROR_BUSY while a call waits on it).
-    pub fn admin_close_file(&mut self, id: u32) -> u32 {
-        self.close_open(id)
+    /// NERR_FileIdNotFound, or ERROR_BUSY while a call waits on it). A file
+    /// on a disk share is closed in its backend as a client's CLOSE would.
+    pub fn admin_close_file(&mut self, id: u32, now: Instant) -> u32 {
+        self.close_open(id, now)
     }
 
     /// What [`Engine::admin_disconnect`] would remove, removing nothing
@@ -471,10 +477,17 @@ impl Engine {
         self.table.count_refused();
     }
 
-    /// Tree connects of this shard.
+    /// Tree connects of this shard, each with the opens (pipes, files) made
+    /// through it (NetrConnectionEnum's `coni1_num_opens`).
     pub fn admin_trees(&self, now: Instant) -> Vec<TreeRow> {
         let all = SessionFilter::default();
-        self.table.trees(&all, now).collect()
+        self.table
+            .trees(&all, now)
+            .map(|mut t| {
+                t.open_handles = self.tree_opens(t.session, t.tree.as_u32());
+                t
+            })
+            .collect()
     }
 
     /// Disconnect the selected sessions of this shard; returns how many went

@@ -80,7 +80,7 @@ pub(crate) const SRVSVC_PIPE_PATH: &str = "\\PIPE\\srvsvc";
 #[derive(Debug)]
 pub(crate) struct Pipe {
     id: FileId,
-    /// Server-wide id for NetrFileEnum / NetrFileClose ([`crate::table::SessionTable::allocate_open_id`]).
+    /// Server-wide id for NetrFileEnum / NetrFileClose ([`Engine::new_open_id`]).
     admin_id: u32,
     session: SessionId,
     tree: u32,
@@ -298,7 +298,8 @@ impl Engine {
         }
     }
 
-    /// The open pipes of this shard, as `ctl files` and NetrFileEnum show them.
+    /// The open pipes and disk files of this shard, as `ctl files` and
+    /// NetrFileEnum show them, by id.
     pub(crate) fn local_files(&self) -> Vec<FileRow> {
         let mut rows = Vec::new();
         for (_, c) in self.table.connections() {
@@ -309,19 +310,69 @@ impl Engine {
                     session: p.session,
                     user,
                     client: c.peer(),
+                    share: "IPC$".into(),
                     path: SRVSVC_PIPE_PATH.into(),
                     permissions: smb_rpc::srvsvc::PERM_FILE_READ_WRITE,
                     locks: 0,
                 });
             }
+            let files = &c.ext.files;
+            for o in files.opens.values() {
+                let user = self.table.user(o.session).unwrap_or(UserName::Anonymous);
+                let share = files
+                    .trees
+                    .get(&(o.session.as_u64(), o.tree))
+                    .map(|t| t.name.to_string())
+                    .unwrap_or_default();
+                rows.push(FileRow {
+                    id: o.admin_id,
+                    session: o.session,
+                    user,
+                    client: c.peer(),
+                    share,
+                    path: o.path.to_string(),
+                    permissions: o.permissions,
+                    locks: o.locks,
+                });
+            }
         }
+        rows.sort_by_key(|r| r.id);
         rows
+    }
+
+    /// The opens (pipes and disk files) made through tree `tree` of session
+    /// `sid`.
+    pub(crate) fn tree_opens(&self, sid: SessionId, tree: u32) -> u32 {
+        let Some(c) = self
+            .table
+            .session_conn(sid)
+            .and_then(|conn| self.table.connection(conn))
+        else {
+            return 0;
+        };
+        let pipes = c
+            .ext
+            .pipes
+            .open
+            .iter()
+            .filter(|p| p.session == sid && p.tree == tree)
+            .count();
+        let files = c
+            .ext
+            .files
+            .opens
+            .values()
+            .filter(|o| o.session == sid && o.tree == tree)
+            .count();
+        u32::try_from(pipes + files).unwrap_or(u32::MAX)
     }
 
     /// Closes the open `id` of this shard (NetrFileClose, `ctl close-file`):
     /// a [`werr`] value. A pipe with a call waiting on the other shards is
-    /// busy until that call is answered.
-    pub(crate) fn close_open(&mut self, id: u32) -> u32 {
+    /// busy until that call is answered. A disk open is closed in its
+    /// backend as a client's CLOSE would close it: the client's next request
+    /// on the handle gets STATUS_FILE_CLOSED.
+    pub(crate) fn close_open(&mut self, id: u32, now: Instant) -> u32 {
         let mut found = None;
         for (conn, c) in self.table.connections() {
             if let Some(p) = c.ext.pipes.open.iter().find(|p| p.admin_id == id) {
@@ -330,7 +381,11 @@ impl Engine {
             }
         }
         let Some((conn, sid, busy)) = found else {
-            return werr::FILE_ID_NOT_FOUND;
+            return if self.close_disk_open(id, now) {
+                werr::SUCCESS
+            } else {
+                werr::FILE_ID_NOT_FOUND
+            };
         };
         if busy {
             return werr::BUSY;
@@ -338,6 +393,7 @@ impl Engine {
         if let Some(c) = self.table.connection_mut(conn) {
             c.ext.pipes.open.retain(|p| p.admin_id != id);
         }
+        self.release_open_id(id);
         let _ = self.table.close_handle(sid);
         werr::SUCCESS
     }
@@ -356,30 +412,47 @@ impl Engine {
 
     /// Close every pipe a session holds (logoff, tree disconnect, admin).
     pub(crate) fn close_session_pipes(&mut self, conn: ConnId, sid: SessionId) {
-        let Some(c) = self.table.connection_mut(conn) else {
-            return;
-        };
-        let before = c.ext.pipes.open.len();
-        c.ext.pipes.open.retain(|p| p.session != sid);
-        let closed = before - c.ext.pipes.open.len();
-        for _ in 0..closed {
-            let _ = self.table.close_handle(sid);
-        }
+        self.close_pipes_where(conn, sid, |p| p.session == sid);
     }
 
     /// Close the pipes opened on one tree.
     pub(crate) fn close_tree_pipes(&mut self, conn: ConnId, sid: SessionId, tree: u32) {
+        self.close_pipes_where(conn, sid, |p| p.session == sid && p.tree == tree);
+    }
+
+    /// Close the pipes of session `sid` on `conn` that `gone` picks.
+    fn close_pipes_where(&mut self, conn: ConnId, sid: SessionId, gone: impl Fn(&Pipe) -> bool) {
         let Some(c) = self.table.connection_mut(conn) else {
             return;
         };
-        let before = c.ext.pipes.open.len();
-        c.ext
-            .pipes
-            .open
-            .retain(|p| !(p.session == sid && p.tree == tree));
-        let closed = before - c.ext.pipes.open.len();
-        for _ in 0..closed {
+        if c.ext.pipes.open.is_empty() {
+            return;
+        }
+        let mut ids = Vec::new();
+        c.ext.pipes.open.retain(|p| {
+            let g = gone(p);
+            if g {
+                ids.push(p.admin_id);
+            }
+            !g
+        });
+        for id in ids {
+            self.release_open_id(id);
             let _ = self.table.close_handle(sid);
+        }
+    }
+
+    /// The connection goes: its pipes' administrative ids are free again.
+    pub(crate) fn release_conn_pipe_ids(&mut self, conn: ConnId) {
+        let Some(c) = self.table.connection(conn) else {
+            return;
+        };
+        if c.ext.pipes.open.is_empty() {
+            return;
+        }
+        let ids: Vec<u32> = c.ext.pipes.open.iter().map(|p| p.admin_id).collect();
+        for id in ids {
+            self.release_open_id(id);
         }
     }
 
@@ -411,14 +484,17 @@ impl Engine {
                     return Answer::Fail(NtStatus::OBJECT_NAME_NOT_FOUND);
                 }
                 let volatile: [u8; 8] = self.random_array();
-                let admin_id = self.table.allocate_open_id();
+                let Some(cs) = self.table.connection(req.conn) else {
+                    return Answer::Drop;
+                };
+                if cs.ext.pipes.open.len() >= budget::PIPES_PER_CONNECTION {
+                    return Answer::Fail(NtStatus::INSUFFICIENT_RESOURCES);
+                }
+                let admin_id = self.new_open_id();
                 let Some(cs) = self.table.connection_mut(req.conn) else {
                     return Answer::Drop;
                 };
                 let pipes = &mut cs.ext.pipes;
-                if pipes.open.len() >= budget::PIPES_PER_CONNECTION {
-                    return Answer::Fail(NtStatus::INSUFFICIENT_RESOURCES);
-                }
                 pipes.next_persistent += 1;
                 let id = FileId {
                     persistent: pipes.next_persistent,
@@ -457,14 +533,17 @@ impl Engine {
                 let Some(cs) = self.table.connection_mut(req.conn) else {
                     return Answer::Drop;
                 };
-                let before = cs.ext.pipes.open.len();
-                cs.ext
+                let Some(at) = cs
+                    .ext
                     .pipes
                     .open
-                    .retain(|p| !(p.id == id && p.session == sid));
-                if cs.ext.pipes.open.len() == before {
+                    .iter()
+                    .position(|p| p.id == id && p.session == sid)
+                else {
                     return Answer::Fail(NtStatus::FILE_CLOSED);
-                }
+                };
+                let gone = cs.ext.pipes.open.remove(at);
+                self.release_open_id(gone.admin_id);
                 let _ = self.table.close_handle(sid);
                 let post = c.flags() & CLOSE_POSTQUERY != 0;
                 CloseResponseRepr {

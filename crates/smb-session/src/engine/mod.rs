@@ -405,6 +405,10 @@ pub struct Engine {
     /// Set while the plaintext of a TRANSFORM from this session is
     /// answered.
     frame_encrypted: Option<SessionId>,
+    /// The administrative ids of this shard's live opens (pipes and disk
+    /// files): a new open never takes one still in use, even after the
+    /// 24-bit counter wrapped ([`Engine::new_open_id`]).
+    live_open_ids: std::collections::HashSet<u32>,
 }
 
 impl fmt::Debug for Engine {
@@ -491,6 +495,7 @@ impl Engine {
             completions: Vec::new(),
             decrypt_buf: Vec::new(),
             frame_encrypted: None,
+            live_open_ids: std::collections::HashSet::new(),
         };
         engine.install_shares();
         engine
@@ -553,6 +558,7 @@ impl Engine {
     /// output and forget it.
     pub fn connection_closed(&mut self, conn: ConnId, now: Instant) {
         self.close_conn_files(conn, now);
+        self.release_conn_pipe_ids(conn);
         if let Some(c) = self.table.connection_mut(conn) {
             self.queued -= c.ext.tx.len();
             c.ext.tx.release(&mut self.pool);
@@ -1217,6 +1223,30 @@ impl Engine {
     }
 
     // ----- administration -------------------------------------------------
+
+    /// A server-wide id for a new open (NetrFileEnum's `fi3_id`, what
+    /// NetrFileClose and `ctl close-file` take): the table's next, passed
+    /// over while an open of this shard still holds it. Only a shard with
+    /// about 2^24 opens at once could run out; it then gets a duplicate
+    /// rather than wait (logged).
+    pub(crate) fn new_open_id(&mut self) -> u32 {
+        for _ in 0..64 {
+            let id = self.table.allocate_open_id();
+            if self.live_open_ids.insert(id) {
+                return id;
+            }
+        }
+        tracing::warn!(
+            shard = self.shard,
+            "open ids exhausted: an administrative id is shared"
+        );
+        self.table.allocate_open_id()
+    }
+
+    /// The open holding `id` went.
+    pub(crate) fn release_open_id(&mut self, id: u32) {
+        self.live_open_ids.remove(&id);
+    }
 
     pub(crate) fn admin_token(&mut self) -> AdminToken {
         let t = AdminToken(self.next_admin_token);

@@ -108,7 +108,10 @@ pub struct TreeSnapshot {
     pub client: SocketAddr,
     /// Time since the tree was connected (whole seconds).
     pub connected: Duration,
-    /// The session's open handles.
+    /// Open handles: the table counts them per session only, so its own
+    /// snapshot carries the session's; the engine's listing
+    /// ([`Engine::admin_trees`](crate::engine::Engine::admin_trees)) counts
+    /// the ones made through this tree.
     pub open_handles: u32,
     /// The session's dialect.
     pub dialect: u16,

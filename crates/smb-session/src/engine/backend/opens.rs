@@ -45,6 +45,81 @@ pub(crate) struct Open {
     pub tree: u32,
     pub handle: u64,
     pub ext: Slot,
+    /// Server-wide id for NetrFileEnum / NetrFileClose / `ctl files`
+    /// ([`Engine::new_open_id`](crate::engine::Engine::new_open_id)).
+    pub admin_id: u32,
+    /// The path relative to the share, as the client named it, with a
+    /// leading `\` (`\dir\file.txt`; the share's root is `\`).
+    pub path: Box<str>,
+    /// PERM_FILE_* bits (MS-SRVS 2.2.4.8) the open was granted.
+    pub permissions: u32,
+    /// Byte-range locks the client holds through it, as far as the engine
+    /// saw them granted and released.
+    pub locks: u32,
+}
+
+/// What a CREATE tells the administrator about the open it makes, kept
+/// while the CREATE is pending.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenMeta {
+    /// The share-relative path (see [`Open::path`]).
+    pub path: Box<str>,
+    /// DesiredAccess.
+    pub desired_access: u32,
+}
+
+impl OpenMeta {
+    /// From the CREATE's name (UTF-16LE as sent, no leading `\\`) and
+    /// access: one allocation, the path itself.
+    pub fn new(name_utf16: &[u8], desired_access: u32) -> Self {
+        let mut path = String::with_capacity(name_utf16.len() / 2 + 1);
+        path.push('\\');
+        path.extend(
+            char::decode_utf16(smb_wire::utf16::units(name_utf16))
+                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
+        );
+        // A client that sent a leading separator anyway.
+        while path.len() > 1 && path[1..].starts_with('\\') {
+            path.remove(1);
+        }
+        OpenMeta {
+            path: path.into_boxed_str(),
+            desired_access,
+        }
+    }
+
+    /// The PERM_FILE_* bits (MS-SRVS 2.2.4.8, FILE_INFO_3 fi3_permissions)
+    /// an open with this access and CreateAction holds: READ for read
+    /// access, WRITE for write or append access, CREATE when the CREATE
+    /// made (or replaced) the file.
+    pub fn permissions(&self, create_action: u32) -> u32 {
+        const FILE_READ_DATA: u32 = 0x0000_0001;
+        const FILE_WRITE_DATA: u32 = 0x0000_0002;
+        const FILE_APPEND_DATA: u32 = 0x0000_0004;
+        const MAXIMUM_ALLOWED: u32 = 0x0200_0000;
+        const GENERIC_ALL: u32 = 0x1000_0000;
+        const GENERIC_WRITE: u32 = 0x4000_0000;
+        const GENERIC_READ: u32 = 0x8000_0000;
+        const PERM_FILE_READ: u32 = 0x1;
+        const PERM_FILE_WRITE: u32 = 0x2;
+        const PERM_FILE_CREATE: u32 = 0x4;
+        // CreateAction FILE_SUPERSEDED 0, FILE_CREATED 2, FILE_OVERWRITTEN 3.
+        const MADE: [u32; 3] = [0, 2, 3];
+        let a = self.desired_access;
+        let mut p = 0;
+        if a & (FILE_READ_DATA | GENERIC_READ | GENERIC_ALL | MAXIMUM_ALLOWED) != 0 {
+            p |= PERM_FILE_READ;
+        }
+        if a & (FILE_WRITE_DATA | FILE_APPEND_DATA | GENERIC_WRITE | GENERIC_ALL | MAXIMUM_ALLOWED)
+            != 0
+        {
+            p |= PERM_FILE_WRITE;
+        }
+        if MADE.contains(&create_action) {
+            p |= PERM_FILE_CREATE;
+        }
+        p
+    }
 }
 
 /// What the engine needs to encode the final response of an operation
@@ -63,6 +138,8 @@ pub(crate) struct OpInfo {
     /// CLOSE: POSTQUERY_ATTRIB. IOCTL: the CtlCode is in `ctl_code`.
     pub postquery: bool,
     pub ctl_code: u32,
+    /// LOCK: the locks a success adds (positive) or releases (negative).
+    pub lock_delta: i32,
 }
 
 /// A request answered with STATUS_PENDING (Connection.AsyncCommandList).
@@ -73,6 +150,8 @@ pub(crate) struct Pending {
     pub message_id: u64,
     pub credit_charge: u16,
     pub request_signed: bool,
+    /// CREATE: what the open will show administrators.
+    pub meta: Option<OpenMeta>,
 }
 
 /// The per-connection file state (empty, and allocation-free, for a
@@ -209,6 +288,7 @@ impl Engine {
             let Some(mut open) = c.ext.files.opens.remove(&k) else {
                 continue;
             };
+            self.release_open_id(open.admin_id);
             let (sid, tree) = (open.session, open.tree);
             let op = self.next_op(conn);
             self.call_tree(conn, sid, tree, op, now, |b, ctx| {
@@ -252,6 +332,66 @@ impl Engine {
                 Scope::Conn => c.ext.files.sessions.clear(),
             }
         }
+    }
+
+    /// Close the disk open whose administrative id is `id` (NetrFileClose,
+    /// `ctl close-file`) exactly as a client's CLOSE would: it leaves the
+    /// open table (a later request naming its FileId is FILE_CLOSED), the
+    /// session's handle count drops, and the backend closes it (completing
+    /// what was pending on it, CHANGE_NOTIFY with STATUS_NOTIFY_CLEANUP, as
+    /// for a CLOSE). There is no request to answer, so a close the backend
+    /// answers later is abandoned. `false` when no such open is here.
+    pub(crate) fn close_disk_open(&mut self, id: u32, now: Instant) -> bool {
+        let mut found = None;
+        for (conn, c) in self.table.connections() {
+            if let Some((&k, _)) = c.ext.files.opens.iter().find(|(_, o)| o.admin_id == id) {
+                found = Some((conn, k));
+                break;
+            }
+        }
+        let Some((conn, key)) = found else {
+            return false;
+        };
+        let Some(mut open) = self
+            .table
+            .connection_mut(conn)
+            .and_then(|c| c.ext.files.opens.remove(&key))
+        else {
+            return false;
+        };
+        let (sid, tree) = (open.session, open.tree);
+        self.release_open_id(id);
+        let _ = self.table.close_handle(sid);
+        let op = self.next_op(conn);
+        let args = super::CloseArgs { postquery: false };
+        let r = self.call_tree(conn, sid, tree, op, now, |b, ctx| {
+            let mut r = OpenRef {
+                handle: open.handle,
+                file_id: open.file_id,
+                ext: &mut open.ext,
+            };
+            b.close(ctx, &mut r, &args)
+        });
+        if let Some(super::Reply::Pending) = r {
+            let share = self
+                .table
+                .connection(conn)
+                .and_then(|c| c.ext.files.trees.get(&(sid.as_u64(), tree)))
+                .map(|t| t.share);
+            if let Some(s) = share.and_then(|i| self.shares.get_mut(i)) {
+                s.backend.abandon(op);
+            }
+        }
+        tracing::info!(
+            shard = self.shard,
+            id,
+            session = %sid,
+            path = %open.path,
+            "open closed by an administrator"
+        );
+        // What the close completed (a CHANGE_NOTIFY's cleanup) goes out now.
+        self.poll_backends(now);
+        true
     }
 
     /// A fresh operation number on `conn` (never zero, never reused).

@@ -24,7 +24,7 @@ use smb_wire::msg::write::{WriteRequest, WriteResponseRepr};
 use smb_wire::msg::{EmitBody, FileId};
 use smb_wire::NtStatus;
 
-use super::opens::{DiskSession, DiskTree, OpInfo, Open, Pending};
+use super::opens::{DiskSession, DiskTree, OpInfo, Open, OpenMeta, Pending};
 use super::{
     ChangeNotifyArgs, CloseArgs, Completion, CreateArgs, IoctlArgs, LockArgs, OpId, OpenRef,
     OplockBreakNotice, Output, QueryDirectoryArgs, QueryInfoArgs, ReadArgs, Reply, SessionCtx,
@@ -281,7 +281,10 @@ impl Engine {
             min_count: 0,
             postquery: false,
             ctl_code: 0,
+            lock_delta: 0,
         };
+        // CREATE: the path and access administrators see for the open.
+        let mut meta = None;
         let op = self.next_op(conn);
         // Every command but CREATE names an open: resolve and check it
         // (an unknown one, or another session's or tree's, is FILE_CLOSED).
@@ -315,6 +318,7 @@ impl Engine {
                     create_options: c.create_options(),
                     contexts: c.contexts(),
                 };
+                meta = Some(OpenMeta::new(args.name_utf16, args.desired_access));
                 match self.call_tree(conn, sid, tree, op, now, |b, ctx| b.create(ctx, &args)) {
                     Some(r) => step(r, Completion::Create),
                     None => return Answer::Fail(NtStatus::NETWORK_NAME_DELETED),
@@ -334,6 +338,7 @@ impl Engine {
                 else {
                     return Answer::Fail(NtStatus::FILE_CLOSED);
                 };
+                self.release_open_id(open.admin_id);
                 let _ = self.table.close_handle(sid);
                 let args = CloseArgs {
                     postquery: info.postquery,
@@ -507,6 +512,13 @@ impl Engine {
                 if !locks_valid(&args) {
                     return Answer::Fail(NtStatus::INVALID_PARAMETER);
                 }
+                let n = i32::try_from(args.locks.iter().count()).unwrap_or(i32::MAX);
+                let unlocking = args
+                    .locks
+                    .iter()
+                    .next()
+                    .is_some_and(|l| l.flags & lock::flags::UNLOCK != 0);
+                info.lock_delta = if unlocking { -n } else { n };
                 match self.call_open(conn, sid, tree, key, op, now, |b, ctx, o| {
                     b.lock(ctx, o, &args)
                 }) {
@@ -550,17 +562,26 @@ impl Engine {
             _ => return Answer::Fail(NtStatus::NOT_SUPPORTED),
         };
         match step {
-            Step::Ready(c) => match self.encode(conn, &info, c, Some(chain), now, start, out) {
-                Ok(s) => Answer::Done(s),
-                Err(s) => Answer::Fail(s),
-            },
-            Step::Pending => self.go_pending(req, hdr, op, info),
+            Step::Ready(c) => {
+                match self.encode(conn, &info, c, meta, Some(chain), now, start, out) {
+                    Ok(s) => Answer::Done(s),
+                    Err(s) => Answer::Fail(s),
+                }
+            }
+            Step::Pending => self.go_pending(req, hdr, op, info, meta),
         }
     }
 
     /// The backend answered Pending: keep the request (bounded per
     /// connection) and have the interim response sent (3.3.4.2).
-    fn go_pending(&mut self, req: &Req<'_>, hdr: &Header<&[u8]>, op: OpId, info: OpInfo) -> Answer {
+    fn go_pending(
+        &mut self,
+        req: &Req<'_>,
+        hdr: &Header<&[u8]>,
+        op: OpId,
+        info: OpInfo,
+        meta: Option<OpenMeta>,
+    ) -> Answer {
         let cap = self.cfg.max_pending_per_connection;
         let Some(c) = self.table.connection_mut(req.conn) else {
             return Answer::Drop;
@@ -590,6 +611,7 @@ impl Engine {
                 message_id: req.message_id,
                 credit_charge: hdr.credit_charge(),
                 request_signed: hdr.is_signed(),
+                meta,
             },
         );
         Answer::Pending(op.id)
@@ -604,6 +626,7 @@ impl Engine {
         conn: ConnId,
         info: &OpInfo,
         c: Completion,
+        meta: Option<OpenMeta>,
         chain: Option<&mut ChainState>,
         now: Instant,
         start: usize,
@@ -614,7 +637,7 @@ impl Engine {
             (_, Completion::Failed(s)) if s == NtStatus::SUCCESS => Err(NtStatus::INTERNAL_ERROR),
             (_, Completion::Failed(s)) => Err(s),
             (Command::Create, Completion::Create(created)) => {
-                let Some(fid) = self.insert_open(conn, info, created.handle, now) else {
+                let Some(fid) = self.insert_open(conn, info, &created, meta, now) else {
                     return Err(NtStatus::INSUFFICIENT_RESOURCES);
                 };
                 if let Some(chain) = chain {
@@ -688,6 +711,7 @@ impl Engine {
                 Ok(NtStatus::SUCCESS)
             }
             (Command::Lock, Completion::Done) => {
+                self.count_locks(conn, info);
                 LockResponseRepr::default().emit_body(start, out);
                 Ok(NtStatus::SUCCESS)
             }
@@ -748,9 +772,11 @@ impl Engine {
         &mut self,
         conn: ConnId,
         info: &OpInfo,
-        handle: u64,
+        created: &super::Created,
+        meta: Option<OpenMeta>,
         now: Instant,
     ) -> Option<FileId> {
+        let handle = created.handle;
         let room = self.open_room(conn) > 0;
         let tree_there = self.is_disk_tree(conn, info.session, info.tree);
         if !room || !tree_there {
@@ -767,6 +793,14 @@ impl Engine {
                 break v;
             }
         };
+        let admin_id = self.new_open_id();
+        let (path, permissions) = match meta {
+            Some(m) => {
+                let p = m.permissions(created.create_action);
+                (m.path, p)
+            }
+            None => ("\\".into(), 0),
+        };
         let c = self.table.connection_mut(conn)?;
         let files = &mut c.ext.files;
         let file_id = files.new_file_id(volatile);
@@ -778,10 +812,31 @@ impl Engine {
                 tree: info.tree,
                 handle,
                 ext: Slot::default(),
+                admin_id,
+                path,
+                permissions,
+                locks: 0,
             },
         );
         let _ = self.table.open_handle(info.session);
         Some(file_id)
+    }
+
+    /// A LOCK succeeded: count the locks it took or released on its open
+    /// (what NetrFileEnum shows as `fi3_num_locks`).
+    fn count_locks(&mut self, conn: ConnId, info: &OpInfo) {
+        let Some(id) = info.file_id else {
+            return;
+        };
+        let Some(o) = self
+            .table
+            .connection_mut(conn)
+            .and_then(|c| c.ext.files.opens.get_mut(&id.volatile))
+            .filter(|o| o.file_id == id)
+        else {
+            return;
+        };
+        o.locks = o.locks.saturating_add_signed(info.lock_delta);
     }
 
     /// Clean up a backend handle that never became an open.
@@ -924,7 +979,7 @@ impl Engine {
             signature: [0; 16],
         }
         .emit(out);
-        let status = match self.encode(op.conn, &p.info, result, None, now, start, out) {
+        let status = match self.encode(op.conn, &p.info, result, p.meta, None, now, start, out) {
             Ok(s) => s,
             Err(s) => {
                 out.truncate(start + HEADER_LEN);

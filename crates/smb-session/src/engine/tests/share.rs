@@ -1085,3 +1085,104 @@ fn a_backend_breaks_an_oplock_and_the_holder_acknowledges() {
     assert_eq!(status(&holder.call(&mut s, &req)), NtStatus::SUCCESS);
     assert_eq!(*acks.lock().unwrap(), [0]);
 }
+
+#[test]
+fn administrators_list_disk_opens_and_close_them_as_a_client_close_would() {
+    let log = Shared::default();
+    let mut s = Server::new(share_config(&log));
+    let mut a = connected(&mut s, 1000);
+    let mut b = connected(&mut s, 1001);
+    let ida = open(&mut a, &mut s, "hello.txt");
+    let idb = open(&mut b, &mut s, "hello.txt");
+    // A lock granted later counts on its open once it completes.
+    let req = lock_req(&mut a, ida);
+    let req = a.signed(req);
+    interim(&a.call(&mut s, &req));
+    let op = pending_op(&log, "lock");
+    s.engine.complete(op, Completion::Done, s.now);
+    transmit_events(&mut s);
+    assert_eq!(status(&drain(&mut s, a.conn)[0]), NtStatus::SUCCESS);
+    let rows = s.engine.admin_files();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let ra = rows
+        .iter()
+        .find(|r| r.session.as_u64() == a.session)
+        .expect("a's open listed");
+    assert_eq!(ra.share, "data");
+    assert_eq!(ra.path, "\\hello.txt");
+    assert_eq!(ra.user.to_string(), "alice");
+    assert_eq!(ra.locks, 1);
+    // FILE_READ_DATA | FILE_WRITE_DATA ...: read and write, opened (not made).
+    assert_eq!(ra.permissions, 0x3);
+    let sa = crate::ids::SessionId::from_raw(a.session).unwrap();
+    let sb = crate::ids::SessionId::from_raw(b.session).unwrap();
+    assert_eq!(s.engine.table().session(sa).unwrap().open_handles(), 1);
+    let tree_opens = |s: &Server, sid| {
+        s.engine
+            .admin_trees(s.now)
+            .iter()
+            .find(|t| t.session == sid)
+            .map(|t| t.open_handles)
+    };
+    assert_eq!(tree_opens(&s, sa), Some(1));
+    let admin_id = ra.id;
+    // Closed by the administrator: the backend closes it as for a CLOSE,
+    // the holder's next request on it is FILE_CLOSED, the other open stays.
+    let before = events(&log).len();
+    assert_eq!(s.engine.admin_close_file(admin_id, s.now), 0);
+    let ev = events(&log)[before..].to_vec();
+    assert!(
+        ev.len() == 1 && ev[0].starts_with("close "),
+        "exactly one backend close: {ev:?}"
+    );
+    assert_eq!(read(&mut a, &mut s, ida).0, NtStatus::FILE_CLOSED);
+    let req = close_req(&mut a, ida, false);
+    assert_eq!(status(&a.call(&mut s, &req)), NtStatus::FILE_CLOSED);
+    assert_eq!(read(&mut b, &mut s, idb).0, NtStatus::SUCCESS);
+    assert_eq!(s.engine.table().session(sa).unwrap().open_handles(), 0);
+    assert_eq!(s.engine.table().session(sb).unwrap().open_handles(), 1);
+    assert_eq!(tree_opens(&s, sa), Some(0));
+    assert_eq!(tree_opens(&s, sb), Some(1));
+    let rows = s.engine.admin_files();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].session, sb);
+    // Twice: NERR_FileIdNotFound.
+    assert_eq!(s.engine.admin_close_file(admin_id, s.now), 2314);
+    // A pending create's open is listed with its path once it completes.
+    let req = create_req(&mut b, "slow", 2);
+    interim(&b.call(&mut s, &req));
+    let op = pending_op(&log, "create");
+    s.engine.complete(
+        op,
+        Completion::Create(Created::new(77, 2, FileAttrs::default())),
+        s.now,
+    );
+    let rows = s.engine.admin_files();
+    let slow = rows.iter().find(|r| r.path == "\\slow").expect("listed");
+    // Made by the CREATE: C beside R and W.
+    assert_eq!(slow.permissions, 0x7);
+}
+
+#[test]
+fn an_open_never_takes_the_administrative_id_of_a_live_one() {
+    let log = Shared::default();
+    let mut s = Server::new(share_config(&log));
+    let mut a = connected(&mut s, 1000);
+    open(&mut a, &mut s, "hello.txt");
+    let first = s.engine.admin_files()[0].id;
+    // As after the 24-bit counter wrapped: the next ids are held by opens
+    // still live.
+    for n in 1..=3 {
+        s.engine.live_open_ids.insert(first + n);
+    }
+    let id = open(&mut a, &mut s, "hello.txt");
+    let ids: Vec<u32> = s.engine.admin_files().iter().map(|r| r.id).collect();
+    assert_eq!(ids, [first, first + 4]);
+    // Ids go free with their opens, whichever way they go.
+    let req = close_req(&mut a, id, false);
+    assert_eq!(status(&a.call(&mut s, &req)), NtStatus::SUCCESS);
+    assert!(!s.engine.live_open_ids.contains(&(first + 4)));
+    s.engine.connection_closed(a.conn, s.now);
+    assert!(!s.engine.live_open_ids.contains(&first));
+    assert_eq!(s.engine.live_open_ids.len(), 3, "only the planted ones");
+}

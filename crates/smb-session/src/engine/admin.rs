@@ -323,7 +323,8 @@ impl Engine {
     }
 
     /// What only the engine knows of a session's keys: the algorithm it
-    /// signs with and the cipher it encrypts with, if any.
+    /// signs with, the cipher it encrypts with, if any, and whether its
+    /// client has sent encrypted requests.
     fn fill_keys(&self, r: &mut SessionRow) {
         let Some(s) = self.table.session(r.id) else {
             return;
@@ -334,6 +335,7 @@ impl Engine {
             .as_ref()
             .map(|k| signing_algorithm_name(k.algo));
         r.cipher = s.ext.cipher().map(|c| c.name());
+        r.client_encrypts = s.ext.crypt.as_ref().is_some_and(|c| c.client_encrypts);
     }
 
     /// Open files and pipes of this shard (`ctl files`, NetrFileEnum).

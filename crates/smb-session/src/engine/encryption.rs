@@ -12,6 +12,11 @@
 //! answer is sealed as one TRANSFORM, in place in the connection's own
 //! output queue, with the session's next nonce.
 //!
+//! What the server sends unasked is sealed the same way for a session that
+//! encrypts (3.3.4.1.4): oplock breaks (3.3.4.6, also when the open's share
+//! asks for encryption; [`Engine::unsolicited_seal_session`]) and
+//! SmbNotifySessionClosed (2.2.44.2, with the closed session's own keys).
+//!
 //! Every failure to decrypt (unknown session, session of another
 //! connection or without keys, bad tag, OriginalMessageSize that does not
 //! match, a TRANSFORM or compressed message inside a TRANSFORM, a header
@@ -96,6 +101,39 @@ pub(crate) struct SessionCrypt {
     /// The client has sent an encrypted request: answers made outside a
     /// frame (pending completions, deferred srvsvc answers) are sealed too.
     pub client_encrypts: bool,
+}
+
+impl SessionCrypt {
+    /// Whether messages of the session go out encrypted: it asked for
+    /// encryption (EncryptData) or its client sends encrypted requests.
+    pub fn encrypts(&self) -> bool {
+        self.encrypt_data || self.client_encrypts
+    }
+
+    /// Seal everything from `payload_start` to the end of `out` as one
+    /// TRANSFORM of session `sid` (MS-SMB2 3.1.4.3), in place: the messages
+    /// move up by the 52-byte header and are encrypted where they lie, with
+    /// the session's next nonce.
+    pub(crate) fn seal(
+        &mut self,
+        sid: SessionId,
+        out: &mut Vec<u8>,
+        payload_start: usize,
+    ) -> Result<(), SealError> {
+        let Some(nonce) = self.nonces.next_nonce() else {
+            return Err(SealError::NoncesSpent);
+        };
+        let len = out.len();
+        out.resize(len + TRANSFORM_HEADER_LEN, 0);
+        out.copy_within(payload_start..len, payload_start + TRANSFORM_HEADER_LEN);
+        encryption::seal(
+            &self.keys.encrypt,
+            &nonce,
+            sid.as_u64(),
+            &mut out[payload_start..],
+        );
+        Ok(())
+    }
 }
 
 /// Why a frame could not be sealed.
@@ -238,7 +276,7 @@ impl Engine {
             return None;
         }
         let c = self.table.session(sid)?.ext.crypt.as_ref()?;
-        (c.encrypt_data || c.client_encrypts).then_some(sid)
+        c.encrypts().then_some(sid)
     }
 
     /// Finish one answer made outside a frame (its message starts right
@@ -281,19 +319,30 @@ impl Engine {
         else {
             return Err(SealError::NoKeys);
         };
-        let Some(nonce) = c.nonces.next_nonce() else {
-            return Err(SealError::NoncesSpent);
+        c.seal(sid, out, payload_start)
+    }
+
+    /// The session whose keys seal a message the server sends unasked
+    /// (an oplock break, MS-SMB2 3.3.4.6) about an open of `sid` on tree
+    /// `tree` of `conn`: `sid` when it encrypts (EncryptData, or its client
+    /// sends encrypted requests) or when the tree's share asks for
+    /// encryption (TreeConnect.Share.EncryptData, 3.3.4.1.4).
+    pub(crate) fn unsolicited_seal_session(
+        &self,
+        conn: ConnId,
+        sid: SessionId,
+        tree: u32,
+    ) -> Option<SessionId> {
+        if self.table.session_conn(sid) != Some(conn) {
+            return None;
+        }
+        let c = self.table.session(sid)?.ext.crypt.as_ref()?;
+        let share_encrypts = || {
+            crate::ids::TreeId::new(tree)
+                .and_then(|t| self.table.tree(sid, t))
+                .is_some_and(|t| self.share_policy(t.share, t.is_ipc) >= EncryptionPolicy::Desired)
         };
-        let len = out.len();
-        out.resize(len + TRANSFORM_HEADER_LEN, 0);
-        out.copy_within(payload_start..len, payload_start + TRANSFORM_HEADER_LEN);
-        encryption::seal(
-            &c.keys.encrypt,
-            &nonce,
-            sid.as_u64(),
-            &mut out[payload_start..],
-        );
-        Ok(())
+        (c.encrypt_data || c.client_encrypts || share_encrypts()).then_some(sid)
     }
 
     /// Seal the frame whose payload starts at `payload_start` when `sid`

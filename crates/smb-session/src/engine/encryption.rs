@@ -3,10 +3,11 @@
 //! request, 3.3.4.1.4 encrypting a response, 3.3.5.5.3 session keys,
 //! 3.3.5.2.9 / 3.3.5.2.11 RejectUnencryptedAccess, 3.3.5.7 share flags).
 //!
-//! A TRANSFORM frame is decrypted before anything else looks at it, into
-//! the engine's reusable scratch buffer (the runtime's read buffer is
-//! borrowed immutably: one copy, then the AEAD works in place there; no
-//! allocation in the steady state). The plaintext, which may be a compound
+//! A TRANSFORM frame is decrypted before anything else looks at it: where
+//! it lies when the runtime lends its read buffer mutably
+//! ([`Engine::handle_frame_in_place`], what both transports do), else in
+//! the engine's reusable scratch buffer after one copy
+//! ([`Engine::handle_frame`]); no allocation in the steady state. The plaintext, which may be a compound
 //! chain, then takes the ordinary path with the frame marked encrypted:
 //! signatures are not checked (the AEAD tag covered the bytes) and the
 //! answer is sealed as one TRANSFORM, in place in the connection's own
@@ -187,8 +188,8 @@ impl Engine {
             .is_some_and(|s| s.ext.crypt.is_some())
     }
 
-    /// A TRANSFORM frame (MS-SMB2 3.3.5.2.1.1): decrypt, then answer the
-    /// plaintext like any frame, sealing the answer.
+    /// A TRANSFORM frame (MS-SMB2 3.3.5.2.1.1) lent immutably: copied into
+    /// the engine's scratch buffer, then [`Engine::handle_transform_in_place`].
     pub(crate) fn handle_transform(
         &mut self,
         conn: ConnId,
@@ -196,7 +197,25 @@ impl Engine {
         now: std::time::Instant,
         out: &mut Vec<u8>,
     ) -> FrameOutcome {
-        let Ok(t) = TransformHeader::parse(payload) else {
+        let mut buf = std::mem::take(&mut self.decrypt_buf);
+        buf.clear();
+        buf.extend_from_slice(payload);
+        let outcome = self.handle_transform_in_place(conn, &mut buf, now, out);
+        self.decrypt_buf = buf;
+        outcome
+    }
+
+    /// A TRANSFORM frame (MS-SMB2 3.3.5.2.1.1): decrypt where it lies
+    /// (`buf` holds garbage afterwards), then answer the plaintext like any
+    /// frame, sealing the answer.
+    pub(crate) fn handle_transform_in_place(
+        &mut self,
+        conn: ConnId,
+        buf: &mut [u8],
+        now: std::time::Instant,
+        out: &mut Vec<u8>,
+    ) -> FrameOutcome {
+        let Ok(t) = TransformHeader::parse(&*buf) else {
             tracing::debug!(shard = self.shard, ?conn, "malformed TRANSFORM header");
             return FrameOutcome::Close;
         };
@@ -210,14 +229,11 @@ impl Engine {
             );
             return FrameOutcome::Close;
         };
-        let mut buf = std::mem::take(&mut self.decrypt_buf);
-        buf.clear();
-        buf.extend_from_slice(payload);
         let plain_ok = match self.table.session(sid).and_then(|s| s.ext.crypt.as_ref()) {
-            Some(c) => encryption::open(&c.keys.decrypt, &mut buf).is_ok(),
+            Some(c) => encryption::open(&c.keys.decrypt, buf).is_ok(),
             None => false,
         };
-        let outcome = if !plain_ok {
+        if !plain_ok {
             tracing::debug!(shard = self.shard, ?conn, session = %sid, "TRANSFORM did not decrypt");
             FrameOutcome::Close
         } else {
@@ -243,9 +259,7 @@ impl Engine {
                 self.frame_encrypted = None;
                 o
             }
-        };
-        self.decrypt_buf = buf;
-        outcome
+        }
     }
 
     /// The session whose keys seal the answer to the frame being handled,

@@ -555,3 +555,48 @@ fn an_oplock_break_to_an_encrypting_holder_is_sealed() {
         assert_eq!(*acks.lock().unwrap(), [0], "{what}");
     }
 }
+
+/// `handle_frame_in_place` decrypts a TRANSFORM where the runtime's buffer
+/// holds it and answers exactly as `handle_frame` does; a bad one drops the
+/// connection as before; a frame in the clear is answered unchanged.
+#[test]
+fn a_transform_decrypted_in_place_is_answered_as_a_copied_one() {
+    for cipher in [Cipher::Aes128Ccm, Cipher::Aes128Gcm, Cipher::Aes256Gcm] {
+        let mut s = Server::new(config());
+        let mut e = login(&mut s, 1000, dialect::SMB311, &[cipher]);
+        let req = tree_connect_req(&mut e.c, "IPC$");
+        let mut t = e.seal(&req);
+        let outcome = s.engine.handle_frame_in_place(e.c.conn, &mut t, s.now);
+        assert_eq!(outcome, FrameOutcome::Continue, "{cipher}");
+        assert_eq!(
+            &t[TRANSFORM_HEADER_LEN..],
+            &req[..],
+            "{cipher}: the plaintext lies where the ciphertext was"
+        );
+        let frames = queued(&mut s, e.c.conn);
+        assert_eq!(frames.len(), 1, "{cipher}");
+        let resp = e.open(&frames[0]);
+        assert_eq!(status(&resp), NtStatus::SUCCESS, "{cipher}");
+        e.c.tree = ResponseInfo::parse(&resp).unwrap().tree_id;
+        // The copying path on the same session goes on from there.
+        let req = e.c.request(Command::Echo, &EchoRequestRepr::default());
+        assert_eq!(status(&e.call(&mut s, &req)), NtStatus::SUCCESS, "{cipher}");
+        // A plain (unsigned) ECHO lent mutably: answered in the clear.
+        let mut plain = e.c.request(Command::Echo, &EchoRequestRepr::default());
+        let copy = plain.clone();
+        let o = s.engine.handle_frame_in_place(e.c.conn, &mut plain, s.now);
+        assert_eq!(o, FrameOutcome::Continue);
+        assert_eq!(plain, copy, "a frame in the clear is not touched");
+        let frames = queued(&mut s, e.c.conn);
+        assert_eq!(frames.len(), 1);
+        assert!(!is_transform(&frames[0]));
+        // A tampered TRANSFORM: the connection is dropped, nothing queued.
+        let req = e.c.request(Command::Echo, &EchoRequestRepr::default());
+        let mut t = e.seal(&req);
+        let n = t.len() - 1;
+        t[n] ^= 0x80;
+        let o = s.engine.handle_frame_in_place(e.c.conn, &mut t, s.now);
+        assert_eq!(o, FrameOutcome::Close, "{cipher}");
+        assert!(queued(&mut s, e.c.conn).is_empty(), "{cipher}");
+    }
+}

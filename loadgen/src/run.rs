@@ -36,7 +36,7 @@ use smb_wire::frame::split_frame;
 
 use crate::net::{self, ReadOutcome};
 use crate::progress::Progress;
-use crate::proto::{ClientConfig, ClientConn, ClientError, Event, Step};
+use crate::proto::{ClientConfig, ClientConn, ClientError, Event, SessionOpener, Step};
 use crate::stats::{self, Hists, RunResult};
 
 /// Largest frame the client accepts.
@@ -151,7 +151,9 @@ pub enum EndKind {
 }
 
 enum ObsMsg {
-    Watch(usize, TcpStream, Vec<u8>),
+    /// A connection, what was read of it past its last response, and the keys of its
+    /// encrypting sessions (a notification to one of them comes sealed).
+    Watch(usize, TcpStream, Vec<u8>, SessionOpener),
 }
 
 enum ObsEvent {
@@ -190,8 +192,8 @@ impl Observer {
         })
     }
 
-    fn watch(&self, conn: usize, stream: TcpStream, leftover: Vec<u8>) {
-        let _ = self.tx.send(ObsMsg::Watch(conn, stream, leftover));
+    fn watch(&self, conn: usize, stream: TcpStream, leftover: Vec<u8>, keys: SessionOpener) {
+        let _ = self.tx.send(ObsMsg::Watch(conn, stream, leftover, keys));
         let _ = self.waker.wake();
     }
 
@@ -212,7 +214,7 @@ impl Drop for Observer {
 
 fn observe(mut poll: Poll, rx: Receiver<ObsMsg>, tx: Sender<ObsEvent>, stop: Arc<AtomicBool>) {
     let mut events = Events::with_capacity(1024);
-    let mut watched: HashMap<usize, (TcpStream, Vec<u8>)> = HashMap::new();
+    let mut watched: HashMap<usize, (TcpStream, Vec<u8>, SessionOpener)> = HashMap::new();
     loop {
         if poll.poll(&mut events, None).is_err() {
             continue;
@@ -223,7 +225,7 @@ fn observe(mut poll: Poll, rx: Receiver<ObsMsg>, tx: Sender<ObsEvent>, stop: Arc
                 continue;
             }
             let id = ev.token().0;
-            let Some((stream, buf)) = watched.get_mut(&id) else {
+            let Some((stream, buf, keys)) = watched.get_mut(&id) else {
                 continue;
             };
             let end = match net::read_available(stream, buf, MAX_BUFFER) {
@@ -231,12 +233,18 @@ fn observe(mut poll: Poll, rx: Receiver<ObsMsg>, tx: Sender<ObsEvent>, stop: Arc
                 Ok(ReadOutcome::Eof) => Some(EndKind::Eof),
                 Err(_) => Some(EndKind::Rst),
             };
-            // Session-level ends announced by the server.
+            // Session-level ends announced by the server (sealed for a session that
+            // encrypts, MS-SMB2 3.3.4.1.4).
             let mut used = 0;
             while let Ok(Some((range, n))) = split_frame(&buf[used..], MAX_FRAME) {
                 let msg = &buf[used..][range];
-                if let Ok((h, smb_wire::msg::Response::Notification(_))) =
-                    smb_wire::msg::parse_response(msg)
+                let plain = if msg.starts_with(b"\xfdSMB") {
+                    keys.open(msg)
+                } else {
+                    Some(msg)
+                };
+                if let Some(Ok((h, smb_wire::msg::Response::Notification(_)))) =
+                    plain.map(smb_wire::msg::parse_response)
                 {
                     let _ = tx.send(ObsEvent::Notified(id, h.session_id(), now));
                 }
@@ -245,18 +253,18 @@ fn observe(mut poll: Poll, rx: Receiver<ObsMsg>, tx: Sender<ObsEvent>, stop: Arc
             buf.drain(..used);
             if let Some(kind) = end {
                 let _ = tx.send(ObsEvent::End(id, now, kind));
-                if let Some((mut s, _)) = watched.remove(&id) {
+                if let Some((mut s, _, _)) = watched.remove(&id) {
                     let _ = poll.registry().deregister(&mut s);
                 }
             }
         }
-        while let Ok(ObsMsg::Watch(id, mut stream, leftover)) = rx.try_recv() {
+        while let Ok(ObsMsg::Watch(id, mut stream, leftover, keys)) = rx.try_recv() {
             if poll
                 .registry()
                 .register(&mut stream, Token(id), Interest::READABLE)
                 .is_ok()
             {
-                watched.insert(id, (stream, leftover));
+                watched.insert(id, (stream, leftover, keys));
             }
         }
         if stop.load(Ordering::SeqCst) {
@@ -663,7 +671,7 @@ impl Run {
                         if let Some(mut s) = conn.stream.take() {
                             let _ = poll.registry().deregister(&mut s);
                             let rest = conn.inbuf[used..].to_vec();
-                            self.observer.0.watch(c, s, rest);
+                            self.observer.0.watch(c, s, rest, conn.proto.opener());
                         }
                         conn.inbuf.clear();
                         return Ok(None);

@@ -95,3 +95,44 @@ fn encrypt_needs_a_user_and_a_3x_dialect() {
     let e = smb_loadgen::load::run(&a).unwrap_err();
     assert!(e.contains("3.x dialect"), "{e}");
 }
+
+/// Two sessions per connection on 3.1.1: the first one reaped is announced with
+/// SmbNotifySessionClosed while its connection stays up for the second, and the server seals
+/// that notification with the first session's keys (MS-SMB2 3.3.4.1.4); the client opens it
+/// with the keys it kept for that session and counts it as the session's end.
+#[test]
+fn encrypted_sessions_sharing_a_connection_are_told_of_their_reaping_sealed() {
+    let a = args(
+        "idle",
+        &[
+            "--dialect",
+            "3.1.1",
+            "--sessions",
+            "8",
+            "--sessions-per-connection",
+            "2",
+            // 50 ms between sessions: a connection's two are due 50 ms apart, so the first
+            // is reaped while the connection stays.
+            "--rate",
+            "20",
+            "--autodisconnect",
+            "300ms",
+            "--hold",
+            "2s",
+            "--probes",
+            "0",
+            "--baseline",
+            "0s",
+        ],
+    );
+    let report = smb_loadgen::run(&a).expect("run");
+    let r = &report.result;
+    assert_eq!(r.opened, 8, "{:?}", r.first_error);
+    assert_eq!(r.reaped, 8, "{}", report.text());
+    assert_eq!(r.never_reaped, 0, "{}", report.text());
+    assert!(
+        r.ends_notification >= 1,
+        "no notification seen: {}",
+        report.text()
+    );
+}

@@ -11,6 +11,13 @@ Usage:
       offers "NT LM 0.12" and "SMB 2.002" only); without it impacket starts
       with its SMB1 multi-protocol NEGOTIATE offering "SMB 2.002" and
       "SMB 2.???", then an SMB2 NEGOTIATE of 2.002, 2.1 and 3.0.
+  impacket_client.py listhold PORT USER PASSWORD DIALECT SECONDS
+      As login, but after the share list prints "LISTED" and waits for a line
+      on stdin (at most SECONDS), so that the caller can look at the server
+      while the session is up; then "ENCRYPTING <0|1>" (whether impacket
+      seals its requests: it does on 3.x when the server announces
+      CAP_ENCRYPTION or sets SESSION_FLAG_ENCRYPT_DATA), tree disconnect,
+      log off, "LOGOFF ok".
   impacket_client.py hold PORT USER PASSWORD CLIENTNAME SECONDS
       Log in as USER from workstation CLIENTNAME, connect IPC$ and keep only
       that tree. Prints "READY" and then waits, sending nothing, until the
@@ -80,7 +87,7 @@ def connect(port, dialect):
                          preferredDialect=DIALECTS[dialect] if dialect else None)
 
 
-def login(port, user, password, dialect=None):
+def login(port, user, password, dialect=None, hold_seconds=None):
     conn = connect(port, dialect)
     say("DIALECT", hex(conn.getDialect()))
     conn.login(user, password)
@@ -90,6 +97,11 @@ def login(port, user, password, dialect=None):
     for share in conn.listShares():
         name = share["shi1_netname"][:-1]
         say("SHARE", name, hex(share["shi1_type"]))
+    if hold_seconds is not None:
+        say("LISTED")
+        select.select([sys.stdin], [], [], hold_seconds)
+        flags = conn.getSMBServer()._Session["SessionFlags"]
+        say("ENCRYPTING", int(bool(flags & smb3structs.SMB2_SESSION_FLAG_ENCRYPT_DATA)))
     conn.disconnectTree(tid)
     conn.logoff()
     say("LOGOFF", "ok")
@@ -277,6 +289,9 @@ def main(argv):
     port = int(argv[2])
     if mode == "login":
         login(port, argv[3], argv[4], argv[5] if len(argv) > 5 else None)
+        return 0
+    if mode == "listhold":
+        login(port, argv[3], argv[4], argv[5], float(argv[6]))
         return 0
     if mode == "hold":
         return hold(port, argv[3], argv[4], argv[5], float(argv[6]))

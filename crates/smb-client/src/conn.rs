@@ -25,7 +25,8 @@
 use core::fmt;
 
 use smb_auth::encryption::{
-    open, seal, Cipher, NonceCounter, SessionCipher, TRANSFORM_HEADER_LEN, TRANSFORM_MAGIC,
+    open, seal, Cipher, CipherKey, NonceCounter, SessionCipher, TRANSFORM_HEADER_LEN,
+    TRANSFORM_MAGIC,
 };
 use smb_auth::preauth::PreauthHash;
 use smb_auth::signing::SigningKey;
@@ -337,8 +338,32 @@ pub struct ClientConn {
     /// The last ready session's encryption keys and its nonce counter, when its requests are
     /// encrypted (MS-SMB2 3.2.4.1.8).
     enc: Option<(SessionCipher, NonceCounter)>,
+    /// Earlier sessions of this connection that encrypt and were not logged off, with their
+    /// keys: the server may still send one of them a sealed SERVER_TO_CLIENT_NOTIFICATION
+    /// (MS-SMB2 3.3.4.1.4) when it reaps it. Dropped with the notification.
+    earlier: Vec<(u64, SessionCipher)>,
     /// Where a TRANSFORM response is decrypted (reused).
     scratch: Vec<u8>,
+}
+
+/// The server-to-client keys of a connection's encrypting sessions ([`ClientConn::opener`]).
+#[derive(Debug, Clone, Default)]
+pub struct SessionOpener {
+    keys: Vec<(u64, CipherKey)>,
+    buf: Vec<u8>,
+}
+
+impl SessionOpener {
+    /// The plaintext of the TRANSFORM message `msg` (MS-SMB2 3.2.5.1.1.1), when it names one
+    /// of the sessions and decrypts with its key; `None` otherwise.
+    pub fn open(&mut self, msg: &[u8]) -> Option<&[u8]> {
+        let sid = TransformHeader::parse(msg).ok()?.session_id();
+        let key = &self.keys.iter().find(|k| k.0 == sid)?.1;
+        self.buf.clear();
+        self.buf.extend_from_slice(msg);
+        open(key, &mut self.buf).ok()?;
+        Some(&self.buf[TRANSFORM_HEADER_LEN..])
+    }
 }
 
 impl Default for ClientConn {
@@ -364,6 +389,7 @@ impl ClientConn {
             pipe: None,
             pipe_data: Vec::new(),
             enc: None,
+            earlier: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -371,6 +397,24 @@ impl ClientConn {
     /// The cipher the last ready session encrypts with, if it does.
     pub fn encryption(&self) -> Option<Cipher> {
         self.enc.as_ref().map(|e| e.0.cipher())
+    }
+
+    /// What opens the messages the server seals for this connection's encrypting sessions
+    /// (the last one and the earlier ones not logged off), for a reader that takes the
+    /// connection over after setup (e.g. to wait for SmbNotifySessionClosed).
+    pub fn opener(&self) -> SessionOpener {
+        let mut keys: Vec<(u64, CipherKey)> = self
+            .earlier
+            .iter()
+            .map(|(sid, k)| (*sid, k.decrypt.clone()))
+            .collect();
+        if let (Some((k, _)), Some(last)) = (self.enc.as_ref(), self.last.as_ref()) {
+            keys.push((last.0, k.decrypt.clone()));
+        }
+        SessionOpener {
+            keys,
+            buf: Vec::new(),
+        }
     }
 
     /// The negotiated dialect (0 before NEGOTIATE completes).
@@ -427,9 +471,13 @@ impl ClientConn {
         hdr.credit = self.credit_request;
         hdr.credit_charge = charge;
         match self.enc.as_mut() {
-            Some((keys, nonces)) if session_id != 0 && step != Step::SessionSetup1 => {
+            Some((keys, nonces))
+                if session_id != 0
+                    && !matches!(step, Step::SessionSetup1 | Step::SessionSetup2) =>
+            {
                 // MS-SMB2 3.2.4.1.8: an encrypted request is not signed; the AEAD tag
-                // covers it.
+                // covers it. The keys are the last session's: a new session's SESSION_SETUP
+                // (a second one on this connection) goes in the clear, it has no keys yet.
                 let r = emit_request(&hdr, body, None, out);
                 seal_in_place(keys, nonces, session_id, r, out)
             }
@@ -588,14 +636,17 @@ impl ClientConn {
             return self.handle_plain(msg, false, cfg, out);
         }
         // MS-SMB2 3.2.5.1.1.1: a TRANSFORM is opened with the keys of the session it names
-        // (here the connection's one encrypting session), into a reused buffer.
-        let Some((keys, _)) = self.enc.as_ref() else {
-            return Err(ClientError::Decrypt);
-        };
+        // (the connection's last session, or an earlier one the server tells it closed),
+        // into a reused buffer.
         let t = TransformHeader::parse(msg).map_err(|_| ClientError::Decrypt)?;
-        if Some(t.session_id()) != self.last.as_ref().map(|l| l.0) {
-            return Err(ClientError::Decrypt);
-        }
+        let sid = t.session_id();
+        let keys = match self.enc.as_ref() {
+            Some((keys, _)) if Some(sid) == self.last.as_ref().map(|l| l.0) => keys,
+            _ => match self.earlier.iter().find(|e| e.0 == sid) {
+                Some((_, keys)) => keys,
+                None => return Err(ClientError::Decrypt),
+            },
+        };
         let mut buf = core::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(msg);
@@ -603,6 +654,9 @@ impl ClientConn {
             Ok(_) => self.handle_plain(&buf[TRANSFORM_HEADER_LEN..], true, cfg, out),
             Err(_) => Err(ClientError::Decrypt),
         };
+        if let Ok(Event::SessionClosed { session_id }) = r {
+            self.earlier.retain(|e| e.0 != session_id);
+        }
         self.scratch = buf;
         r
     }
@@ -707,7 +761,13 @@ impl ClientConn {
                 let asked = SessionSetupResponse::parse(msg)?.session_flags()
                     & SESSION_FLAG_ENCRYPT_DATA
                     != 0;
-                self.enc = None;
+                // A new session on this connection: the last one's keys stay for a sealed
+                // notification that it was closed.
+                if let (Some((keys, _)), Some(last)) = (self.enc.take(), self.last.as_ref()) {
+                    if last.0 != sid {
+                        self.earlier.push((last.0, keys));
+                    }
+                }
                 if cfg.encrypt || asked {
                     let keys = setup
                         .encryption(&negotiated)

@@ -30,7 +30,7 @@ pub mod request;
 pub mod response;
 pub mod setup;
 
-pub use conn::{ClientConfig, ClientConn, ClientError, Event, Step, ALL_DIALECTS};
+pub use conn::{ClientConfig, ClientConn, ClientError, Event, SessionOpener, Step, ALL_DIALECTS};
 pub use credits::Credits;
 pub use negotiate::{Negotiated, Offer};
 pub use request::{emit_request, request_message, set_signed, EmptyBody, Requests};

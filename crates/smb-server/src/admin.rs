@@ -415,6 +415,7 @@ fn session_json(r: &SessionRow, transport: &str) -> Value {
         "signed": r.signed,
         "signing_algorithm": r.signing_algorithm,
         "cipher": r.cipher,
+        "client_encrypts": r.client_encrypts,
         "transport": transport,
         "trees": r.trees.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
         "open_handles": r.open_handles,

@@ -218,14 +218,14 @@ impl MioShard {
             let conn = io.conn;
             let (fed, scratch_len) = match fresh {
                 Some(n) if io.partial.is_empty() => {
-                    (self.core.feed(conn, &self.scratch[..n], now), Some(n))
+                    (self.core.feed(conn, &mut self.scratch[..n], now), Some(n))
                 }
                 _ => {
                     if let Some(n) = fresh {
                         io.partial.extend_from_slice(&self.scratch[..n]);
                     }
-                    let data = std::mem::take(&mut io.partial);
-                    let fed = self.core.feed(conn, &data, now);
+                    let mut data = std::mem::take(&mut io.partial);
+                    let fed = self.core.feed(conn, &mut data, now);
                     match self.conns.get_mut(key) {
                         Some(io) => io.partial = data,
                         None => return,

@@ -197,7 +197,7 @@ impl ShardCore {
     /// Answer complete frames in `data` from `conn` until its unsent output
     /// passes [`OUTPUT_HIGH_WATER`] (checked after every frame, so one read
     /// of many small requests cannot become unbounded output).
-    pub(crate) fn feed(&mut self, conn: ConnId, data: &[u8], now: Instant) -> Fed {
+    pub(crate) fn feed(&mut self, conn: ConnId, data: &mut [u8], now: Instant) -> Fed {
         let mut used = 0;
         loop {
             if self.engine.transmit_len(conn) > OUTPUT_HIGH_WATER {
@@ -209,9 +209,11 @@ impl ShardCore {
             let limit = self.engine.frame_limit(conn, self.max_frame);
             match split_frame(&data[used..], limit) {
                 Ok(Some((payload, consumed))) => {
-                    let frame = &data[used + payload.start..used + payload.end];
+                    // A consumed frame is never read again: the engine may
+                    // decrypt a TRANSFORM where it lies.
+                    let frame = &mut data[used + payload.start..used + payload.end];
                     used += consumed;
-                    if self.engine.handle_frame(conn, frame, now) == FrameOutcome::Close {
+                    if self.engine.handle_frame_in_place(conn, frame, now) == FrameOutcome::Close {
                         return Fed::Close;
                     }
                 }

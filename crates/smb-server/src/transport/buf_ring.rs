@@ -289,17 +289,23 @@ impl BufRing {
         self.ledger.pieces(first, n, more, out)
     }
 
-    /// The bytes of `piece`, which a completion handed to us.
-    pub(crate) fn data(&self, piece: &Piece) -> &[u8] {
+    /// The bytes of `piece`, which a completion handed to us, lent mutably:
+    /// the engine decrypts a TRANSFORM frame where it lies instead of
+    /// copying it (`Engine::handle_frame_in_place`).
+    pub(crate) fn data_mut(&mut self, piece: &Piece) -> &mut [u8] {
         let (off, len) = (piece.offset as usize, piece.len as usize);
         assert!(piece.bid < self.ledger.count && off + len <= self.size);
         // SAFETY: the kernel filled these bytes of buffer `bid` and, having
         // posted the completion, no longer writes them (with incremental
-        // consumption it writes only past them); the buffer is not given
-        // back (`give_back`) before this borrow ends, since that needs
-        // `&mut self`.
+        // consumption it writes only past them, and it reads none of them);
+        // the buffer is not given back (`give_back`) before this borrow
+        // ends, since that needs `&mut self`, which this borrow holds; for
+        // the same reason no other slice of the ring is alive meanwhile.
         unsafe {
-            std::slice::from_raw_parts(self.mem.add(usize::from(piece.bid) * self.size + off), len)
+            std::slice::from_raw_parts_mut(
+                self.mem.add(usize::from(piece.bid) * self.size + off),
+                len,
+            )
         }
     }
 
@@ -442,9 +448,10 @@ mod tests {
         for bid in 0..8u16 {
             let mut out = Vec::new();
             r.pieces(bid, 128, false, &mut out).unwrap();
-            let d = r.data(&out[0]);
-            assert_eq!(d.as_ptr() as usize, r.mem as usize + usize::from(bid) * 128);
-            assert_eq!(d.len(), 128);
+            let d = r.data_mut(&out[0]);
+            let (at, len) = (d.as_ptr() as usize, d.len());
+            assert_eq!(at, r.mem as usize + usize::from(bid) * 128);
+            assert_eq!(len, 128);
         }
     }
 }

@@ -711,7 +711,7 @@ impl Driver {
             return;
         }
         let conn = c.conn;
-        let data = self.r.bufs.data(piece);
+        let data = self.r.bufs.data_mut(piece);
         let len = data.len();
         let fed = if c.partial.is_empty() && !c.backlog {
             let fed = self.core.feed(conn, data, now);
@@ -731,8 +731,8 @@ impl Driver {
                     stopped: true,
                 }
             } else {
-                let buf = std::mem::take(&mut c.partial);
-                let fed = self.core.feed(conn, &buf, now);
+                let mut buf = std::mem::take(&mut c.partial);
+                let fed = self.core.feed(conn, &mut buf, now);
                 let c = &mut self.conns[key];
                 c.partial = buf;
                 if let Fed::Used { used, stopped } = fed {
@@ -858,8 +858,8 @@ impl Driver {
     fn resume(&mut self, key: usize, now: Instant) {
         let c = &mut self.conns[key];
         let conn = c.conn;
-        let buf = std::mem::take(&mut c.partial);
-        let fed = self.core.feed(conn, &buf, now);
+        let mut buf = std::mem::take(&mut c.partial);
+        let fed = self.core.feed(conn, &mut buf, now);
         let c = &mut self.conns[key];
         c.partial = buf;
         match fed {

@@ -327,7 +327,8 @@ impl Engine {
     }
 
     /// What only the engine knows of a session's keys: the algorithm it
-    /// signs with and the cipher it encrypts with, if any.
+    /// signs with, the cipher it encrypts with, if any, and whether its
+    /// client has sent encrypted requests.
     fn fill_keys(&self, r: &mut SessionRow) {
         let Some(s) = self.table.session(r.id) else {
             return;
@@ -338,6 +339,7 @@ impl Engine {
             .as_ref()
             .map(|k| signing_algorithm_name(k.algo));
         r.cipher = s.ext.cipher().map(|c| c.name());
+        r.client_encrypts = s.ext.crypt.as_ref().is_some_and(|c| c.client_encrypts);
     }
 
     /// Open files (on disk shares) and pipes of this shard (`ctl files`,
@@ -402,13 +404,13 @@ impl Engine {
     /// connections stay up, that their sessions are gone.
     pub(crate) fn notify_reaped(&mut self) {
         let gone: Vec<(SessionId, ConnId, super::SessionExt)> = self.table.take_expired().collect();
-        for (sid, conn, ext) in gone {
+        for (sid, conn, mut ext) in gone {
             let stays = self
                 .table
                 .connection(conn)
                 .is_some_and(|c| c.session_count() > 0);
             if stays {
-                self.queue_session_closed(conn, sid, &ext);
+                self.queue_session_closed(conn, sid, &mut ext);
             }
         }
     }
@@ -417,8 +419,12 @@ impl Engine {
     /// (MS-SMB2 2.2.44, 2.2.44.2) for `sid` on `conn`, when the connection
     /// runs 3.1.1 and its client takes notifications (3.3.5.4): MessageId
     /// 0xFFFFFFFFFFFFFFFF, the closed session's id, signed as the
-    /// session's responses were.
-    fn queue_session_closed(&mut self, conn: ConnId, sid: SessionId, ext: &super::SessionExt) {
+    /// session's responses were, or, when the session encrypted
+    /// (EncryptData, or its client sent encrypted requests), sealed in a
+    /// TRANSFORM with the session's keys and next nonce (3.3.4.1.4; the
+    /// session has left the table, its keys are in `ext`). A session whose
+    /// nonces are spent gets no notification.
+    fn queue_session_closed(&mut self, conn: ConnId, sid: SessionId, ext: &mut super::SessionExt) {
         use smb_wire::header::{flags, Command, Header, HeaderId, HeaderRepr, HEADER_LEN};
         use smb_wire::msg::negotiate::capabilities;
         use smb_wire::msg::notification::ServerToClientNotificationRepr;
@@ -430,12 +436,15 @@ impl Engine {
         {
             return;
         }
+        let mut crypt = ext.crypt.as_mut().filter(|c| c.encrypts());
         let key = ext
             .signing_key
             .as_ref()
-            .filter(|_| ext.signing_required || ext.sign_responses)
+            .filter(|_| crypt.is_none() && (ext.signing_required || ext.sign_responses))
             .cloned();
+        let mut queued = false;
         self.with_output(conn, |_, out| {
+            let frame_start = out.len();
             let mark = smb_wire::frame::FrameMark::begin(out);
             let start = out.len();
             HeaderRepr {
@@ -461,9 +470,18 @@ impl Engine {
                 h.set_flags(f | flags::SIGNED);
                 smb_auth::signing::sign(&k, &mut out[start..]);
             }
-            super::finish_frame(mark, out, start - 4);
+            if let Some(c) = crypt.as_mut() {
+                if c.seal(sid, out, start).is_err() {
+                    out.truncate(frame_start);
+                    return;
+                }
+            }
+            super::finish_frame(mark, out, frame_start);
+            queued = true;
         });
-        tracing::debug!(shard = self.shard, session = %sid, ?conn, "session-closed notification queued");
+        if queued {
+            tracing::debug!(shard = self.shard, session = %sid, ?conn, "session-closed notification queued");
+        }
     }
 
     /// Record why `conn` is about to close (the first reason recorded wins,
@@ -535,12 +553,12 @@ impl Engine {
                 .connection(conn)
                 .is_some_and(|c| c.session_count() > 1)
             {
-                if let Some(ext) = self
+                if let Some(mut ext) = self
                     .table
                     .session_mut(id)
                     .map(|s| std::mem::take(&mut s.ext))
                 {
-                    self.queue_session_closed(conn, id, &ext);
+                    self.queue_session_closed(conn, id, &mut ext);
                 }
             }
             self.close_session_pipes(conn, id);

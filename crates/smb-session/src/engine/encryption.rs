@@ -3,14 +3,20 @@
 //! request, 3.3.4.1.4 encrypting a response, 3.3.5.5.3 session keys,
 //! 3.3.5.2.9 / 3.3.5.2.11 RejectUnencryptedAccess, 3.3.5.7 share flags).
 //!
-//! A TRANSFORM frame is decrypted before anything else looks at it, into
-//! the engine's reusable scratch buffer (the runtime's read buffer is
-//! borrowed immutably: one copy, then the AEAD works in place there; no
-//! allocation in the steady state). The plaintext, which may be a compound
+//! A TRANSFORM frame is decrypted before anything else looks at it: where
+//! it lies when the runtime lends its read buffer mutably
+//! ([`Engine::handle_frame_in_place`], what both transports do), else in
+//! the engine's reusable scratch buffer after one copy
+//! ([`Engine::handle_frame`]); no allocation in the steady state. The plaintext, which may be a compound
 //! chain, then takes the ordinary path with the frame marked encrypted:
 //! signatures are not checked (the AEAD tag covered the bytes) and the
 //! answer is sealed as one TRANSFORM, in place in the connection's own
 //! output queue, with the session's next nonce.
+//!
+//! What the server sends unasked is sealed the same way for a session that
+//! encrypts (3.3.4.1.4): oplock breaks (3.3.4.6, also when the open's share
+//! asks for encryption; [`Engine::unsolicited_seal_session`]) and
+//! SmbNotifySessionClosed (2.2.44.2, with the closed session's own keys).
 //!
 //! Every failure to decrypt (unknown session, session of another
 //! connection or without keys, bad tag, OriginalMessageSize that does not
@@ -98,6 +104,39 @@ pub(crate) struct SessionCrypt {
     pub client_encrypts: bool,
 }
 
+impl SessionCrypt {
+    /// Whether messages of the session go out encrypted: it asked for
+    /// encryption (EncryptData) or its client sends encrypted requests.
+    pub fn encrypts(&self) -> bool {
+        self.encrypt_data || self.client_encrypts
+    }
+
+    /// Seal everything from `payload_start` to the end of `out` as one
+    /// TRANSFORM of session `sid` (MS-SMB2 3.1.4.3), in place: the messages
+    /// move up by the 52-byte header and are encrypted where they lie, with
+    /// the session's next nonce.
+    pub(crate) fn seal(
+        &mut self,
+        sid: SessionId,
+        out: &mut Vec<u8>,
+        payload_start: usize,
+    ) -> Result<(), SealError> {
+        let Some(nonce) = self.nonces.next_nonce() else {
+            return Err(SealError::NoncesSpent);
+        };
+        let len = out.len();
+        out.resize(len + TRANSFORM_HEADER_LEN, 0);
+        out.copy_within(payload_start..len, payload_start + TRANSFORM_HEADER_LEN);
+        encryption::seal(
+            &self.keys.encrypt,
+            &nonce,
+            sid.as_u64(),
+            &mut out[payload_start..],
+        );
+        Ok(())
+    }
+}
+
 /// Why a frame could not be sealed.
 pub(crate) enum SealError {
     /// The session's nonce counter is spent: the session must end.
@@ -149,8 +188,8 @@ impl Engine {
             .is_some_and(|s| s.ext.crypt.is_some())
     }
 
-    /// A TRANSFORM frame (MS-SMB2 3.3.5.2.1.1): decrypt, then answer the
-    /// plaintext like any frame, sealing the answer.
+    /// A TRANSFORM frame (MS-SMB2 3.3.5.2.1.1) lent immutably: copied into
+    /// the engine's scratch buffer, then [`Engine::handle_transform_in_place`].
     pub(crate) fn handle_transform(
         &mut self,
         conn: ConnId,
@@ -158,7 +197,25 @@ impl Engine {
         now: std::time::Instant,
         out: &mut Vec<u8>,
     ) -> FrameOutcome {
-        let Ok(t) = TransformHeader::parse(payload) else {
+        let mut buf = std::mem::take(&mut self.decrypt_buf);
+        buf.clear();
+        buf.extend_from_slice(payload);
+        let outcome = self.handle_transform_in_place(conn, &mut buf, now, out);
+        self.decrypt_buf = buf;
+        outcome
+    }
+
+    /// A TRANSFORM frame (MS-SMB2 3.3.5.2.1.1): decrypt where it lies
+    /// (`buf` holds garbage afterwards), then answer the plaintext like any
+    /// frame, sealing the answer.
+    pub(crate) fn handle_transform_in_place(
+        &mut self,
+        conn: ConnId,
+        buf: &mut [u8],
+        now: std::time::Instant,
+        out: &mut Vec<u8>,
+    ) -> FrameOutcome {
+        let Ok(t) = TransformHeader::parse(&*buf) else {
             tracing::debug!(shard = self.shard, ?conn, "malformed TRANSFORM header");
             return FrameOutcome::Close;
         };
@@ -172,14 +229,11 @@ impl Engine {
             );
             return FrameOutcome::Close;
         };
-        let mut buf = std::mem::take(&mut self.decrypt_buf);
-        buf.clear();
-        buf.extend_from_slice(payload);
         let plain_ok = match self.table.session(sid).and_then(|s| s.ext.crypt.as_ref()) {
-            Some(c) => encryption::open(&c.keys.decrypt, &mut buf).is_ok(),
+            Some(c) => encryption::open(&c.keys.decrypt, buf).is_ok(),
             None => false,
         };
-        let outcome = if !plain_ok {
+        if !plain_ok {
             tracing::debug!(shard = self.shard, ?conn, session = %sid, "TRANSFORM did not decrypt");
             FrameOutcome::Close
         } else {
@@ -205,9 +259,7 @@ impl Engine {
                 self.frame_encrypted = None;
                 o
             }
-        };
-        self.decrypt_buf = buf;
-        outcome
+        }
     }
 
     /// The session whose keys seal the answer to the frame being handled,
@@ -238,7 +290,7 @@ impl Engine {
             return None;
         }
         let c = self.table.session(sid)?.ext.crypt.as_ref()?;
-        (c.encrypt_data || c.client_encrypts).then_some(sid)
+        c.encrypts().then_some(sid)
     }
 
     /// Finish one answer made outside a frame (its message starts right
@@ -281,19 +333,30 @@ impl Engine {
         else {
             return Err(SealError::NoKeys);
         };
-        let Some(nonce) = c.nonces.next_nonce() else {
-            return Err(SealError::NoncesSpent);
+        c.seal(sid, out, payload_start)
+    }
+
+    /// The session whose keys seal a message the server sends unasked
+    /// (an oplock break, MS-SMB2 3.3.4.6) about an open of `sid` on tree
+    /// `tree` of `conn`: `sid` when it encrypts (EncryptData, or its client
+    /// sends encrypted requests) or when the tree's share asks for
+    /// encryption (TreeConnect.Share.EncryptData, 3.3.4.1.4).
+    pub(crate) fn unsolicited_seal_session(
+        &self,
+        conn: ConnId,
+        sid: SessionId,
+        tree: u32,
+    ) -> Option<SessionId> {
+        if self.table.session_conn(sid) != Some(conn) {
+            return None;
+        }
+        let c = self.table.session(sid)?.ext.crypt.as_ref()?;
+        let share_encrypts = || {
+            crate::ids::TreeId::new(tree)
+                .and_then(|t| self.table.tree(sid, t))
+                .is_some_and(|t| self.share_policy(t.share, t.is_ipc) >= EncryptionPolicy::Desired)
         };
-        let len = out.len();
-        out.resize(len + TRANSFORM_HEADER_LEN, 0);
-        out.copy_within(payload_start..len, payload_start + TRANSFORM_HEADER_LEN);
-        encryption::seal(
-            &c.keys.encrypt,
-            &nonce,
-            sid.as_u64(),
-            &mut out[payload_start..],
-        );
-        Ok(())
+        (c.encrypt_data || c.client_encrypts || share_encrypts()).then_some(sid)
     }
 
     /// Seal the frame whose payload starts at `payload_start` when `sid`

@@ -632,6 +632,44 @@ impl Engine {
     /// [`FrameOutcome::Close`] nothing of this frame was queued and the
     /// runtime must drop the connection.
     pub fn handle_frame(&mut self, conn: ConnId, payload: &[u8], now: Instant) -> FrameOutcome {
+        self.frame(conn, now, |e, out| match classify(payload) {
+            ProtocolId::Smb2 => e.handle_smb2(conn, payload, now, out),
+            ProtocolId::Smb1 => e.handle_smb1_negotiate(conn, payload, now, out),
+            ProtocolId::Transform => e.handle_transform(conn, payload, now, out),
+            // Compression is not negotiated: a compressed frame is a
+            // protocol violation (3.3.5.2.1).
+            _ => FrameOutcome::Close,
+        })
+    }
+
+    /// [`Engine::handle_frame`] for a payload the runtime lends mutably and
+    /// does not read again: a TRANSFORM (MS-SMB2 3.3.5.2.1.1) is decrypted
+    /// where it lies, without the copy into the engine's scratch buffer
+    /// that `handle_frame` makes; the payload's bytes are garbage
+    /// afterwards. Every other frame is answered as `handle_frame` does.
+    pub fn handle_frame_in_place(
+        &mut self,
+        conn: ConnId,
+        payload: &mut [u8],
+        now: Instant,
+    ) -> FrameOutcome {
+        if classify(payload) != ProtocolId::Transform {
+            return self.handle_frame(conn, payload, now);
+        }
+        self.frame(conn, now, |e, out| {
+            e.handle_transform_in_place(conn, payload, now, out)
+        })
+    }
+
+    /// What every frame shares around `answer`: `conn`'s output taken and
+    /// given back, a dropped frame's output removed, LOGOFFs carried out,
+    /// backends polled.
+    fn frame(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        answer: impl FnOnce(&mut Self, &mut Vec<u8>) -> FrameOutcome,
+    ) -> FrameOutcome {
         let Some(c) = self.table.connection_mut(conn) else {
             return FrameOutcome::Close;
         };
@@ -639,14 +677,7 @@ impl Engine {
         let mut out = c.ext.tx.take(&mut self.pool);
         let frame_start = out.len();
         self.hold_frame = false;
-        let outcome = match classify(payload) {
-            ProtocolId::Smb2 => self.handle_smb2(conn, payload, now, &mut out),
-            ProtocolId::Smb1 => self.handle_smb1_negotiate(conn, payload, now, &mut out),
-            ProtocolId::Transform => self.handle_transform(conn, payload, now, &mut out),
-            // Compression is not negotiated: a compressed frame is a
-            // protocol violation (3.3.5.2.1).
-            _ => FrameOutcome::Close,
-        };
+        let outcome = answer(self, &mut out);
         if outcome == FrameOutcome::Close {
             self.counters.protocol_errors += 1;
             self.table.mark_ending(conn, EndReason::ProtocolError);

@@ -62,9 +62,7 @@ impl SessionExt {
     /// Whether the session encrypts: it asked for encryption
     /// (EncryptData) or its client sends encrypted requests.
     pub fn is_encrypted(&self) -> bool {
-        self.crypt
-            .as_ref()
-            .is_some_and(|c| c.encrypt_data || c.client_encrypts)
+        self.crypt.as_ref().is_some_and(|c| c.encrypts())
     }
 }
 

@@ -71,6 +71,9 @@ pub struct SessionSnapshot {
     /// The cipher (`aes-128-gcm`, ...) when the session encrypts; the
     /// engine fills it in.
     pub cipher: Option<&'static str>,
+    /// Whether the client has sent this session requests in TRANSFORM
+    /// messages that decrypted (MS-SMB2 3.3.5.2.1.1); the engine fills it in.
+    pub client_encrypts: bool,
     /// A guest logon.
     pub guest: bool,
     /// A null (anonymous) session.
@@ -218,6 +221,7 @@ impl<X, C> SessionTable<X, C> {
             signed: s.is_signed(),
             signing_algorithm: None,
             cipher: None,
+            client_encrypts: false,
             guest: s.is_guest(),
             anonymous: s.is_anonymous(),
             trees: self

@@ -894,22 +894,26 @@ impl Engine {
         }
         self.completions = done;
         for b in breaks {
-            self.send_oplock_break(b);
+            self.send_oplock_break(b, now);
         }
     }
 
     /// An OPLOCK_BREAK notification (MS-SMB2 2.2.23.1, 3.3.4.6): MessageId
-    /// all ones, no session or tree, not signed.
-    fn send_oplock_break(&mut self, b: OplockBreakNotice) {
-        let file_id = self.table.connection(b.conn).and_then(|c| {
+    /// all ones, TreeId 0, SessionId the open's session (the SHOULD of
+    /// 3.3.4.6, as Windows 8 and later and Samba send it), not signed. When
+    /// that session encrypts, or the open's share asks for encryption, the
+    /// notification goes out in a TRANSFORM with the session's keys
+    /// (3.3.4.1.4); a session whose nonces are spent is ended instead.
+    fn send_oplock_break(&mut self, b: OplockBreakNotice, now: Instant) {
+        let open = self.table.connection(b.conn).and_then(|c| {
             c.ext
                 .files
                 .opens
                 .values()
                 .find(|o| o.handle == b.handle)
-                .map(|o| o.file_id)
+                .map(|o| (o.file_id, o.session, o.tree))
         });
-        let Some(file_id) = file_id else {
+        let Some((file_id, sid, tree)) = open else {
             tracing::debug!(
                 shard = self.shard,
                 ?b,
@@ -917,7 +921,8 @@ impl Engine {
             );
             return;
         };
-        self.with_output(b.conn, |_, out| {
+        let seal = self.unsolicited_seal_session(b.conn, sid, tree);
+        self.with_output(b.conn, |e, out| {
             let frame_start = out.len();
             let mark = FrameMark::begin(out);
             let start = out.len();
@@ -933,7 +938,7 @@ impl Engine {
                     process_id: 0,
                     tree_id: 0,
                 },
-                session_id: 0,
+                session_id: sid.as_u64(),
                 signature: [0; 16],
             }
             .emit(out);
@@ -942,7 +947,9 @@ impl Engine {
                 file_id,
             }
             .emit_body(start, out);
-            crate::engine::finish_frame(mark, out, frame_start);
+            if e.seal_or_end(seal, out, frame_start, start, now) {
+                crate::engine::finish_frame(mark, out, frame_start);
+            }
         });
     }
 

@@ -1,10 +1,13 @@
 //! SMB3 encryption through the engine: keys derived on the client side
 //! (smb-client, and independently from the KDF for 3.0.2), every cipher and
 //! dialect, the policy settings, and each bad TRANSFORM getting its defined
-//! answer (the connection dropped) while other sessions go on.
+//! answer (the connection dropped) while other sessions go on; and the
+//! messages the server sends unasked (an oplock break, SmbNotifySessionClosed)
+//! sealed for a session that encrypts, opened here with the client's keys.
 
 use smb_auth::encryption::{self, Cipher, NonceCounter, SessionCipher, TRANSFORM_HEADER_LEN};
 use smb_auth::kdf::smb3_kdf_into;
+use smb_wire::msg::notification::ServerToClientNotification;
 use smb_wire::msg::session_setup::SessionSetupResponse;
 
 use super::super::EncryptionPolicy;
@@ -385,4 +388,215 @@ fn the_server_prefers_its_own_cipher_order() {
     let req = c.request(Command::Negotiate, &offer);
     let resp = c.call(&mut s, &req);
     assert_eq!(offer.accept(&resp).unwrap().cipher, None);
+}
+
+/// The NBSS payloads queued for `conn` outside any frame (a timer, a backend).
+fn queued(s: &mut Server, conn: ConnId) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    s.engine.drain_transmit(conn, &mut out);
+    let mut frames = Vec::new();
+    let mut rest = &out[..];
+    while !rest.is_empty() {
+        let len = usize::from(rest[1]) << 16 | usize::from(rest[2]) << 8 | usize::from(rest[3]);
+        frames.push(rest[4..4 + len].to_vec());
+        rest = &rest[4 + len..];
+    }
+    frames
+}
+
+fn is_transform(frame: &[u8]) -> bool {
+    frame.starts_with(b"\xfdSMB")
+}
+
+/// MS-SMB2 3.3.4.1.4: SmbNotifySessionClosed for a reaped session that
+/// encrypts (EncryptData, or its client encrypts on its own) goes out in a
+/// TRANSFORM under the reaped session's keys; one that does not encrypt is
+/// told in the clear. The connection stays up for a second session.
+#[test]
+fn session_closed_notification_is_sealed_for_a_session_that_encrypts() {
+    use crate::autodisconnect::AutoDisconnect;
+    // (policy, the client sends an encrypted request, sealed expected)
+    for (policy, encrypted_request, sealed) in [
+        (EncryptionPolicy::Desired, false, true),
+        (EncryptionPolicy::Off, true, true),
+        (EncryptionPolicy::Off, false, false),
+    ] {
+        let what = format!("{policy} encrypted_request={encrypted_request}");
+        let mut cfg = config();
+        cfg.encryption = policy;
+        cfg.autodisconnect = AutoDisconnect::after(Duration::from_secs(10)).unwrap();
+        let mut s = Server::new(cfg);
+        let mut e = login(&mut s, 1000, dialect::SMB311, &[Cipher::Aes128Gcm]);
+        let a = e.c.session;
+        let req = tree_connect_req(&mut e.c, "IPC$");
+        let resp = if encrypted_request {
+            e.call(&mut s, &req)
+        } else if policy == EncryptionPolicy::Desired {
+            // EncryptData: the answer to a request in the clear is sealed too.
+            let (_, f) = raw(&mut s, e.c.conn, &req);
+            e.open(&f[0])
+        } else {
+            e.c.call(&mut s, &req)
+        };
+        assert_eq!(status(&resp), NtStatus::SUCCESS, "{what}");
+        // A second, anonymous session keeps the connection up.
+        e.c.session = 0;
+        e.c.tree = 0;
+        let (resp, _) = e.c.setup_legs(&mut s, None, PreauthHash::new(), false);
+        assert_eq!(status(&resp), NtStatus::SUCCESS, "{what}");
+        let b = e.c.session;
+        s.advance(Duration::from_secs(6));
+        let r = e.c.tree_connect(&mut s, "IPC$", false);
+        assert_eq!(status(&r), NtStatus::SUCCESS, "{what}");
+        // A is idle for 11 s, B for 5 s: A alone is reaped.
+        s.advance(Duration::from_secs(5));
+        assert!(
+            s.engine.table.session(SessionIdExt::id(a)).is_none(),
+            "{what}"
+        );
+        assert!(
+            s.engine.table.session(SessionIdExt::id(b)).is_some(),
+            "{what}"
+        );
+        let frames = queued(&mut s, e.c.conn);
+        assert_eq!(frames.len(), 1, "{what}: one notification");
+        assert_eq!(is_transform(&frames[0]), sealed, "{what}");
+        e.c.session = a;
+        let msg = if sealed {
+            e.open(&frames[0])
+        } else {
+            frames[0].clone()
+        };
+        let h = Header::new_checked(&msg[..]).unwrap();
+        assert_eq!(h.command(), Command::ServerToClientNotification, "{what}");
+        assert_eq!((h.message_id(), h.session_id()), (u64::MAX, a), "{what}");
+        assert_eq!(
+            ServerToClientNotification::parse(&msg)
+                .unwrap()
+                .notification_type(),
+            0, // SmbNotifySessionClosed
+            "{what}"
+        );
+    }
+}
+
+/// MS-SMB2 3.3.4.6 + 3.3.4.1.4: an oplock break for an open of a session
+/// that encrypts, or on a share that asks for encryption, goes out in a
+/// TRANSFORM under that session's keys, with the session's id; the holder
+/// acknowledges it encrypted.
+#[test]
+fn an_oplock_break_to_an_encrypting_holder_is_sealed() {
+    use super::share::{create_req, OplockFs};
+    use crate::engine::{ShareBackend, ShareDef, StaticShares};
+    use smb_wire::msg::create::CreateResponse;
+    use smb_wire::msg::oplock_break::{OplockBreak, OplockBreakRepr};
+    use std::sync::Mutex;
+    // (share policy, the holder encrypts its requests)
+    for (share_policy, holder_encrypts) in [
+        (EncryptionPolicy::Off, true),
+        (EncryptionPolicy::Desired, false),
+    ] {
+        let what = format!("share {share_policy}, holder encrypts: {holder_encrypts}");
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let a = acks.clone();
+        let mut cfg = config();
+        cfg.shares = Arc::new(StaticShares(vec![ShareDef::new(
+            "data",
+            move |_shard: u16| -> Box<dyn ShareBackend> { Box::new(OplockFs::new(a.clone())) },
+        )
+        .with_encryption(share_policy)]));
+        let mut s = Server::new(cfg);
+        let mut e = login(&mut s, 1000, dialect::SMB311, &[Cipher::Aes128Gcm]);
+        // Plain or sealed as the case says; the answer comes sealed when
+        // the request did.
+        let send = |e: &mut Enc, s: &mut Server, req: Vec<u8>| {
+            if holder_encrypts {
+                e.call(s, &req)
+            } else {
+                e.c.call(s, &req)
+            }
+        };
+        let req = tree_connect_req(&mut e.c, "data");
+        let r = send(&mut e, &mut s, req);
+        assert_eq!(status(&r), NtStatus::SUCCESS, "{what}");
+        e.c.tree = ResponseInfo::parse(&r).unwrap().tree_id;
+        let req = create_req(&mut e.c, "cached", 1);
+        let r = send(&mut e, &mut s, req);
+        let created = CreateResponse::parse(&r).unwrap();
+        assert_eq!(created.oplock_level(), 9, "{what}");
+        let held = created.file_id();
+        let mut other = Client::new(&mut s, 1001);
+        other.login(&mut s, dialect::SMB311, Some(USER));
+        other.tree_connect(&mut s, "data", false);
+        let req = create_req(&mut other, "cached", 1);
+        let now = s.now;
+        s.engine.handle_frame(other.conn, &req, now);
+        assert_eq!(queued(&mut s, other.conn).len(), 1, "{what}");
+        let frames = queued(&mut s, e.c.conn);
+        assert_eq!(frames.len(), 1, "{what}: one break for the holder");
+        assert!(
+            is_transform(&frames[0]),
+            "{what}: the break went out in the clear"
+        );
+        let msg = e.open(&frames[0]);
+        let h = Header::new_checked(&msg[..]).unwrap();
+        assert_eq!(h.command(), Command::OplockBreak, "{what}");
+        assert_eq!((h.message_id(), h.session_id()), (u64::MAX, e.c.session));
+        let b = OplockBreak::parse(&msg).unwrap();
+        assert_eq!((b.file_id(), b.oplock_level()), (held, 0), "{what}");
+        let req = e.c.request(
+            Command::OplockBreak,
+            &OplockBreakRepr {
+                oplock_level: 0,
+                file_id: held,
+            },
+        );
+        assert_eq!(status(&e.call(&mut s, &req)), NtStatus::SUCCESS, "{what}");
+        assert_eq!(*acks.lock().unwrap(), [0], "{what}");
+    }
+}
+
+/// `handle_frame_in_place` decrypts a TRANSFORM where the runtime's buffer
+/// holds it and answers exactly as `handle_frame` does; a bad one drops the
+/// connection as before; a frame in the clear is answered unchanged.
+#[test]
+fn a_transform_decrypted_in_place_is_answered_as_a_copied_one() {
+    for cipher in [Cipher::Aes128Ccm, Cipher::Aes128Gcm, Cipher::Aes256Gcm] {
+        let mut s = Server::new(config());
+        let mut e = login(&mut s, 1000, dialect::SMB311, &[cipher]);
+        let req = tree_connect_req(&mut e.c, "IPC$");
+        let mut t = e.seal(&req);
+        let outcome = s.engine.handle_frame_in_place(e.c.conn, &mut t, s.now);
+        assert_eq!(outcome, FrameOutcome::Continue, "{cipher}");
+        assert_eq!(
+            &t[TRANSFORM_HEADER_LEN..],
+            &req[..],
+            "{cipher}: the plaintext lies where the ciphertext was"
+        );
+        let frames = queued(&mut s, e.c.conn);
+        assert_eq!(frames.len(), 1, "{cipher}");
+        let resp = e.open(&frames[0]);
+        assert_eq!(status(&resp), NtStatus::SUCCESS, "{cipher}");
+        e.c.tree = ResponseInfo::parse(&resp).unwrap().tree_id;
+        // The copying path on the same session goes on from there.
+        let req = e.c.request(Command::Echo, &EchoRequestRepr::default());
+        assert_eq!(status(&e.call(&mut s, &req)), NtStatus::SUCCESS, "{cipher}");
+        // A plain (unsigned) ECHO lent mutably: answered in the clear.
+        let mut plain = e.c.request(Command::Echo, &EchoRequestRepr::default());
+        let copy = plain.clone();
+        let o = s.engine.handle_frame_in_place(e.c.conn, &mut plain, s.now);
+        assert_eq!(o, FrameOutcome::Continue);
+        assert_eq!(plain, copy, "a frame in the clear is not touched");
+        let frames = queued(&mut s, e.c.conn);
+        assert_eq!(frames.len(), 1);
+        assert!(!is_transform(&frames[0]));
+        // A tampered TRANSFORM: the connection is dropped, nothing queued.
+        let req = e.c.request(Command::Echo, &EchoRequestRepr::default());
+        let mut t = e.seal(&req);
+        let n = t.len() - 1;
+        t[n] ^= 0x80;
+        let o = s.engine.handle_frame_in_place(e.c.conn, &mut t, s.now);
+        assert_eq!(o, FrameOutcome::Close, "{cipher}");
+        assert!(queued(&mut s, e.c.conn).is_empty(), "{cipher}");
+    }
 }

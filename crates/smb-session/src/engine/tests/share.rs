@@ -277,7 +277,7 @@ fn r_share(r: &[u8]) {
     );
 }
 
-fn create_req(c: &mut Client, name: &str, disposition: u32) -> Vec<u8> {
+pub(super) fn create_req(c: &mut Client, name: &str, disposition: u32) -> Vec<u8> {
     let n = utf16(name);
     c.request(
         Command::Create,
@@ -984,11 +984,23 @@ fn compound_rules_for_file_ids_and_errors() {
 
 /// A backend that grants a batch oplock to the first open of `cached` and
 /// breaks it when a second open comes.
-struct OplockFs {
+pub(super) struct OplockFs {
     holder: Option<(ConnId, u64)>,
     breaks: Vec<OplockBreakNotice>,
     acks: Arc<Mutex<Vec<u8>>>,
     next: u64,
+}
+
+impl OplockFs {
+    /// A fresh backend recording the acknowledged levels in `acks`.
+    pub(super) fn new(acks: Arc<Mutex<Vec<u8>>>) -> OplockFs {
+        OplockFs {
+            holder: None,
+            breaks: Vec::new(),
+            acks,
+            next: 0,
+        }
+    }
 }
 
 impl ShareBackend for OplockFs {
@@ -1032,14 +1044,7 @@ fn a_backend_breaks_an_oplock_and_the_holder_acknowledges() {
     let a = acks.clone();
     cfg.shares = Arc::new(StaticShares(vec![ShareDef::new(
         "data",
-        move |_shard: u16| -> Box<dyn ShareBackend> {
-            Box::new(OplockFs {
-                holder: None,
-                breaks: Vec::new(),
-                acks: a.clone(),
-                next: 0,
-            })
-        },
+        move |_shard: u16| -> Box<dyn ShareBackend> { Box::new(OplockFs::new(a.clone())) },
     )]));
     let mut s = Server::new(cfg);
     let mut holder = Client::new(&mut s, 1000);
@@ -1071,6 +1076,8 @@ fn a_backend_breaks_an_oplock_and_the_holder_acknowledges() {
     let h = Header::new_checked(&out[0][..]).unwrap();
     assert_eq!(h.command(), Command::OplockBreak);
     assert_eq!(h.message_id(), u64::MAX);
+    // MS-SMB2 3.3.4.6: the SessionId of the open's session (SHOULD), TreeId 0.
+    assert_eq!(h.session_id(), holder.session);
     let b = OplockBreak::parse(&out[0]).unwrap();
     assert_eq!((b.file_id(), b.oplock_level()), (held, 0));
     assert!(drain(&mut s, other.conn).is_empty());

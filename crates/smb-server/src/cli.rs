@@ -102,9 +102,13 @@ struct ServeArgs {
     #[arg(long)]
     busy_poll: Option<String>,
     /// Transport: auto (io_uring where the kernel allows it, else mio),
-    /// io-uring, or mio.
+    /// io-uring, mio, or xdp (AF_XDP and TCP in user space on
+    /// --xdp-interface).
     #[arg(long)]
     transport: Option<String>,
+    /// The network interface the xdp transport attaches to.
+    #[arg(long)]
+    xdp_interface: Option<String>,
     /// io_uring SQPOLL idle time in milliseconds (0 = off).
     #[arg(long)]
     io_uring_sqpoll: Option<String>,
@@ -172,6 +176,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         ("transport", args.transport),
         ("io-uring-sqpoll", args.io_uring_sqpoll),
         ("io-uring-min-wait", args.io_uring_min_wait),
+        ("xdp-interface", args.xdp_interface),
         ("busy-poll", args.busy_poll),
         ("keytab", args.keytab),
         ("kerberos-service", args.kerberos_service),

@@ -40,6 +40,9 @@ pub struct StackConfig {
     pub seed: u64,
     /// TCP keep-alive interval of every connection (`None`: off).
     pub keep_alive: Option<Duration>,
+    /// A connection whose peer acknowledges nothing (data, keep-alives)
+    /// for this long is dropped (`None`: never).
+    pub timeout: Option<Duration>,
 }
 
 impl StackConfig {
@@ -55,6 +58,7 @@ impl StackConfig {
             mtu: 1500,
             seed,
             keep_alive: None,
+            timeout: None,
         }
     }
 }
@@ -101,6 +105,11 @@ impl<T> Flow<T> {
     /// [`TcpStack::poll`] afterwards so that what it queued goes out.
     pub fn socket_mut(&mut self) -> &mut tcp::Socket<'static> {
         self.set.get_mut(self.handle)
+    }
+
+    /// The socket and the caller's state at once.
+    pub fn parts_mut(&mut self) -> (&mut tcp::Socket<'static>, &mut T) {
+        (self.set.get_mut(self.handle), &mut self.user)
     }
 }
 
@@ -258,6 +267,7 @@ impl<T> TcpStack<T> {
         // back for the client's delayed ACK.
         s.set_nagle_enabled(false);
         s.set_keep_alive(self.cfg.keep_alive);
+        s.set_timeout(self.cfg.timeout);
         s
     }
 

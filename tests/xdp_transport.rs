@@ -12,7 +12,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::lab::{unavailable, Lab};
-use common::{smbcore_bin, TempDir};
+use common::{output_text, run_capture, smbcore_bin, TempDir, ADMIN, USER};
 
 const PORT: &str = "4450";
 
@@ -26,6 +26,15 @@ impl XdpServer {
     fn start(lab: &Lab) -> XdpServer {
         let dir = TempDir::new("xdp");
         let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let users = dir.join("users.toml");
+        std::fs::write(
+            &users,
+            format!(
+                "[[user]]\nname = \"{}\"\npassword = \"{}\"\nadmin = true\n\n[[user]]\nname = \"{}\"\npassword = \"{}\"\n",
+                ADMIN.0, ADMIN.1, USER.0, USER.1
+            ),
+        )
+        .unwrap();
         let child = lab
             .command("server", smbcore_bin().to_str().unwrap())
             .args([
@@ -38,8 +47,10 @@ impl XdpServer {
                 &format!("{}:{PORT}", lab.server_addr),
                 "--threads",
                 "1",
-                "--admin-socket",
+                "--users",
             ])
+            .arg(&users)
+            .arg("--admin-socket")
             .arg(dir.join("admin.sock"))
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
@@ -208,5 +219,57 @@ fn smbclient_lists_ipc_through_af_xdp_and_user_space_tcp() {
     assert!(
         !String::from_utf8_lossy(&link.stdout).contains("smbcore_xdp"),
         "the XDP program outlived the server"
+    );
+}
+
+/// Logons with signing required on every dialect, and the srvsvc calls of
+/// rpcclient, through the same path: bigger answers (NetShareEnum,
+/// NetSessionEnum) and signed traffic over user-space TCP.
+#[test]
+fn signed_logons_on_every_dialect_and_rpcclient_through_af_xdp() {
+    if let Some(why) = unavailable() {
+        eprintln!("skipped: no XDP lab here ({why})");
+        return;
+    }
+    let lab = Lab::up("xdr", 1);
+    let server = XdpServer::start(&lab);
+    for dialect in ["SMB2_02", "SMB2_10", "SMB3_00", "SMB3_02", "SMB3_11"] {
+        for (u, p) in [ADMIN, USER] {
+            let mut cmd = lab.command("client", "smbclient");
+            cmd.args(["-L", &format!("//{}", lab.server_addr), "-p", PORT])
+                .arg("-U")
+                .arg(format!("{u}%{p}"))
+                .args(["-m", dialect])
+                .arg("--option=client min protocol=SMB2_02")
+                .arg(format!("--option=client max protocol={dialect}"))
+                .arg("--option=client signing=required");
+            let out = run_capture(&mut cmd, Duration::from_secs(30));
+            let text = output_text(&out);
+            assert!(
+                out.status.success() && text.contains("Remote IPC"),
+                "{u} on {dialect}: {text}\nserver log:\n{}",
+                server.log()
+            );
+        }
+    }
+    let mut cmd = lab.command("client", "rpcclient");
+    cmd.args([&lab.server_addr, "-p", PORT])
+        .arg("-U")
+        .arg(format!("{}%{}", ADMIN.0, ADMIN.1))
+        .args(["-c", "srvinfo; netshareenumall; netsessenum"]);
+    let out = run_capture(&mut cmd, Duration::from_secs(30));
+    let text = output_text(&out);
+    assert!(out.status.success(), "rpcclient: {text}");
+    assert!(text.contains("netname: IPC$"), "netshareenumall: {text}");
+    assert!(!text.contains("result was"), "a call failed:\n{text}");
+    assert!(text.contains("platform_id     :\t500"), "srvinfo: {text}");
+    // rpcclient's own session is the only one.
+    assert!(text.contains("Received 1 entries."), "netsessenum: {text}");
+    let stats = server.ctl(&lab, &["stats"]);
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.starts_with("protocol_errors") && l.ends_with(" 0")),
+        "{stats}"
     );
 }

@@ -208,6 +208,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             .unwrap_or_else(|| default_admin_socket(Some(args.listen))),
     );
     opts.metrics = args.metrics;
+    // SIGINT and SIGTERM are caught from before the server starts: once
+    // its admin socket exists a script may stop it, and a signal that came
+    // before the handler would kill the process without a shutdown.
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot catch signals: {e}")),
+    };
     let server = match Server::start(opts) {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
@@ -217,7 +227,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         admin_socket = %server.admin_socket().map(|p| p.display().to_string()).unwrap_or_default(),
         "smbcore serving"
     );
-    server.wait_for_signal();
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "shutting down");
+    }
     server.shutdown();
     ExitCode::SUCCESS
 }

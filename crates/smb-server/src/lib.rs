@@ -336,14 +336,6 @@ impl Server {
                 )
             })?;
         }
-        // The admin socket comes last: once it exists, everything is bound
-        // (scripts and tests wait for it).
-        let metrics = opts.metrics.map(metrics::bind).transpose()?;
-        let admin = opts
-            .admin_socket
-            .as_deref()
-            .map(AdminSocket::bind)
-            .transpose()?;
 
         let guid: [u8; 16] = rng::os_random()?;
         let users = opts.users.clone();
@@ -463,6 +455,15 @@ impl Server {
                 "XDP program attached"
             );
         }
+        // The admin socket comes last: once it exists, everything is bound
+        // and the XDP program (if any) attached (scripts and tests wait for
+        // it).
+        let metrics = opts.metrics.map(metrics::bind).transpose()?;
+        let admin = opts
+            .admin_socket
+            .as_deref()
+            .map(AdminSocket::bind)
+            .transpose()?;
 
         let mut server = Server {
             shared,

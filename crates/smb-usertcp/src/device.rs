@@ -15,6 +15,13 @@ pub trait Egress {
     fn buffer(&mut self, link: LinkAddr, len: usize) -> Option<&mut [u8]>;
     /// The buffer last returned by [`Egress::buffer`] was filled.
     fn commit(&mut self, link: LinkAddr, len: usize);
+    /// Whether a packet can be taken now. When not, smoltcp is told the
+    /// device is exhausted and keeps what it would have sent (its state
+    /// does not advance), and the stack polls the flow again from
+    /// [`crate::TcpStack::poll_blocked`].
+    fn has_room(&self) -> bool {
+        true
+    }
 }
 
 /// One packet in, any number out.
@@ -85,6 +92,9 @@ impl<E: Egress> phy::Device for OnePacket<'_, E> {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx<'_, E>> {
+        if !self.egress.has_room() {
+            return None;
+        }
         Some(Tx {
             egress: self.egress,
             link: self.link,

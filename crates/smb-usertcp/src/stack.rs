@@ -81,6 +81,8 @@ pub struct Flow<T> {
     gen: u32,
     /// The timer filed in the heap (micros), if any.
     armed: Option<i64>,
+    /// Waiting in `blocked` for room to send.
+    blocked: bool,
     /// The caller's state for this connection.
     pub user: T,
 }
@@ -143,6 +145,9 @@ pub struct TcpStack<T> {
     /// entry whose flow moved on is skipped.
     timers: BinaryHeap<Reverse<(i64, usize, u32)>>,
     scratch: Vec<u8>,
+    /// Flows that may have had more to send when the egress ran out of
+    /// room.
+    blocked: Vec<FlowId>,
     next_gen: u32,
     next_port: u16,
 }
@@ -217,6 +222,7 @@ impl<T> TcpStack<T> {
             empty: SocketSet::new(Vec::new()),
             timers: BinaryHeap::new(),
             scratch: Vec::new(),
+            blocked: Vec::new(),
             next_gen: 1,
             next_port: seed_port,
         })
@@ -289,15 +295,24 @@ impl<T> TcpStack<T> {
             link,
             gen,
             armed: None,
+            blocked: false,
             user,
         });
         self.by_key.insert(key, index);
         FlowId { index, gen }
     }
 
-    /// File the flow's next TCP timer.
-    fn arm(&mut self, index: usize, now: Instant) {
+    /// File the flow's next TCP timer; remember it as blocked when the
+    /// egress ran out of room while it was polled.
+    fn arm(&mut self, index: usize, now: Instant, room: bool) {
         let flow = &mut self.flows[index];
+        if !room && !flow.blocked {
+            flow.blocked = true;
+            self.blocked.push(FlowId {
+                index,
+                gen: flow.gen,
+            });
+        }
         let Some(at) = self.iface.poll_at(now, &flow.set) else {
             return;
         };
@@ -335,7 +350,7 @@ impl<T> TcpStack<T> {
                 self.cfg.mtu,
             );
             let gen = flow.gen;
-            self.arm(index, now);
+            self.arm(index, now, egress.has_room());
             return Ingress::Flow(FlowId { index, gen });
         }
         let local = seg.key.local;
@@ -370,7 +385,7 @@ impl<T> TcpStack<T> {
                 self.remove(id);
                 return Ingress::Dropped;
             }
-            self.arm(id.index, now);
+            self.arm(id.index, now, egress.has_room());
             return Ingress::New(id);
         }
         let mut dev = OnePacket {
@@ -452,7 +467,29 @@ impl<T> TcpStack<T> {
             &mut self.scratch,
             self.cfg.mtu,
         );
-        self.arm(id.index, now);
+        self.arm(id.index, now, egress.has_room());
+    }
+
+    /// Flows are waiting for room to send ([`TcpStack::poll_blocked`]).
+    pub fn has_blocked(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
+    /// Poll the flows that ran out of room, while the egress has room.
+    pub fn poll_blocked<E: Egress>(&mut self, now: Instant, egress: &mut E) {
+        let blocked = std::mem::take(&mut self.blocked);
+        let mut rest = blocked.into_iter();
+        for id in rest.by_ref() {
+            if !egress.has_room() {
+                self.blocked.push(id);
+                break;
+            }
+            if let Some(f) = self.flow_mut(id) {
+                f.blocked = false;
+                self.poll(now, id, egress);
+            }
+        }
+        self.blocked.extend(rest);
     }
 
     /// Run the TCP timers due at `now`; the flows polled are pushed to

@@ -36,7 +36,7 @@ use smb_session::engine::{EndReason, Engine};
 use smb_session::ids::ConnId;
 use smb_usertcp::smoltcp::socket::tcp::State;
 use smb_usertcp::smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
-use smb_usertcp::{FlowId, Ingress, LinkAddr, StackConfig, TcpStack};
+use smb_usertcp::{Egress, FlowId, Ingress, LinkAddr, StackConfig, TcpStack};
 
 use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
@@ -201,6 +201,8 @@ pub(crate) struct XdpShard {
     to_close: Vec<ConnId>,
     fired: Vec<FlowId>,
     touched: Vec<FlowId>,
+    /// Frames wait in the receive ring for transmit frames to come back.
+    starved: bool,
 }
 
 impl XdpShard {
@@ -251,6 +253,7 @@ impl XdpShard {
                 to_close: Vec::new(),
                 fired: Vec::new(),
                 touched: Vec::new(),
+                starved: false,
             },
             handle,
         ))
@@ -267,13 +270,18 @@ impl XdpShard {
             let at = self.epoch + Duration::from_micros(at.total_micros().max(0) as u64);
             t = t.min(at.saturating_duration_since(now));
         }
+        if self.stack.has_blocked() || self.starved {
+            // Waiting for transmit frames to come back: the completion
+            // ring wakes nobody, so look again soon.
+            t = t.min(Duration::from_millis(1));
+        }
         t
     }
 
     /// Wait for frames, a wake-up or the timeout; `true` when the eventfd
     /// fired.
     fn wait(&mut self, timeout: Duration) -> bool {
-        if self.port.rx.available() > 0 {
+        if self.port.rx.available() > 0 && !self.starved {
             return self.drain_eventfd();
         }
         let mut fds = [
@@ -315,7 +323,8 @@ impl XdpShard {
             if woken {
                 crate::shard::drain_commands(&mut self, now);
             }
-            self.receive(now);
+            self.receive();
+            let now = Instant::now();
             let snow = self.smol(now);
             let mut fired = std::mem::take(&mut self.fired);
             self.stack.poll_timers(snow, &mut self.port.tx, &mut fired);
@@ -325,37 +334,74 @@ impl XdpShard {
             self.fired = fired;
             self.core.engine.handle_timeout(Instant::now());
             crate::shard::drain_engine_events(&mut self);
-            self.port.tx.flush();
-            self.port.rx.complete(&mut self.port.tx);
+            self.flush_tx();
         }
         self.shutdown();
     }
 
     /// Every frame waiting in the receive ring through TCP, then the
-    /// connections they touched through the engine.
-    fn receive(&mut self, now: Instant) {
-        let snow = self.smol(now);
+    /// connections they touched through the engine, a batch at a time.
+    /// Each batch is dated after it was taken off the ring, so no frame is
+    /// dated before it arrived.
+    fn receive(&mut self) {
         loop {
-            let stack = &mut self.stack;
-            let tx = &mut self.port.tx;
-            let touched = &mut self.touched;
-            let n = self.port.rx.receive(|frame| {
+            // Every segment may need an answer: take a batch only when a
+            // batch of answers can go out, else leave the frames on the
+            // ring (the kernel drops what comes when it is full, and TCP
+            // backs off, as for a full NIC queue).
+            if self.port.tx.free_frames() < xsk::BATCH as usize {
+                self.flush_tx();
+                if self.port.tx.free_frames() < xsk::BATCH as usize {
+                    self.starved = true;
+                    break;
+                }
+            }
+            self.starved = false;
+            let n = self.port.rx.take_batch();
+            if n == 0 {
+                break;
+            }
+            let now = Instant::now();
+            let snow = self.smol(now);
+            for frame in self.port.rx.frames() {
                 let Some((link, packet)) = xsk::ipv4_payload(frame) else {
-                    return;
+                    continue;
                 };
-                match stack.ingress(snow, link, packet, tx, || None) {
-                    Ingress::Flow(id) | Ingress::New(id) => touched.push(id),
+                match self
+                    .stack
+                    .ingress(snow, link, packet, &mut self.port.tx, || None)
+                {
+                    Ingress::Flow(id) | Ingress::New(id) => self.touched.push(id),
                     Ingress::NoFlow | Ingress::Dropped => {}
                 }
-            });
+            }
+            self.port.rx.refill();
             let mut touched = std::mem::take(&mut self.touched);
             for id in touched.drain(..) {
                 self.service(id, now);
             }
             self.touched = touched;
+            self.flush_tx();
+            if n < xsk::BATCH {
+                break;
+            }
+        }
+    }
+
+    /// Send what TCP produced: copy mode sends at most 32 frames per
+    /// `sendto`, so kick until the kernel took every descriptor (bounded),
+    /// taking completed frames back as it goes.
+    fn flush_tx(&mut self) {
+        for _ in 0..256 {
             self.port.tx.flush();
             self.port.rx.complete(&mut self.port.tx);
-            if n < xsk::BATCH {
+            if self.stack.has_blocked() && self.port.tx.has_room() {
+                // Frames came back: what TCP held for want of them goes.
+                let snow = self.smol(Instant::now());
+                self.stack.poll_blocked(snow, &mut self.port.tx);
+                continue;
+            }
+            if self.port.tx.unsent() == 0 {
                 break;
             }
         }
@@ -560,8 +606,8 @@ impl XdpShard {
             }
             self.stack.poll(snow, id, &mut self.port.tx);
         }
-        self.port.tx.flush();
-        tracing::debug!(shard = self.core.id, "shard stopped");
+        self.flush_tx();
+        tracing::info!(shard = self.core.id, xsk = %self.port.statistics(), "shard stopped");
     }
 }
 

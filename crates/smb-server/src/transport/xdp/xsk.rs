@@ -30,7 +30,7 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 /// kernel's 256 bytes of XDP headroom fits.
 pub(crate) const FRAME_SIZE: u32 = 2048;
 /// Frames per half (receive, transmit); also each ring's size.
-const HALF: u32 = 2048;
+const HALF: u32 = 4096;
 /// Descriptors taken from a ring at once.
 pub(crate) const BATCH: u32 = 64;
 const ETH_HLEN: usize = 14;
@@ -168,6 +168,22 @@ impl XskPort {
         let tx = user.map_tx().map_err(|e| errno(e, "map the tx ring"))?;
         umem.bind(&user)
             .map_err(|e| errno(e, &format!("bind to {ifname} queue {queue}")))?;
+        // Copy mode sends an skb per frame, charged to this socket's send
+        // buffer until the receiver frees it: room for every frame.
+        let sndbuf: libc::c_int = (2 * HALF * FRAME_SIZE) as libc::c_int;
+        // SAFETY: a pointer to a live c_int and its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                rx.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUFFORCE,
+                (&sndbuf as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "SO_SNDBUFFORCE on the AF_XDP socket");
+        }
         // The first half receives: all of it goes on the fill ring.
         {
             let mut fill = device.fill(HALF);
@@ -205,6 +221,24 @@ impl XskPort {
         })
     }
 
+    /// The kernel's counters of this socket (drops, full rings), as one
+    /// line for the log.
+    pub(crate) fn statistics(&self) -> String {
+        match self._user.statistics_v2() {
+            Ok(s) => format!(
+                "rx_dropped={} rx_invalid={} tx_invalid={} rx_ring_full={} fill_ring_empty={} tx_ring_empty={} tx_dropped_here={}",
+                s.rx_dropped,
+                s.rx_invalid_descs,
+                s.tx_invalid_descs,
+                s.rx_ring_full,
+                s.rx_fill_ring_empty_descs,
+                s.tx_ring_empty_descs,
+                self.tx.dropped
+            ),
+            Err(e) => format!("no statistics: {e}"),
+        }
+    }
+
     /// The socket's descriptor (for the XSKMAP and for waiting).
     pub(crate) fn fd(&self) -> i32 {
         self.rx.rx.as_raw_fd()
@@ -217,35 +251,42 @@ impl RxSide {
         self.rx.available()
     }
 
-    /// Hand up to [`BATCH`] received frames to `each` (the Ethernet frame's
-    /// bytes), then give their frames back to the kernel. Returns how many.
-    pub(crate) fn receive(&mut self, mut each: impl FnMut(&[u8])) -> u32 {
+    /// Take up to [`BATCH`] received frames off the receive ring; they are
+    /// the shard's until [`RxSide::refill`]. Returns how many.
+    pub(crate) fn take_batch(&mut self) -> u32 {
         self.descs.clear();
-        {
-            let mut r = self.rx.receive(BATCH);
-            while let Some(d) = r.read() {
-                self.descs.push(d);
-            }
-            r.release();
+        let mut r = self.rx.receive(BATCH);
+        while let Some(d) = r.read() {
+            self.descs.push(d);
         }
-        for d in &self.descs {
+        r.release();
+        self.descs.len() as u32
+    }
+
+    /// The frames of the batch, one Ethernet frame each.
+    pub(crate) fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.descs.iter().filter_map(move |d| {
             let start = d.addr as usize;
             let end = start.saturating_add(d.len as usize);
             // A descriptor outside our receive half (never from a sane
             // kernel) is skipped, not trusted.
             if end > self.area / 2 || d.len as usize > FRAME_SIZE as usize {
-                continue;
+                return None;
             }
-            // SAFETY: the frame [start, end) lies in the receive half of our
-            // live mapping (checked above), and the kernel handed it to us
-            // by the receive ring: it writes it again only after we put its
-            // frame back on the fill ring, below, after `each` returned and
-            // the slice is gone.
-            let frame = unsafe {
+            // SAFETY: the frame [start, end) lies in the receive half of
+            // our live mapping (checked above), and the kernel handed it to
+            // us through the receive ring: it writes it again only after
+            // `refill` put it back on the fill ring, which takes `&mut self`
+            // and so cannot run while this shared borrow (and the slice)
+            // lives.
+            Some(unsafe {
                 std::slice::from_raw_parts(self.base.as_ptr().add(start), d.len as usize)
-            };
-            each(frame);
-        }
+            })
+        })
+    }
+
+    /// Give the batch's frames back to the kernel (the fill ring).
+    pub(crate) fn refill(&mut self) {
         let n = self.descs.len() as u32;
         if n > 0 {
             let mut fill = self.device.fill(n);
@@ -255,11 +296,11 @@ impl RxSide {
                     .map(|d| d.addr & !u64::from(FRAME_SIZE - 1)),
             );
             fill.commit();
+            self.descs.clear();
         }
         if self.device.needs_wakeup() {
             self.device.wake();
         }
-        n
     }
 
     /// Take back transmit frames the kernel is done with.
@@ -273,8 +314,19 @@ impl RxSide {
 }
 
 impl TxSide {
+    /// Transmit frames free now.
+    pub(crate) fn free_frames(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Descriptors on the transmit ring the kernel has not taken yet.
+    pub(crate) fn unsent(&self) -> u32 {
+        self.tx.pending()
+    }
+
     /// Put the packets built since the last flush on the transmit ring and
-    /// kick the kernel (copy mode sends from `sendto`).
+    /// kick the kernel (copy mode sends from `sendto`, at most 32 frames a
+    /// call: the caller repeats while [`TxSide::unsent`] is not zero).
     pub(crate) fn flush(&mut self) {
         if !self.pending.is_empty() {
             let mut w = self.tx.transmit(self.pending.len() as u32);
@@ -313,6 +365,10 @@ impl Egress for TxSide {
         frame[6..12].copy_from_slice(&self.mac);
         frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
         Some(&mut frame[ETH_HLEN..])
+    }
+
+    fn has_room(&self) -> bool {
+        !self.free.is_empty()
     }
 
     fn commit(&mut self, _link: LinkAddr, len: usize) {

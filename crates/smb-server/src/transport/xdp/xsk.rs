@@ -29,8 +29,13 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 /// Bytes per UMEM frame: an Ethernet frame of a 1500-byte MTU after the
 /// kernel's 256 bytes of XDP headroom fits.
 pub(crate) const FRAME_SIZE: u32 = 2048;
-/// Frames per half (receive, transmit); also each ring's size.
-const HALF: u32 = 4096;
+/// Frames per half (receive, transmit); also each ring's size. 64 MiB of
+/// UMEM per shard in all: in copy mode on veth a sent frame comes back
+/// only when the receiver frees its skb, and with 4,096 frames a burst of
+/// 2,000 new connections found none free (dropped SYN-ACKs, setups waiting
+/// for the client's 1 s SYN retransmission); with 16,384 none was dropped
+/// (`scripts/bench-xdp-lab.sh xdp`, 2026-11-30).
+const HALF: u32 = 16384;
 /// Descriptors taken from a ring at once.
 pub(crate) const BATCH: u32 = 64;
 const ETH_HLEN: usize = 14;
@@ -226,14 +231,16 @@ impl XskPort {
     pub(crate) fn statistics(&self) -> String {
         match self._user.statistics_v2() {
             Ok(s) => format!(
-                "rx_dropped={} rx_invalid={} tx_invalid={} rx_ring_full={} fill_ring_empty={} tx_ring_empty={} tx_dropped_here={}",
+                "rx_dropped={} rx_invalid={} tx_invalid={} rx_ring_full={} fill_ring_empty={} tx_ring_empty={} tx_dropped_here={} tx_frames_free={}/{}",
                 s.rx_dropped,
                 s.rx_invalid_descs,
                 s.tx_invalid_descs,
                 s.rx_ring_full,
                 s.rx_fill_ring_empty_descs,
                 s.tx_ring_empty_descs,
-                self.tx.dropped
+                self.tx.dropped,
+                self.tx.free.len(),
+                HALF
             ),
             Err(e) => format!("no statistics: {e}"),
         }

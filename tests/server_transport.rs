@@ -55,8 +55,49 @@ fn a_bad_transport_is_one_clear_line() {
     );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("auto, io-uring or mio"), "{err}");
+    assert!(err.contains("auto, io-uring, mio or xdp"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// The xdp transport needs an interface, and the interface's own address
+/// (the XDP program matches it): each mistake is one line and exit 2,
+/// with nothing attached anywhere.
+#[test]
+fn the_xdp_transport_without_an_interface_or_address_is_one_clear_line() {
+    for (args, says) in [
+        (
+            &["--listen", "127.0.0.1:0", "--transport", "xdp"][..],
+            "--xdp-interface",
+        ),
+        (
+            &[
+                "--listen",
+                "0.0.0.0:0",
+                "--transport",
+                "xdp",
+                "--xdp-interface",
+                "lo",
+            ][..],
+            "IPv4 address in --listen",
+        ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--transport",
+                "xdp",
+                "--xdp-interface",
+                "no/such",
+            ][..],
+            "xdp-interface",
+        ),
+    ] {
+        let out = serve_refused(args, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }
 
 /// A burst of requests larger than one receive buffer (16 KiB on io_uring,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod lab;
 pub mod memfs;
 pub mod notify;
 pub mod pipes;

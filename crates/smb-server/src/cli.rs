@@ -102,9 +102,13 @@ struct ServeArgs {
     #[arg(long)]
     busy_poll: Option<String>,
     /// Transport: auto (io_uring where the kernel allows it, else mio),
-    /// io-uring, or mio.
+    /// io-uring, mio, or xdp (AF_XDP and TCP in user space on
+    /// --xdp-interface).
     #[arg(long)]
     transport: Option<String>,
+    /// The network interface the xdp transport attaches to.
+    #[arg(long)]
+    xdp_interface: Option<String>,
     /// io_uring SQPOLL idle time in milliseconds (0 = off).
     #[arg(long)]
     io_uring_sqpoll: Option<String>,
@@ -172,6 +176,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         ("transport", args.transport),
         ("io-uring-sqpoll", args.io_uring_sqpoll),
         ("io-uring-min-wait", args.io_uring_min_wait),
+        ("xdp-interface", args.xdp_interface),
         ("busy-poll", args.busy_poll),
         ("keytab", args.keytab),
         ("kerberos-service", args.kerberos_service),
@@ -203,6 +208,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             .unwrap_or_else(|| default_admin_socket(Some(args.listen))),
     );
     opts.metrics = args.metrics;
+    // SIGINT and SIGTERM are caught from before the server starts: once
+    // its admin socket exists a script may stop it, and a signal that came
+    // before the handler would kill the process without a shutdown.
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot catch signals: {e}")),
+    };
     let server = match Server::start(opts) {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
@@ -212,7 +227,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         admin_socket = %server.admin_socket().map(|p| p.display().to_string()).unwrap_or_default(),
         "smbcore serving"
     );
-    server.wait_for_signal();
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "shutting down");
+    }
     server.shutdown();
     ExitCode::SUCCESS
 }

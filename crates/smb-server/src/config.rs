@@ -193,7 +193,12 @@ pub const KEYS: &[KeySpec] = &[
     },
     KeySpec {
         name: "transport",
-        accepts: "auto, io-uring or mio (auto: io_uring where the kernel allows it; needs a restart)",
+        accepts: "auto, io-uring, mio or xdp (auto: io_uring where the kernel allows it; xdp: AF_XDP and TCP in user space on xdp-interface; needs a restart)",
+        live: false,
+    },
+    KeySpec {
+        name: "xdp-interface",
+        accepts: "the network interface the xdp transport attaches to (needs a restart)",
         live: false,
     },
     KeySpec {
@@ -217,6 +222,8 @@ pub enum TransportChoice {
     IoUring,
     /// mio (epoll).
     Mio,
+    /// AF_XDP with TCP in user space (smb-usertcp) on `xdp-interface`.
+    Xdp,
 }
 
 /// Look a key up by name.
@@ -442,6 +449,8 @@ pub struct Effective {
     pub io_uring_sqpoll_ms: u32,
     /// io_uring batching wait in µs (0 = off).
     pub io_uring_min_wait_us: u32,
+    /// The interface the xdp transport attaches to (empty: none given).
+    pub xdp_interface: String,
 }
 
 /// Layered settings: automatic values plus explicit layers per key.
@@ -517,6 +526,7 @@ impl Settings {
             "transport" => "auto".to_string(),
             "io-uring-sqpoll" => "0".to_string(),
             "io-uring-min-wait" => "0".to_string(),
+            "xdp-interface" => String::new(),
             _ => String::new(),
         }
     }
@@ -597,6 +607,7 @@ impl Settings {
                 "auto" => "auto".to_string(),
                 "io-uring" | "io_uring" | "uring" => "io-uring".to_string(),
                 "mio" | "epoll" => "mio".to_string(),
+                "xdp" | "af-xdp" | "af_xdp" => "xdp".to_string(),
                 _ => return Err(bad()),
             },
             "require-signing" | "allow-anonymous" | "allow-guest" | "cpu-steering" => match v {
@@ -625,6 +636,17 @@ impl Settings {
                     names.join(",")
                 }
             },
+            // An interface name (IFNAMSIZ - 1 bytes at most, no '/', no
+            // whitespace), or empty for none.
+            "xdp-interface" => {
+                if v.len() > 15
+                    || v.contains('/')
+                    || v.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(bad());
+                }
+                v.to_string()
+            }
             "kerberos-service" => {
                 let (svc, host) = v.split_once('/').ok_or_else(bad)?;
                 if svc.is_empty() || host.is_empty() || host.contains('/') {
@@ -786,8 +808,10 @@ impl Settings {
             transport: match v("transport").as_str() {
                 "io-uring" => TransportChoice::IoUring,
                 "mio" => TransportChoice::Mio,
+                "xdp" => TransportChoice::Xdp,
                 _ => TransportChoice::Auto,
             },
+            xdp_interface: v("xdp-interface"),
             io_uring_sqpoll_ms: v("io-uring-sqpoll")
                 .parse()
                 .map_err(|_| bad("io-uring-sqpoll"))?,

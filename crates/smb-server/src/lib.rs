@@ -232,6 +232,9 @@ pub struct Server {
     admin_waker: Option<std::os::unix::net::UnixListener>,
     /// Set once the metrics thread runs.
     metrics_addr: Option<SocketAddr>,
+    /// The XDP program's attachment (xdp transport): detached on drop,
+    /// after the shards stopped.
+    _xdp: Option<transport::xdp::Attachment>,
     /// This process's claim on `local_addr`, held until the server is gone.
     _claim: AddressClaim,
 }
@@ -279,17 +282,35 @@ impl Server {
     /// made so far is closed (and the admin socket removed) before this
     /// returns, and the error is one line that says what failed.
     pub fn start(opts: ServeOptions) -> io::Result<Server> {
-        let eff = opts
+        let mut eff = opts
             .settings
             .effective()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let transport_kind = choose_transport(&eff)?;
+        // AF_XDP: one shard per receive queue at most, TCP in user space on
+        // the listen address; the program is loaded now and attached once
+        // every shard's socket is in its map.
+        let mut xdp = None;
+        if transport_kind == TransportKind::Xdp {
+            let addr = transport::xdp::listen_addr(opts.listen)?;
+            let queues = transport::xdp::rx_queues(&eff.xdp_interface)?;
+            eff.threads = eff.threads.clamp(1, queues as usize);
+            xdp = Some((
+                addr,
+                transport::xdp::Attachment::load(&eff.xdp_interface, addr)?,
+            ));
+        }
         let ShardListeners {
             claim,
-            listeners,
+            mut listeners,
             local_addr,
         } = listeners::bind(opts.listen, eff.threads.max(1))?;
-        if let Some(idle) = eff.tcp_keepalive {
+        if xdp.is_some() {
+            // The kernel's listeners only claimed the address and port; the
+            // program takes the port's segments before the kernel sees them.
+            listeners.truncate(0);
+        }
+        if let Some(idle) = eff.tcp_keepalive.filter(|_| xdp.is_none()) {
             for l in &listeners {
                 transport::set_keepalive(
                     l,
@@ -300,14 +321,14 @@ impl Server {
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot set TCP keepalive: {e}")))?;
             }
         }
-        if eff.busy_poll_us > 0 {
+        if eff.busy_poll_us > 0 && xdp.is_none() {
             for l in &listeners {
                 transport::set_busy_poll(l, eff.busy_poll_us).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot set SO_BUSY_POLL: {e}"))
                 })?;
             }
         }
-        if eff.cpu_steering {
+        if eff.cpu_steering && xdp.is_none() {
             transport::attach_cpu_steering(&listeners[0]).map_err(|e| {
                 io::Error::new(
                     e.kind(),
@@ -315,14 +336,6 @@ impl Server {
                 )
             })?;
         }
-        // The admin socket comes last: once it exists, everything is bound
-        // (scripts and tests wait for it).
-        let metrics = opts.metrics.map(metrics::bind).transpose()?;
-        let admin = opts
-            .admin_socket
-            .as_deref()
-            .map(AdminSocket::bind)
-            .transpose()?;
 
         let guid: [u8; 16] = rng::os_random()?;
         let users = opts.users.clone();
@@ -354,6 +367,11 @@ impl Server {
         });
         let mut shards = Vec::new();
         let mut handles = Vec::new();
+        let mut listeners: Vec<Option<std::net::TcpListener>> =
+            listeners.into_iter().map(Some).collect();
+        if xdp.is_some() {
+            listeners.resize_with(eff.threads.max(1), || None);
+        }
         for (i, l) in listeners.into_iter().enumerate() {
             let engine = Engine::new(
                 i as u16,
@@ -363,13 +381,40 @@ impl Server {
                 rng::ShardRng::from_os(i as u16)?.into_random_source(),
             );
             let pin = eff.cpu_steering.then_some(i);
-            let (shard, handle) = match transport_kind {
-                TransportKind::Mio => {
+            let (shard, handle) = match (transport_kind, l) {
+                (TransportKind::Xdp, _) => {
+                    let Some((addr, attachment)) = xdp.as_ref() else {
+                        return Err(io::Error::other("xdp transport without its program"));
+                    };
+                    let options = transport::xdp::XdpOptions {
+                        interface: eff.xdp_interface.clone(),
+                        addr: *addr,
+                        keep_alive: eff.tcp_keepalive,
+                        timeout: eff.tcp_keepalive.map(|idle| {
+                            idle + eff.tcp_keepalive_interval * eff.tcp_keepalive_count
+                        }),
+                        max_flows: usize::try_from(eff.max_connections)
+                            .unwrap_or(usize::MAX)
+                            .saturating_add(1024),
+                    };
+                    let (s, h) = transport::xdp::XdpShard::new(
+                        i as u16,
+                        &options,
+                        attachment,
+                        engine,
+                        shared.clone(),
+                        MAX_FRAME,
+                        pin,
+                    )?;
+                    (AnyShard::Xdp(Box::new(s)), h)
+                }
+                (_, None) => return Err(io::Error::other("a shard without its listener")),
+                (TransportKind::Mio, Some(l)) => {
                     let (s, h) =
                         MioShard::new(i as u16, l, engine, shared.clone(), MAX_FRAME, pin)?;
                     (AnyShard::Mio(s), h)
                 }
-                TransportKind::IoUring => {
+                (TransportKind::IoUring, Some(l)) => {
                     // Direct descriptors count against the open-file limit,
                     // and each shard's table is checked against it alone.
                     let files = u32::try_from(
@@ -401,6 +446,24 @@ impl Server {
             handles.push(handle);
         }
         let _ = shared.shards.set(handles);
+        if let Some((_, attachment)) = xdp.as_mut() {
+            attachment.attach()?;
+            tracing::info!(
+                interface = %eff.xdp_interface,
+                mode = attachment.mode,
+                shards = eff.threads,
+                "XDP program attached"
+            );
+        }
+        // The admin socket comes last: once it exists, everything is bound
+        // and the XDP program (if any) attached (scripts and tests wait for
+        // it).
+        let metrics = opts.metrics.map(metrics::bind).transpose()?;
+        let admin = opts
+            .admin_socket
+            .as_deref()
+            .map(AdminSocket::bind)
+            .transpose()?;
 
         let mut server = Server {
             shared,
@@ -409,6 +472,7 @@ impl Server {
             admin_socket: None,
             admin_waker: None,
             metrics_addr: None,
+            _xdp: xdp.map(|(_, a)| a),
             _claim: claim,
         };
         if let Err(e) = server.spawn_threads(shards, admin, metrics) {
@@ -460,6 +524,8 @@ pub enum TransportKind {
     Mio,
     /// One io_uring per shard.
     IoUring,
+    /// AF_XDP with TCP in user space.
+    Xdp,
 }
 
 impl TransportKind {
@@ -468,6 +534,7 @@ impl TransportKind {
         match self {
             TransportKind::Mio => "mio",
             TransportKind::IoUring => "io_uring",
+            TransportKind::Xdp => "xdp",
         }
     }
 }
@@ -477,6 +544,11 @@ impl TransportKind {
 fn choose_transport(eff: &Effective) -> io::Result<TransportKind> {
     match eff.transport {
         config::TransportChoice::Mio => Ok(TransportKind::Mio),
+        config::TransportChoice::Xdp if eff.xdp_interface.is_empty() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the xdp transport needs an interface (--xdp-interface IFACE)",
+        )),
+        config::TransportChoice::Xdp => Ok(TransportKind::Xdp),
         config::TransportChoice::IoUring => match transport::uring::probe() {
             Ok(()) => Ok(TransportKind::IoUring),
             Err(e) => Err(io::Error::new(
@@ -498,6 +570,7 @@ fn choose_transport(eff: &Effective) -> io::Result<TransportKind> {
 pub(crate) enum AnyShard {
     Mio(MioShard),
     Uring(transport::uring::UringShard),
+    Xdp(Box<transport::xdp::XdpShard>),
 }
 
 impl AnyShard {
@@ -505,6 +578,7 @@ impl AnyShard {
         match self {
             AnyShard::Mio(s) => s.run(),
             AnyShard::Uring(s) => s.run(),
+            AnyShard::Xdp(s) => s.run(),
         }
     }
 }

@@ -14,10 +14,14 @@
 //! - [`peer_uid`]: the uid of the process at the other end of a Unix socket
 //!   (SO_PEERCRED), which the admin socket checks on every connection.
 //! - [`effective_uid`]: this process's effective uid.
+//!
+//! The transports themselves: [`uring`] (io_uring) and [`xdp`] (AF_XDP with
+//! TCP in user space).
 
 mod buf_ring;
 mod deadline;
 pub mod uring;
+pub mod xdp;
 
 use std::io;
 use std::os::fd::AsRawFd;

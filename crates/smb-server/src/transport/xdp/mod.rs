@@ -1,0 +1,647 @@
+//! The AF_XDP transport (issue 14): frames go from a NIC queue into shard
+//! memory through an AF_XDP socket, TCP runs in the shard on smoltcp
+//! (`smb-usertcp`, ARCHITECTURE.md "User-space TCP"), and a connection
+//! costs no file descriptor.
+//!
+//! - `bpf`: the XDP program that redirects IPv4 TCP for the listen
+//!   address and port into the XSKMAP slot of the receiving queue and
+//!   passes everything else (ARP, ICMP, other ports) to the kernel, loaded
+//!   and attached with bpf(2) through a BPF link.
+//! - `xsk`: one AF_XDP socket per shard, on queue *i* for shard *i*, with
+//!   its own UMEM and rings (copy mode, which every driver offers).
+//! - `XdpShard`: the shard loop. Each received frame goes to
+//!   `TcpStack::ingress`; a connection that reaches ESTABLISHED is admitted
+//!   to the engine like an accepted socket (`ShardCore::admit`, so
+//!   max-connections and the per-client limit apply); bytes the socket
+//!   received are fed with `ShardCore::feed` exactly as the mio transport
+//!   does, and the engine's output for a connection goes into that
+//!   connection's socket only (`Engine::poll_transmit`).
+//!
+//! The kernel never sees the redirected segments, so it sends no RST for
+//! them. The wait is a `ppoll` on the AF_XDP socket and the shard's
+//! eventfd, bounded by the engine's next deadline and the next TCP timer.
+
+pub(crate) mod bpf;
+mod xsk;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smb_session::engine::{EndReason, Engine};
+use smb_session::ids::ConnId;
+use smb_usertcp::smoltcp::socket::tcp::State;
+use smb_usertcp::smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
+use smb_usertcp::{Egress, FlowId, Ingress, LinkAddr, StackConfig, TcpStack};
+
+use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
+use crate::Shared;
+use xsk::XskPort;
+
+/// Receive and send buffer of each TCP connection (each way).
+pub const TCP_BUFFER: usize = 4096;
+
+/// The interface facts the transport needs.
+#[derive(Debug, Clone)]
+pub struct XdpOptions {
+    /// Interface name.
+    pub interface: String,
+    /// The address TCP answers on (the listen address).
+    pub addr: SocketAddrV4,
+    /// TCP keep-alive: idle time before the first probe.
+    pub keep_alive: Option<Duration>,
+    /// Drop a connection whose peer acknowledged nothing this long.
+    pub timeout: Option<Duration>,
+    /// Most connections a shard holds in TCP (half-open and closing
+    /// included).
+    pub max_flows: usize,
+}
+
+/// The program, its map and its attachment; dropping it detaches the
+/// program (the link closes) and frees the map.
+#[derive(Debug)]
+pub struct Attachment {
+    map: OwnedFd,
+    prog: OwnedFd,
+    link: Option<OwnedFd>,
+    ifindex: u32,
+    /// `native` or `generic`, once attached.
+    pub mode: &'static str,
+}
+
+/// The number of receive queues of `ifname` (one shard each at most).
+pub fn rx_queues(ifname: &str) -> io::Result<u32> {
+    let dir = format!("/sys/class/net/{ifname}/queues");
+    let n = std::fs::read_dir(&dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("interface {ifname}: {e}")))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    Ok(u32::try_from(n).unwrap_or(u32::MAX).max(1))
+}
+
+fn mac_of(ifname: &str) -> io::Result<LinkAddr> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
+        .map_err(|e| io::Error::new(e.kind(), format!("interface {ifname}: {e}")))?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut mac {
+        *b = parts
+            .next()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .ok_or_else(|| io::Error::other(format!("interface {ifname}: no MAC address")))?;
+    }
+    Ok(mac)
+}
+
+fn ifindex(ifname: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(ifname)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"))?;
+    // SAFETY: `c` is a live NUL-terminated string for the whole call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("interface {ifname}: {e}")));
+    }
+    Ok(i)
+}
+
+impl Attachment {
+    /// Create the XSKMAP and load the program for `addr` (not attached
+    /// yet: the shards' sockets go into the map first).
+    pub fn load(ifname: &str, addr: SocketAddrV4) -> io::Result<Attachment> {
+        let ifindex = ifindex(ifname)?;
+        let queues = rx_queues(ifname)?;
+        let map = bpf::xskmap(queues)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot create the XSKMAP: {e}")))?;
+        let prog = bpf::load(&bpf::program(*addr.ip(), addr.port(), map.as_raw_fd()))?;
+        Ok(Attachment {
+            map,
+            prog,
+            link: None,
+            ifindex,
+            mode: "",
+        })
+    }
+
+    /// Attach in native (driver) mode, or generic mode where the driver
+    /// has none.
+    pub fn attach(&mut self) -> io::Result<()> {
+        match bpf::attach(&self.prog, self.ifindex, bpf::XDP_FLAGS_DRV_MODE) {
+            Ok(link) => {
+                self.link = Some(link);
+                self.mode = "native";
+            }
+            Err(native) => {
+                let link = bpf::attach(&self.prog, self.ifindex, bpf::XDP_FLAGS_SKB_MODE).map_err(
+                    |e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!(
+                                "cannot attach the XDP program (native: {native}; generic: {e})"
+                            ),
+                        )
+                    },
+                )?;
+                self.link = Some(link);
+                self.mode = "generic";
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An eventfd other threads write to wake the shard.
+#[derive(Debug)]
+struct EventFd(File);
+
+impl EventFd {
+    fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd(2) takes no pointers; a non-negative return is a
+        // new descriptor that nothing else owns.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above, `fd` is new and ours alone.
+        Ok(EventFd(File::from(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+}
+
+impl ShardWaker for EventFd {
+    fn wake(&self) -> io::Result<()> {
+        (&self.0).write_all(&1u64.to_ne_bytes())
+    }
+}
+
+/// What the runtime keeps per connection beside its TCP state.
+#[derive(Debug)]
+struct XConn {
+    conn: ConnId,
+    /// Bytes of a frame not yet complete (empty, unallocated, when idle).
+    partial: Vec<u8>,
+    /// Reading stopped: the engine holds more unsent output than the
+    /// high-water mark (the TCP window closes meanwhile).
+    paused: bool,
+}
+
+/// A shard on the AF_XDP transport.
+pub(crate) struct XdpShard {
+    core: ShardCore,
+    port: XskPort,
+    stack: TcpStack<Option<XConn>>,
+    by_conn: HashMap<ConnId, FlowId>,
+    eventfd: Arc<EventFd>,
+    epoch: Instant,
+    pin_cpu: Option<usize>,
+    to_close: Vec<ConnId>,
+    fired: Vec<FlowId>,
+    touched: Vec<FlowId>,
+    /// Frames wait in the receive ring for transmit frames to come back.
+    starved: bool,
+}
+
+impl XdpShard {
+    /// A shard on queue `id` of the interface, its socket put in the
+    /// program's map.
+    pub(crate) fn new(
+        id: u16,
+        opts: &XdpOptions,
+        attachment: &Attachment,
+        engine: Engine,
+        shared: Arc<Shared>,
+        max_frame: usize,
+        pin_cpu: Option<usize>,
+    ) -> io::Result<(XdpShard, ShardHandle)> {
+        let mac = mac_of(&opts.interface)?;
+        let port = XskPort::open(&opts.interface, u32::from(id), mac)?;
+        bpf::xskmap_set(&attachment.map, u32::from(id), port.fd())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot fill the XSKMAP: {e}")))?;
+        let epoch = Instant::now();
+        let seed: [u8; 8] = crate::rng::os_random()?;
+        let mut cfg = StackConfig::new(
+            vec![*opts.addr.ip()],
+            Some(opts.addr.port()),
+            u64::from_ne_bytes(seed),
+        );
+        cfg.rx_buffer = TCP_BUFFER;
+        cfg.tx_buffer = TCP_BUFFER;
+        cfg.max_flows = opts.max_flows;
+        cfg.keep_alive = opts
+            .keep_alive
+            .map(|d| SmolDuration::from_micros(d.as_micros() as u64));
+        cfg.timeout = opts
+            .timeout
+            .map(|d| SmolDuration::from_micros(d.as_micros() as u64));
+        let stack = TcpStack::new(cfg, SmolInstant::from_micros(0)).map_err(io::Error::other)?;
+        let eventfd = Arc::new(EventFd::new()?);
+        let waker: Arc<dyn ShardWaker> = eventfd.clone();
+        let (core, handle) = ShardCore::new(id, engine, shared, max_frame, waker);
+        Ok((
+            XdpShard {
+                core,
+                port,
+                stack,
+                by_conn: HashMap::new(),
+                eventfd,
+                epoch,
+                pin_cpu,
+                to_close: Vec::new(),
+                fired: Vec::new(),
+                touched: Vec::new(),
+                starved: false,
+            },
+            handle,
+        ))
+    }
+
+    fn smol(&self, now: Instant) -> SmolInstant {
+        SmolInstant::from_micros(now.saturating_duration_since(self.epoch).as_micros() as i64)
+    }
+
+    /// How long to wait: the engine's deadline or the next TCP timer.
+    fn timeout(&self, now: Instant) -> Duration {
+        let mut t = self.core.wait_timeout(now);
+        if let Some(at) = self.stack.next_deadline() {
+            let at = self.epoch + Duration::from_micros(at.total_micros().max(0) as u64);
+            t = t.min(at.saturating_duration_since(now));
+        }
+        if self.stack.has_blocked() || self.starved {
+            // Waiting for transmit frames to come back: the completion
+            // ring wakes nobody, so look again soon.
+            t = t.min(Duration::from_millis(1));
+        }
+        t
+    }
+
+    /// Wait for frames, a wake-up or the timeout; `true` when the eventfd
+    /// fired.
+    fn wait(&mut self, timeout: Duration) -> bool {
+        if self.port.rx.available() > 0 && !self.starved {
+            return self.drain_eventfd();
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: self.port.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.eventfd.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: `fds` and `ts` are live for the call and their sizes are
+        // what is passed; a null signal mask leaves the mask alone.
+        let _ = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
+        self.drain_eventfd()
+    }
+
+    fn drain_eventfd(&mut self) -> bool {
+        let mut buf = [0u8; 8];
+        (&self.eventfd.0).read(&mut buf).is_ok()
+    }
+
+    /// Run until a shutdown command arrives.
+    pub(crate) fn run(mut self) {
+        self.core.tune_thread(self.pin_cpu);
+        tracing::debug!(shard = self.core.id, transport = "xdp", "shard started");
+        while !self.core.stopping {
+            let timeout = self.timeout(Instant::now());
+            let woken = self.wait(timeout);
+            // Dated after the wait: a read is never dated before it arrived.
+            let now = Instant::now();
+            if woken {
+                crate::shard::drain_commands(&mut self, now);
+            }
+            self.receive();
+            let now = Instant::now();
+            let snow = self.smol(now);
+            let mut fired = std::mem::take(&mut self.fired);
+            self.stack.poll_timers(snow, &mut self.port.tx, &mut fired);
+            for id in fired.drain(..) {
+                self.service(id, now);
+            }
+            self.fired = fired;
+            self.core.engine.handle_timeout(Instant::now());
+            crate::shard::drain_engine_events(&mut self);
+            self.flush_tx();
+        }
+        self.shutdown();
+    }
+
+    /// Every frame waiting in the receive ring through TCP, then the
+    /// connections they touched through the engine, a batch at a time.
+    /// Each batch is dated after it was taken off the ring, so no frame is
+    /// dated before it arrived.
+    fn receive(&mut self) {
+        loop {
+            // Every segment may need an answer: take a batch only when a
+            // batch of answers can go out, else leave the frames on the
+            // ring (the kernel drops what comes when it is full, and TCP
+            // backs off, as for a full NIC queue).
+            if self.port.tx.free_frames() < xsk::BATCH as usize {
+                self.flush_tx();
+                if self.port.tx.free_frames() < xsk::BATCH as usize {
+                    self.starved = true;
+                    break;
+                }
+            }
+            self.starved = false;
+            let n = self.port.rx.take_batch();
+            if n == 0 {
+                break;
+            }
+            let now = Instant::now();
+            let snow = self.smol(now);
+            for frame in self.port.rx.frames() {
+                let Some((link, packet)) = xsk::ipv4_payload(frame) else {
+                    continue;
+                };
+                match self
+                    .stack
+                    .ingress(snow, link, packet, &mut self.port.tx, || None)
+                {
+                    Ingress::Flow(id) | Ingress::New(id) => self.touched.push(id),
+                    Ingress::NoFlow | Ingress::Dropped => {}
+                }
+            }
+            self.port.rx.refill();
+            let mut touched = std::mem::take(&mut self.touched);
+            for id in touched.drain(..) {
+                self.service(id, now);
+            }
+            self.touched = touched;
+            self.flush_tx();
+            if n < xsk::BATCH {
+                break;
+            }
+        }
+    }
+
+    /// Send what TCP produced: copy mode sends at most 32 frames per
+    /// `sendto`, so kick until the kernel took every descriptor (bounded),
+    /// taking completed frames back as it goes.
+    fn flush_tx(&mut self) {
+        for _ in 0..256 {
+            self.port.tx.flush();
+            self.port.rx.complete(&mut self.port.tx);
+            if self.stack.has_blocked() && self.port.tx.has_room() {
+                // Frames came back: what TCP held for want of them goes.
+                let snow = self.smol(Instant::now());
+                self.stack.poll_blocked(snow, &mut self.port.tx);
+                continue;
+            }
+            if self.port.tx.unsent() == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Bring a connection up to date after TCP touched it: admit it once
+    /// established, feed what it received, write what the engine has for
+    /// it, close it when TCP did.
+    fn service(&mut self, id: FlowId, now: Instant) {
+        let Some(flow) = self.stack.flow_mut(id) else {
+            return;
+        };
+        let state = flow.socket().state();
+        if flow.user.is_none() {
+            match state {
+                State::Closed => {
+                    self.stack.remove(id);
+                }
+                State::Established => {
+                    let peer = SocketAddr::V4(flow.key().remote);
+                    match self.core.admit(peer, now) {
+                        Some(conn) => {
+                            self.core.count_socket(true);
+                            self.by_conn.insert(conn, id);
+                            if let Some(f) = self.stack.flow_mut(id) {
+                                f.user = Some(XConn {
+                                    conn,
+                                    partial: Vec::new(),
+                                    paused: false,
+                                });
+                            }
+                            self.read(id, now);
+                        }
+                        None => {
+                            // Refused: reset, as the kernel path closes.
+                            flow.socket_mut().abort();
+                            let snow = self.smol(now);
+                            self.stack.poll(snow, id, &mut self.port.tx);
+                            self.stack.remove(id);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        if state == State::Closed {
+            // Reset by the peer, or timed out.
+            let conn = flow.user.as_ref().map(|x| x.conn);
+            if let Some(conn) = conn {
+                self.core.mark(conn, EndReason::DeadTransport);
+                self.detach(conn, now);
+            }
+            self.stack.remove(id);
+            return;
+        }
+        self.read(id, now);
+    }
+
+    /// Feed what the connection's socket received, answer, and write.
+    fn read(&mut self, id: FlowId, now: Instant) {
+        for _ in 0..64 {
+            let Some(flow) = self.stack.flow_mut(id) else {
+                return;
+            };
+            let (sock, user) = flow.parts_mut();
+            let Some(x) = user.as_mut() else {
+                return;
+            };
+            let conn = x.conn;
+            if x.paused {
+                if self.core.engine.transmit_len(conn) > OUTPUT_HIGH_WATER {
+                    self.write(id, now);
+                    return;
+                }
+                x.paused = false;
+            }
+            // Take what arrived (the socket's buffer is a ring: up to two
+            // pieces).
+            let mut got = false;
+            while sock.can_recv() {
+                let n = sock
+                    .recv(|data| {
+                        x.partial.extend_from_slice(data);
+                        (data.len(), data.len())
+                    })
+                    .unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                got = true;
+            }
+            let eof = !sock.may_recv();
+            let data = std::mem::take(&mut x.partial);
+            let fed = if data.is_empty() {
+                Fed::Used {
+                    used: 0,
+                    stopped: false,
+                }
+            } else {
+                self.core.feed(conn, &data, now)
+            };
+            let Some(x) = self.stack.flow_mut(id).and_then(|f| f.user.as_mut()) else {
+                return;
+            };
+            x.partial = data;
+            match fed {
+                Fed::Close => {
+                    self.close(conn, true, now);
+                    return;
+                }
+                Fed::Used { used, stopped } => {
+                    x.partial.drain(..used);
+                    if x.partial.is_empty() {
+                        x.partial = Vec::new();
+                    }
+                    x.paused = stopped;
+                }
+            }
+            self.write(id, now);
+            crate::shard::drain_engine_events(self);
+            if eof {
+                // The peer sent FIN: it asks nothing more. Answer what it
+                // left, then close our side.
+                if self.by_conn.contains_key(&conn) {
+                    self.close(conn, true, now);
+                }
+                return;
+            }
+            if !got {
+                return;
+            }
+        }
+    }
+
+    /// Move the engine's output for the connection into its socket (as
+    /// much as the send buffer takes) and let TCP send it.
+    fn write(&mut self, id: FlowId, now: Instant) {
+        let snow = self.smol(now);
+        let Some(flow) = self.stack.flow_mut(id) else {
+            return;
+        };
+        if let Some(conn) = flow.user.as_ref().map(|x| x.conn) {
+            let sock = flow.socket_mut();
+            loop {
+                let bytes = self.core.engine.poll_transmit(conn);
+                if bytes.is_empty() {
+                    break;
+                }
+                match sock.send_slice(bytes) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => self.core.engine.transmitted(conn, n),
+                }
+            }
+        }
+        self.stack.poll(snow, id, &mut self.port.tx);
+    }
+
+    /// The engine's side of a connection is gone; TCP finishes on its own.
+    fn detach(&mut self, conn: ConnId, now: Instant) {
+        if let Some(id) = self.by_conn.remove(&conn) {
+            if let Some(f) = self.stack.flow_mut(id) {
+                f.user = None;
+            }
+            self.core.count_socket(false);
+            self.core.closed(conn, now);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, last_answers: bool, now: Instant) {
+        let Some(&id) = self.by_conn.get(&conn) else {
+            return;
+        };
+        if last_answers {
+            self.write(id, now);
+        }
+        self.detach(conn, now);
+        let snow = self.smol(now);
+        if let Some(f) = self.stack.flow_mut(id) {
+            // FIN after what is queued (RFC 9293 section 3.10.4).
+            f.socket_mut().close();
+        }
+        self.stack.poll(snow, id, &mut self.port.tx);
+        if self
+            .stack
+            .flow(id)
+            .is_some_and(|f| f.socket().state() == State::Closed)
+        {
+            self.stack.remove(id);
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let now = Instant::now();
+        let snow = self.smol(now);
+        let conns: Vec<(ConnId, FlowId)> = self.by_conn.iter().map(|(c, f)| (*c, *f)).collect();
+        for (conn, id) in conns {
+            self.core.mark(conn, EndReason::Shutdown);
+            self.detach(conn, now);
+            if let Some(f) = self.stack.flow_mut(id) {
+                f.socket_mut().abort();
+            }
+            self.stack.poll(snow, id, &mut self.port.tx);
+        }
+        self.flush_tx();
+        tracing::info!(shard = self.core.id, xsk = %self.port.statistics(), "shard stopped");
+    }
+}
+
+impl SocketIo for XdpShard {
+    fn core(&mut self) -> &mut ShardCore {
+        &mut self.core
+    }
+
+    fn flush_conn(&mut self, conn: ConnId) {
+        if let Some(&id) = self.by_conn.get(&conn) {
+            let now = Instant::now();
+            self.write(id, now);
+            // Output drained below the high-water mark: read again.
+            self.read(id, now);
+        }
+    }
+
+    fn close_conn(&mut self, conn: ConnId, last_answers: bool, now: Instant) {
+        self.close(conn, last_answers, now);
+    }
+
+    fn close_list(&mut self) -> &mut Vec<ConnId> {
+        &mut self.to_close
+    }
+}
+
+/// The IPv4 address TCP answers on: the listen address, which must be
+/// one of the interface's (the XDP program matches it).
+pub fn listen_addr(listen: SocketAddr) -> io::Result<SocketAddrV4> {
+    match listen {
+        SocketAddr::V4(a) if !a.ip().is_unspecified() => Ok(a),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the xdp transport needs the interface's IPv4 address in --listen (e.g. --listen 198.18.0.1:445)",
+        )),
+    }
+}

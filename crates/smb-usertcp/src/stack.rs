@@ -1,0 +1,583 @@
+//! [`TcpStack`]: smoltcp sockets reached through a 4-tuple hash, one
+//! single-socket `SocketSet` per connection, with the connections' TCP
+//! timers in a deadline heap.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use slab::Slab;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
+
+use crate::device::{capabilities, Discard, OnePacket};
+use crate::flow::{FlowKey, SegmentInfo};
+use crate::{Egress, LinkAddr};
+
+/// How a stack is set up.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// This host's addresses (one or two: smoltcp's default interface
+    /// holds two).
+    pub addrs: Vec<Ipv4Addr>,
+    /// The port SYNs may open connections on (`None`: no listening, e.g. a
+    /// client).
+    pub listen_port: Option<u16>,
+    /// Receive buffer per connection, which is also the largest window it
+    /// advertises (RFC 9293 section 3.8.6).
+    pub rx_buffer: usize,
+    /// Send buffer per connection.
+    pub tx_buffer: usize,
+    /// Most connections at once, half-open ones included; a SYN beyond it
+    /// is dropped as by a full listen backlog.
+    pub max_flows: usize,
+    /// The IP MTU of the link (the MSS follows from it).
+    pub mtu: usize,
+    /// Seed of smoltcp's generator (initial sequence numbers, ports); the
+    /// runtime gives it OS randomness.
+    pub seed: u64,
+    /// TCP keep-alive interval of every connection (`None`: off).
+    pub keep_alive: Option<Duration>,
+    /// A connection whose peer acknowledges nothing (data, keep-alives)
+    /// for this long is dropped (`None`: never).
+    pub timeout: Option<Duration>,
+}
+
+impl StackConfig {
+    /// A configuration with the given addresses, 4 KiB buffers each way,
+    /// 1,000,000 flows at most, an MTU of 1500.
+    pub fn new(addrs: Vec<Ipv4Addr>, listen_port: Option<u16>, seed: u64) -> StackConfig {
+        StackConfig {
+            addrs,
+            listen_port,
+            rx_buffer: 4096,
+            tx_buffer: 4096,
+            max_flows: 1_000_000,
+            mtu: 1500,
+            seed,
+            keep_alive: None,
+            timeout: None,
+        }
+    }
+}
+
+/// Names a flow; stale once the flow is gone (its slot may be reused under
+/// another generation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowId {
+    index: usize,
+    gen: u32,
+}
+
+/// One connection: its socket in a set of its own.
+#[derive(Debug)]
+pub struct Flow<T> {
+    set: SocketSet<'static>,
+    handle: SocketHandle,
+    key: FlowKey,
+    link: LinkAddr,
+    gen: u32,
+    /// The timer filed in the heap (micros), if any.
+    armed: Option<i64>,
+    /// Waiting in `blocked` for room to send.
+    blocked: bool,
+    /// The caller's state for this connection.
+    pub user: T,
+}
+
+impl<T> Flow<T> {
+    /// The connection's 4-tuple.
+    pub fn key(&self) -> FlowKey {
+        self.key
+    }
+
+    /// The peer's link address, as of its last segment.
+    pub fn link(&self) -> LinkAddr {
+        self.link
+    }
+
+    /// The smoltcp socket.
+    pub fn socket(&self) -> &tcp::Socket<'static> {
+        self.set.get(self.handle)
+    }
+
+    /// The smoltcp socket, to read, write or close it; call
+    /// [`TcpStack::poll`] afterwards so that what it queued goes out.
+    pub fn socket_mut(&mut self) -> &mut tcp::Socket<'static> {
+        self.set.get_mut(self.handle)
+    }
+
+    /// The socket and the caller's state at once.
+    pub fn parts_mut(&mut self) -> (&mut tcp::Socket<'static>, &mut T) {
+        (self.set.get_mut(self.handle), &mut self.user)
+    }
+}
+
+/// What became of one incoming packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingress {
+    /// It went to this existing connection: check its socket (data,
+    /// FIN, reset).
+    Flow(FlowId),
+    /// A SYN made this new (half-open) connection.
+    New(FlowId),
+    /// It belonged to no connection and was answered (a RST, RFC 9293
+    /// section 3.10.7.1) or ignored (a RST) by smoltcp.
+    NoFlow,
+    /// Not an IPv4 TCP segment this stack takes (malformed, a fragment,
+    /// a bad checksum on a SYN, or a SYN past `max_flows`): dropped.
+    Dropped,
+}
+
+/// TCP for many connections: a segment reaches its connection through a
+/// hash of its 4-tuple and a poll of that connection's own socket set, so
+/// its cost does not grow with the number of connections.
+pub struct TcpStack<T> {
+    cfg: StackConfig,
+    iface: Interface,
+    flows: Slab<Flow<T>>,
+    by_key: HashMap<FlowKey, usize>,
+    /// Polled for segments of no connection, so smoltcp answers them.
+    empty: SocketSet<'static>,
+    /// (deadline in micros, flow index, generation), earliest first; an
+    /// entry whose flow moved on is skipped.
+    timers: BinaryHeap<Reverse<(i64, usize, u32)>>,
+    scratch: Vec<u8>,
+    /// Flows that may have had more to send when the egress ran out of
+    /// room.
+    blocked: Vec<FlowId>,
+    next_gen: u32,
+    next_port: u16,
+}
+
+impl<T> std::fmt::Debug for TcpStack<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStack")
+            .field("cfg", &self.cfg)
+            .field("flows", &self.flows.len())
+            .field("timers", &self.timers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn poll_flow<T, E: Egress>(
+    iface: &mut Interface,
+    flow: &mut Flow<T>,
+    now: Instant,
+    packet: Option<&[u8]>,
+    egress: &mut E,
+    scratch: &mut Vec<u8>,
+    mtu: usize,
+) {
+    let mut dev = OnePacket {
+        rx: packet,
+        egress,
+        link: flow.link,
+        scratch,
+        mtu,
+    };
+    iface.poll(now, &mut dev, &mut flow.set);
+}
+
+impl<T> TcpStack<T> {
+    /// A stack with no connections.
+    ///
+    /// # Errors
+    /// More addresses than smoltcp's interface holds, or none.
+    pub fn new(cfg: StackConfig, now: Instant) -> Result<TcpStack<T>, String> {
+        if cfg.addrs.is_empty() {
+            return Err("a TCP stack needs an address".into());
+        }
+        let mut config = Config::new(HardwareAddress::Ip);
+        config.random_seed = cfg.seed;
+        let mut dev = OnePacket {
+            rx: None,
+            egress: &mut Discard,
+            link: [0; 6],
+            scratch: &mut Vec::new(),
+            mtu: cfg.mtu,
+        };
+        let mut iface = Interface::new(config, &mut dev, now);
+        let mut full = false;
+        iface.update_ip_addrs(|a| {
+            for ip in &cfg.addrs {
+                full |= a.push(IpCidr::new(IpAddress::Ipv4(*ip), 32)).is_err();
+            }
+        });
+        if full {
+            return Err(format!(
+                "at most {} addresses per TCP stack",
+                smoltcp::config::IFACE_MAX_ADDR_COUNT
+            ));
+        }
+        let seed_port = (cfg.seed as u16 % 16384) + 49152;
+        let _ = capabilities(cfg.mtu);
+        Ok(TcpStack {
+            cfg,
+            iface,
+            flows: Slab::new(),
+            by_key: HashMap::new(),
+            empty: SocketSet::new(Vec::new()),
+            timers: BinaryHeap::new(),
+            scratch: Vec::new(),
+            blocked: Vec::new(),
+            next_gen: 1,
+            next_port: seed_port,
+        })
+    }
+
+    /// Connections held (half-open, established and closing).
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// No connection held.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// The flow `id`, if it still exists.
+    pub fn flow(&self, id: FlowId) -> Option<&Flow<T>> {
+        self.flows.get(id.index).filter(|f| f.gen == id.gen)
+    }
+
+    /// The flow `id`, if it still exists.
+    pub fn flow_mut(&mut self, id: FlowId) -> Option<&mut Flow<T>> {
+        self.flows.get_mut(id.index).filter(|f| f.gen == id.gen)
+    }
+
+    /// The flow of a 4-tuple.
+    pub fn find(&self, key: &FlowKey) -> Option<FlowId> {
+        let &index = self.by_key.get(key)?;
+        Some(FlowId {
+            index,
+            gen: self.flows[index].gen,
+        })
+    }
+
+    /// The earliest TCP timer (retransmission, delayed ACK, keep-alive,
+    /// TIME-WAIT); it may be early, never late.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers
+            .peek()
+            .map(|Reverse((t, _, _))| Instant::from_micros(*t))
+    }
+
+    fn new_socket(&self) -> tcp::Socket<'static> {
+        let rx = tcp::SocketBuffer::new(vec![0; self.cfg.rx_buffer]);
+        let tx = tcp::SocketBuffer::new(vec![0; self.cfg.tx_buffer]);
+        let mut s = tcp::Socket::new(rx, tx);
+        // SMB answers each request at once; Nagle would hold the answer
+        // back for the client's delayed ACK.
+        s.set_nagle_enabled(false);
+        s.set_keep_alive(self.cfg.keep_alive);
+        s.set_timeout(self.cfg.timeout);
+        s
+    }
+
+    fn insert(
+        &mut self,
+        key: FlowKey,
+        link: LinkAddr,
+        sock: tcp::Socket<'static>,
+        user: T,
+    ) -> FlowId {
+        let mut set = SocketSet::new(Vec::with_capacity(1));
+        let handle = set.add(sock);
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        let index = self.flows.insert(Flow {
+            set,
+            handle,
+            key,
+            link,
+            gen,
+            armed: None,
+            blocked: false,
+            user,
+        });
+        self.by_key.insert(key, index);
+        FlowId { index, gen }
+    }
+
+    /// File the flow's next TCP timer; remember it as blocked when the
+    /// egress ran out of room while it was polled.
+    fn arm(&mut self, index: usize, now: Instant, room: bool) {
+        let flow = &mut self.flows[index];
+        if !room && !flow.blocked {
+            flow.blocked = true;
+            self.blocked.push(FlowId {
+                index,
+                gen: flow.gen,
+            });
+        }
+        let Some(at) = self.iface.poll_at(now, &flow.set) else {
+            return;
+        };
+        let at = at.total_micros();
+        if flow.armed.is_some_and(|a| a <= at) {
+            return; // an earlier entry is filed; it re-arms when it fires
+        }
+        flow.armed = Some(at);
+        self.timers.push(Reverse((at, index, flow.gen)));
+    }
+
+    /// Hand one incoming IPv4 packet from `link` to its connection. What
+    /// smoltcp answers goes to `egress` at once.
+    pub fn ingress<E: Egress>(
+        &mut self,
+        now: Instant,
+        link: LinkAddr,
+        packet: &[u8],
+        egress: &mut E,
+        user: impl FnOnce() -> T,
+    ) -> Ingress {
+        let Some(seg) = SegmentInfo::parse(packet) else {
+            return Ingress::Dropped;
+        };
+        if let Some(&index) = self.by_key.get(&seg.key) {
+            let flow = &mut self.flows[index];
+            flow.link = link;
+            poll_flow(
+                &mut self.iface,
+                flow,
+                now,
+                Some(packet),
+                egress,
+                &mut self.scratch,
+                self.cfg.mtu,
+            );
+            let gen = flow.gen;
+            self.arm(index, now, egress.has_room());
+            return Ingress::Flow(FlowId { index, gen });
+        }
+        let local = seg.key.local;
+        if seg.opens
+            && Some(local.port()) == self.cfg.listen_port
+            && self.cfg.addrs.contains(local.ip())
+        {
+            if self.flows.len() >= self.cfg.max_flows {
+                return Ingress::Dropped;
+            }
+            let mut sock = self.new_socket();
+            let endpoint = IpListenEndpoint {
+                addr: Some(IpAddress::Ipv4(*local.ip())),
+                port: local.port(),
+            };
+            if sock.listen(endpoint).is_err() {
+                return Ingress::Dropped;
+            }
+            let id = self.insert(seg.key, link, sock, user());
+            let flow = &mut self.flows[id.index];
+            poll_flow(
+                &mut self.iface,
+                flow,
+                now,
+                Some(packet),
+                egress,
+                &mut self.scratch,
+                self.cfg.mtu,
+            );
+            if flow.socket().state() == tcp::State::Listen {
+                // smoltcp did not take the SYN (a bad checksum, say).
+                self.remove(id);
+                return Ingress::Dropped;
+            }
+            self.arm(id.index, now, egress.has_room());
+            return Ingress::New(id);
+        }
+        let mut dev = OnePacket {
+            rx: Some(packet),
+            egress,
+            link,
+            scratch: &mut self.scratch,
+            mtu: self.cfg.mtu,
+        };
+        self.iface.poll(now, &mut dev, &mut self.empty);
+        Ingress::NoFlow
+    }
+
+    /// Open a connection from `local` (one of this stack's addresses; port
+    /// 0 picks one) to `remote`, reached at `link`.
+    ///
+    /// # Errors
+    /// The address is not this stack's, or smoltcp refuses the endpoints.
+    pub fn connect<E: Egress>(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        link: LinkAddr,
+        egress: &mut E,
+        user: T,
+    ) -> Result<FlowId, String> {
+        if !self.cfg.addrs.contains(local.ip()) {
+            return Err(format!("{} is not an address of this stack", local.ip()));
+        }
+        let mut local = local;
+        if local.port() == 0 {
+            // The next free port of the dynamic range (RFC 6335).
+            for _ in 0..16384 {
+                self.next_port = if self.next_port == u16::MAX {
+                    49152
+                } else {
+                    self.next_port + 1
+                };
+                let key = FlowKey {
+                    remote,
+                    local: SocketAddrV4::new(*local.ip(), self.next_port),
+                };
+                if !self.by_key.contains_key(&key) {
+                    local.set_port(self.next_port);
+                    break;
+                }
+            }
+            if local.port() == 0 {
+                return Err("no free local port".into());
+            }
+        }
+        let key = FlowKey { remote, local };
+        if self.by_key.contains_key(&key) {
+            return Err(format!("{local} -> {remote} exists"));
+        }
+        let mut sock = self.new_socket();
+        let r = IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port());
+        let l = IpEndpoint::new(IpAddress::Ipv4(*local.ip()), local.port());
+        sock.connect(self.iface.context(), r, l)
+            .map_err(|e| format!("connect {local} -> {remote}: {e}"))?;
+        let id = self.insert(key, link, sock, user);
+        self.poll(now, id, egress);
+        Ok(id)
+    }
+
+    /// Send what the flow's socket has queued (after a write or a close)
+    /// and file its next timer.
+    pub fn poll<E: Egress>(&mut self, now: Instant, id: FlowId, egress: &mut E) {
+        let Some(flow) = self.flows.get_mut(id.index).filter(|f| f.gen == id.gen) else {
+            return;
+        };
+        poll_flow(
+            &mut self.iface,
+            flow,
+            now,
+            None,
+            egress,
+            &mut self.scratch,
+            self.cfg.mtu,
+        );
+        self.arm(id.index, now, egress.has_room());
+    }
+
+    /// Flows are waiting for room to send ([`TcpStack::poll_blocked`]).
+    pub fn has_blocked(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
+    /// Poll the flows that ran out of room, while the egress has room.
+    pub fn poll_blocked<E: Egress>(&mut self, now: Instant, egress: &mut E) {
+        let blocked = std::mem::take(&mut self.blocked);
+        let mut rest = blocked.into_iter();
+        for id in rest.by_ref() {
+            if !egress.has_room() {
+                self.blocked.push(id);
+                break;
+            }
+            if let Some(f) = self.flow_mut(id) {
+                f.blocked = false;
+                self.poll(now, id, egress);
+            }
+        }
+        self.blocked.extend(rest);
+    }
+
+    /// Run the TCP timers due at `now`; the flows polled are pushed to
+    /// `fired` (the caller checks them: a connection may have timed out).
+    pub fn poll_timers<E: Egress>(
+        &mut self,
+        now: Instant,
+        egress: &mut E,
+        fired: &mut Vec<FlowId>,
+    ) {
+        let now_us = now.total_micros();
+        while let Some(&Reverse((at, index, gen))) = self.timers.peek() {
+            if at > now_us {
+                break;
+            }
+            self.timers.pop();
+            let Some(flow) = self.flows.get_mut(index) else {
+                continue;
+            };
+            if flow.gen != gen || flow.armed != Some(at) {
+                continue;
+            }
+            flow.armed = None;
+            let id = FlowId { index, gen };
+            self.poll(now, id, egress);
+            fired.push(id);
+        }
+    }
+
+    /// Forget a flow (after its socket closed, or to drop it without a
+    /// word: call `abort` on its socket and [`TcpStack::poll`] first to send
+    /// a RST). Returns the caller's state.
+    pub fn remove(&mut self, id: FlowId) -> Option<T> {
+        self.flow(id)?;
+        let flow = self.flows.remove(id.index);
+        self.by_key.remove(&flow.key);
+        Some(flow.user)
+    }
+
+    /// All flows into one smoltcp `SocketSet` polled by one `Interface`,
+    /// the way smoltcp is used out of the box; kept for the benchmark that
+    /// compares it with the hash (`benches/tcp_stack.rs`).
+    #[doc(hidden)]
+    pub fn into_single_set(self) -> SingleSet {
+        let mut set = SocketSet::new(Vec::with_capacity(self.flows.len()));
+        let mut handles = HashMap::with_capacity(self.flows.len());
+        for (_, mut flow) in self.flows {
+            let smoltcp::socket::Socket::Tcp(sock) = flow.set.remove(flow.handle);
+            handles.insert(flow.key, set.add(sock));
+        }
+        SingleSet {
+            iface: self.iface,
+            set,
+            handles,
+            scratch: Vec::new(),
+            mtu: self.cfg.mtu,
+        }
+    }
+}
+
+/// smoltcp used out of the box: every connection in one `SocketSet`
+/// (benchmark only).
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct SingleSet {
+    iface: Interface,
+    set: SocketSet<'static>,
+    handles: HashMap<FlowKey, SocketHandle>,
+    scratch: Vec<u8>,
+    mtu: usize,
+}
+
+impl SingleSet {
+    /// One packet through `Interface::poll` over the whole set.
+    pub fn ingress<E: Egress>(&mut self, now: Instant, packet: &[u8], egress: &mut E) {
+        let mut dev = OnePacket {
+            rx: Some(packet),
+            egress,
+            link: [0; 6],
+            scratch: &mut self.scratch,
+            mtu: self.mtu,
+        };
+        self.iface.poll(now, &mut dev, &mut self.set);
+    }
+
+    /// The socket of a 4-tuple.
+    pub fn socket(&mut self, key: &FlowKey) -> Option<&mut tcp::Socket<'static>> {
+        let h = *self.handles.get(key)?;
+        Some(self.set.get_mut(h))
+    }
+}

@@ -255,3 +255,5 @@ fn a_syn_past_max_flows_is_dropped() {
     assert_eq!(p.server_events, [Ingress::Dropped]);
     assert_eq!(p.server.len(), 1);
 }
+
+mod hostile;

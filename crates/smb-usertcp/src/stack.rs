@@ -417,17 +417,24 @@ impl<T> TcpStack<T> {
         }
         flow.armed = Some(at);
         self.timers.push(Reverse((at, index, flow.gen)));
-        if self.timers.len() > self.timer_bound() {
-            // Stale entries (of flows gone, or filed before an earlier
-            // deadline came) are skipped when they fire; drop them now so
-            // that churn cannot grow the heap: one live entry per flow.
-            let flows = &self.flows;
-            self.timers.retain(|Reverse((at, index, gen))| {
-                flows
-                    .get(*index)
-                    .is_some_and(|f| f.gen == *gen && f.armed == Some(*at))
-            });
+        self.compact_timers();
+    }
+
+    /// Past [`TcpStack::timer_bound`] entries, drop the stale ones (of
+    /// flows gone, or filed before an earlier deadline came; they would be
+    /// skipped when they fire) so that churn cannot grow the heap: one live
+    /// entry per flow is left. Amortized O(1): the next compaction is at
+    /// least 1,024 pushes or removals away.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= self.timer_bound() {
+            return;
         }
+        let flows = &self.flows;
+        self.timers.retain(|Reverse((at, index, gen))| {
+            flows
+                .get(*index)
+                .is_some_and(|f| f.gen == *gen && f.armed == Some(*at))
+        });
     }
 
     /// Entries in the timer heap, stale ones included; never more than
@@ -535,6 +542,14 @@ impl<T> TcpStack<T> {
                 &mut self.scratch,
                 self.cfg.mtu,
             );
+            if flow.socket().state() == tcp::State::Listen {
+                // A RST in SYN-RECEIVED sends smoltcp's socket back to
+                // LISTEN (RFC 9293 section 3.10.7.4); here a flow is one
+                // connection, so the half-open connection is over: closed,
+                // for the caller to remove, not left holding a slot with
+                // no timer to ever free it.
+                flow.socket_mut().abort();
+            }
             self.arm(index, now);
             return Ingress::Flow(id);
         }
@@ -699,6 +714,7 @@ impl<T> TcpStack<T> {
         self.flow(id)?;
         let flow = self.flows.remove(id.index);
         self.by_key.remove(&flow.key);
+        self.compact_timers();
         Some(flow.user)
     }
 

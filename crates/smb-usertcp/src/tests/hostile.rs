@@ -689,3 +689,69 @@ fn broadcast_multicast_zero_loopback_and_own_sources_are_dropped() {
     assert_eq!(lab.p.server.len(), 3, "no flow made");
     lab.carry_on(None);
 }
+
+#[test]
+fn a_half_open_connection_reset_by_its_peer_is_closed_not_left_listening() {
+    let mut lab = Lab::new();
+    let peer = client(41000);
+    let syn = segment(peer, server(), 1000, 0, SYN, &[]);
+    let (ev, out) = lab.feed(None, &syn);
+    let Ingress::New(id) = ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(out.len(), 1, "a SYN-ACK");
+    assert_eq!((out[0].flags, out[0].ack), (SYN | ACK, 1001));
+    let iss = out[0].seq;
+    lab.p.to_client.packets.clear();
+    // In the window but not exact: challenged, still half-open.
+    let p = segment(peer, server(), 1005, 0, RST, &[]);
+    let (ev, out) = lab.feed(None, &p);
+    assert_eq!(ev, Ingress::Flow(id));
+    assert_eq!(
+        out,
+        [Out {
+            dport: 41000,
+            seq: iss.wrapping_add(1),
+            ack: 1001,
+            flags: ACK,
+            len: 0
+        }]
+    );
+    let state = |lab: &Lab| lab.p.server.flow(id).unwrap().socket().state();
+    assert_eq!(state(&lab), State::SynReceived);
+    lab.p.to_client.packets.clear();
+    // Exact: the connection is over, and closed (smoltcp alone would put
+    // the socket back in LISTEN, where it would hold its slot forever).
+    let p = segment(peer, server(), 1001, 0, RST, &[]);
+    assert_eq!(lab.feed(None, &p), (Ingress::Flow(id), vec![]));
+    assert_eq!(state(&lab), State::Closed);
+    assert_eq!(lab.p.server.remove(id), Some(99));
+    assert_eq!(lab.p.server.len(), 3);
+    lab.carry_on(None);
+}
+
+#[test]
+fn syn_churn_cannot_grow_the_timer_heap() {
+    let mut lab = Lab::new();
+    // Every SYN files a retransmission timer; the flow is then dropped by
+    // the application. Stale entries are compacted away.
+    for port in 0..5000u16 {
+        let syn = segment(client(20000 + port), server(), 1, 0, SYN, &[]);
+        let ev = lab
+            .p
+            .server
+            .ingress(lab.p.now, [9; 6], &syn, &mut lab.p.to_client, || 0);
+        let Ingress::New(id) = ev else {
+            panic!("{ev:?}")
+        };
+        lab.p.server.remove(id);
+        assert!(lab.p.server.timer_entries() <= lab.p.server.timer_bound());
+    }
+    assert!(
+        lab.p.server.timer_entries() < 2000,
+        "{}",
+        lab.p.server.timer_entries()
+    );
+    assert_eq!(lab.p.server.len(), 3);
+    lab.carry_on(None);
+}

@@ -31,6 +31,9 @@ pub(crate) struct Sent {
     /// Segments with ACK sent so far (wrapping): tells whether a poll sent
     /// one.
     pub(crate) acks: u32,
+    /// The window scale option of the SYN or SYN-ACK sent (RFC 7323
+    /// section 2.2).
+    pub(crate) ws: Option<u8>,
 }
 
 impl Sent {
@@ -59,6 +62,16 @@ impl Sent {
             .wrapping_add(u32::from(flags & 0x01 != 0));
         if flags & 0x04 != 0 {
             return; // a RST ends the connection; it advertises nothing
+        }
+        if flags & 0x02 != 0 {
+            self.ws = tcp.get(20..off).and_then(crate::flow::window_scale);
+        }
+        // smoltcp's keep-alive (one byte below SND.NXT, RFC 9293 section
+        // 3.8.4) does not move the ACK and window it remembers; nor may it
+        // move ours (a retransmission of the last byte is skipped as well,
+        // which only makes the window edge followed more cautious).
+        if data == 1 && self.snd_nxt == Some(end) {
+            return;
         }
         if self.snd_nxt.is_none_or_before(end) {
             self.snd_nxt = Some(end);

@@ -130,6 +130,13 @@ impl SegmentInfo {
         self.end - self.tcp_start - self.header_len
     }
 
+    /// The window scale option (RFC 7323 section 2.2) the segment carries,
+    /// if any; `packet` is the one this was parsed from.
+    pub fn window_scale(&self, packet: &[u8]) -> Option<u8> {
+        let opts = packet.get(self.tcp_start + 20..self.tcp_start + self.header_len)?;
+        window_scale(opts)
+    }
+
     /// The segment carries RST.
     pub fn rst(&self) -> bool {
         self.flags & 0x04 != 0
@@ -139,6 +146,28 @@ impl SegmentInfo {
     pub fn syn(&self) -> bool {
         self.flags & 0x02 != 0
     }
+}
+
+/// The shift of a window scale option (kind 3, length 3; RFC 7323
+/// section 2.2) among TCP options (RFC 9293 section 3.2), if any.
+pub(crate) fn window_scale(mut opts: &[u8]) -> Option<u8> {
+    while let Some((&kind, rest)) = opts.split_first() {
+        match kind {
+            0 => return None,
+            1 => opts = rest,
+            _ => {
+                let len = usize::from(*rest.first()?);
+                if len < 2 || len > opts.len() {
+                    return None;
+                }
+                if kind == 3 && len == 3 {
+                    return Some(opts[2]);
+                }
+                opts = &opts[len..];
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -90,6 +90,9 @@ pub struct Flow<T> {
     /// When the last challenge ACK went out (micros), for the rate limit of
     /// RFC 5961 section 7.
     challenged: Option<i64>,
+    /// The peer's SYN offered window scaling (so the shift in our SYN or
+    /// SYN-ACK is in force, RFC 7323 section 2.2).
+    peer_ws: bool,
     /// The caller's state for this connection.
     pub user: T,
 }
@@ -114,6 +117,26 @@ impl<T> Flow<T> {
     /// [`TcpStack::poll`] afterwards so that what it queued goes out.
     pub fn socket_mut(&mut self) -> &mut tcp::Socket<'static> {
         self.set.get_mut(self.handle)
+    }
+
+    /// The right edge of the receive window last advertised (SEG.ACK +
+    /// SEG.WND << shift of the last ACK sent, RFC 9293 section 3.3.1 / RFC
+    /// 7323 section 2.3), as smoltcp remembers it; with window scaling,
+    /// one unit lower, since rounding can move a later edge back by less
+    /// than that.
+    fn rcv_edge(&self) -> Option<u32> {
+        let ack = self.sent.ack?;
+        let shift = if self.peer_ws {
+            self.sent.ws.unwrap_or(0).min(14)
+        } else {
+            0
+        };
+        let edge = ack.wrapping_add(u32::from(self.sent.wnd) << shift);
+        Some(if shift > 0 {
+            edge.wrapping_sub(1 << shift)
+        } else {
+            edge
+        })
     }
 
     /// (RCV.NXT, SND.NXT) as the stack follows them, for tests.
@@ -160,6 +183,8 @@ pub struct TcpStack<T> {
     /// entry whose flow moved on is skipped.
     timers: BinaryHeap<Reverse<(i64, usize, u32)>>,
     scratch: Vec<u8>,
+    /// A segment trimmed to the receive window.
+    trimmed: Vec<u8>,
     next_gen: u32,
     next_port: u16,
 }
@@ -193,6 +218,11 @@ fn poll_flow<T, E: Egress>(
         let sock = flow.set.get::<tcp::Socket<'_>>(flow.handle);
         (sock.recv_queue(), sock.state(), flow.sent.acks)
     };
+    if let (tcp::State::Listen | tcp::State::SynSent, Some(p)) = (st0, packet) {
+        if let Some(seg) = SegmentInfo::parse(p).filter(SegmentInfo::syn) {
+            flow.peer_ws = seg.window_scale(p).is_some();
+        }
+    }
     let mut dev = OnePacket {
         rx: packet,
         egress,
@@ -324,6 +354,7 @@ impl<T> TcpStack<T> {
             empty: SocketSet::new(Vec::new()),
             timers: BinaryHeap::new(),
             scratch: Vec::new(),
+            trimmed: Vec::new(),
             next_gen: 1,
             next_port: seed_port,
         })
@@ -399,6 +430,7 @@ impl<T> TcpStack<T> {
             sent: Sent::default(),
             rcv_nxt: None,
             challenged: None,
+            peer_ws: false,
             user,
         });
         self.by_key.insert(key, index);
@@ -530,6 +562,36 @@ impl<T> TcpStack<T> {
                     // one in the window without an answer.
                     Self::challenge_ack(flow, now, egress);
                     return Ingress::Flow(id);
+                }
+            }
+            let mut packet = packet;
+            if let (
+                tcp::State::SynReceived
+                | tcp::State::Established
+                | tcp::State::FinWait1
+                | tcp::State::FinWait2,
+                Some(edge),
+                1..,
+            ) = (state, flow.rcv_edge(), seg.data_len())
+            {
+                // Data past the window edge advertised is trimmed off (RFC
+                // 9293 section 3.10.7.4: only the part in the window is
+                // taken). smoltcp takes anything that fits its buffer, and
+                // then panics computing its next window
+                // (`last_scaled_window` subtracts past the edge: a peer
+                // could send a window probe after the application read, or
+                // simply more than the window, and crash the process).
+                let end = seg.seq.wrapping_add(seg.data_len() as u32);
+                if end.wrapping_sub(edge) as i32 > 0 {
+                    let keep = edge.wrapping_sub(seg.seq);
+                    let keep = if (keep as i32) > 0 { keep as usize } else { 0 };
+                    let cut = seg.tcp_start + seg.header_len + keep;
+                    self.trimmed.clear();
+                    self.trimmed.extend_from_slice(&packet[..cut]);
+                    self.trimmed[2..4].copy_from_slice(&(cut as u16).to_be_bytes());
+                    // A FIN lies past the data, so past the edge too.
+                    self.trimmed[seg.tcp_start + 13] &= !0x01;
+                    packet = &self.trimmed;
                 }
             }
             flow.link = link;

@@ -25,6 +25,8 @@ pub struct SegmentInfo {
     pub opens: bool,
     /// SEG.SEQ.
     pub seq: u32,
+    /// SEG.ACK (meaningful with ACK set).
+    pub ack_field: u32,
     /// The control bits (RFC 9293 section 3.1: FIN 0x01, SYN 0x02, RST
     /// 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80).
     pub flags: u8,
@@ -104,6 +106,7 @@ impl SegmentInfo {
             },
             opens: flags & (SYN | RST | ACK) == SYN,
             seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+            ack_field: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
             flags,
             tcp_start: ihl,
             end: total,
@@ -135,6 +138,11 @@ impl SegmentInfo {
     pub fn window_scale(&self, packet: &[u8]) -> Option<u8> {
         let opts = packet.get(self.tcp_start + 20..self.tcp_start + self.header_len)?;
         window_scale(opts)
+    }
+
+    /// SEG.ACK.
+    pub fn ack(&self) -> u32 {
+        self.ack_field
     }
 
     /// The segment carries RST.

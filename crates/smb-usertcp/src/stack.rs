@@ -555,7 +555,23 @@ impl<T> TcpStack<T> {
                         }
                         return Ingress::Dropped;
                     }
-                } else if seg.syn() && state != tcp::State::SynReceived {
+                } else if let (true, Some(snd_nxt), false) = (
+                    seg.flags & 0x10 != 0,
+                    flow.sent.snd_nxt,
+                    seg.syn() || state == tcp::State::SynReceived,
+                ) {
+                    // Fifth check: an ACK of something not yet sent (SEG.ACK
+                    // > SND.NXT) gets an ACK and the segment is dropped
+                    // (RFC 5961 section 5.2 makes it a challenge ACK).
+                    // smoltcp takes ACKs up to the end of its send buffer,
+                    // sent or not, and would drop queued data unsent.
+                    let ack = seg.ack();
+                    if ack.wrapping_sub(snd_nxt) as i32 > 0 {
+                        Self::challenge_ack(flow, now, egress);
+                        return Ingress::Flow(id);
+                    }
+                }
+                if seg.syn() && state != tcp::State::SynReceived && !seg.rst() {
                     // Fourth check (RFC 5961 section 4.2): a SYN in a
                     // synchronized state, in the window or not, gets a
                     // challenge ACK and changes nothing. smoltcp ignores

@@ -821,3 +821,52 @@ fn data_past_the_advertised_window_is_trimmed_not_taken_whole() {
     lab.p.to_client.packets.clear();
     lab.carry_on(Some(0));
 }
+
+#[test]
+fn an_ack_of_data_not_yet_sent_is_challenged_and_the_data_kept() {
+    // RFC 9293 section 3.10.7.4, fifth check: SEG.ACK > SND.NXT gets an
+    // ACK and the segment is dropped. smoltcp accepts ACKs up to the end
+    // of its send buffer, so a lying peer would make it drop bytes queued
+    // but never sent.
+    let mut lab = Lab::new();
+    let (nxt, una) = (lab.conns[0].client_nxt, lab.conns[0].server_nxt);
+    let s = lab.conns[0].s;
+    let want = challenge(&lab, 0);
+    // Bytes sent but not yet acknowledged (the client delays its ACK) are
+    // in the queue too.
+    let in_flight = lab.snapshot(0).send_queue;
+    lab.p
+        .server
+        .flow_mut(s)
+        .unwrap()
+        .socket_mut()
+        .send_slice(b"0123456789")
+        .unwrap();
+    let lie = segment(client(40000), server(), nxt, una.wrapping_add(10), ACK, &[]);
+    let (ev, out) = lab.feed(Some(0), &lie);
+    assert_eq!(ev, Ingress::Flow(s));
+    assert_eq!(out, [want]);
+    assert_eq!(
+        lab.snapshot(0).send_queue,
+        in_flight + 10,
+        "the queued bytes are kept"
+    );
+    lab.p.to_client.packets.clear();
+    // They go out, and the client gets them.
+    lab.p.server.poll(lab.p.now, s, &mut lab.p.to_client);
+    lab.p.run();
+    let mut buf = [0u8; 64];
+    let c = lab.conns[0].c;
+    let n = lab
+        .p
+        .client
+        .flow_mut(c)
+        .unwrap()
+        .socket_mut()
+        .recv_slice(&mut buf)
+        .unwrap();
+    assert_eq!(&buf[..n], b"0123456789");
+    lab.conns[0].server_nxt = una.wrapping_add(10);
+    lab.p.now += Duration::from_secs(1);
+    lab.carry_on(None);
+}

@@ -509,6 +509,15 @@ impl<T> TcpStack<T> {
 
     /// Hand one incoming IPv4 packet from `link` to its connection. What
     /// smoltcp answers goes to `egress` at once.
+    ///
+    /// Hostile input is decided here before smoltcp sees it (table in
+    /// ARCHITECTURE.md, "Hostile input"): malformed headers, fragments, bad
+    /// checksums and impossible addresses are dropped
+    /// ([`SegmentInfo::parse`], RFC 791 section 3.1, RFC 1122 section
+    /// 3.2.1.3); in a synchronized state a RST not at RCV.NXT, a SYN, or an
+    /// ACK past SND.NXT gets a challenge ACK or is dropped (RFC 9293
+    /// section 3.10.7.4, RFC 5961 sections 3.2, 4.2, 5.2), and data past
+    /// the window last advertised is trimmed off.
     pub fn ingress<E: Egress>(
         &mut self,
         now: Instant,

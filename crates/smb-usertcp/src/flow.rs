@@ -4,6 +4,8 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use smoltcp::wire::{IpAddress, Ipv4Packet, TcpPacket};
+
 /// A connection's 4-tuple, from the point of view of this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -21,13 +23,43 @@ pub struct SegmentInfo {
     /// SYN set, ACK and RST clear: the only segment that may open a
     /// connection (RFC 9293 section 3.10.7.2).
     pub opens: bool,
+    /// SEG.SEQ.
+    pub seq: u32,
+    /// SEG.ACK (meaningful with ACK set).
+    pub ack_field: u32,
+    /// The control bits (RFC 9293 section 3.1: FIN 0x01, SYN 0x02, RST
+    /// 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80).
+    pub flags: u8,
+    /// Where the TCP header starts (the IPv4 header's length).
+    pub tcp_start: usize,
+    /// Where the segment ends (the IPv4 total length; bytes past it are
+    /// link padding).
+    pub end: usize,
+    /// The TCP header's length (the data offset in bytes).
+    pub header_len: usize,
+}
+
+/// An address no segment may come from (RFC 1122 section 3.2.1.3: "this
+/// network" 0/8, loopback 127/8; RFC 1112 section 4: multicast 224/4; RFC
+/// 1112 section 4 / RFC 919: the reserved 240/4 with the limited broadcast
+/// 255.255.255.255). A SYN from one must not open a connection (RFC 1122
+/// section 4.2.3.10) and nothing is answered to one (a RST to a broadcast
+/// address would reach every host).
+fn bad_source(a: Ipv4Addr) -> bool {
+    let o = a.octets()[0];
+    o == 0 || o == 127 || o >= 224
 }
 
 impl SegmentInfo {
-    /// Read the 4-tuple of an IPv4 TCP segment. `None` for anything else: not
-    /// IPv4, not TCP, a fragment (smoltcp is built without reassembly), or
-    /// lengths that do not fit the bytes given. Checksums are smoltcp's to
-    /// check.
+    /// Read the 4-tuple of an IPv4 TCP segment. `None` for anything else,
+    /// which the stack drops without an answer: not IPv4, not TCP, a
+    /// fragment (MF set or an offset, RFC 791 section 3.2; smoltcp is built
+    /// without reassembly and SMB clients set DF), an IHL below 5 or past
+    /// the bytes or the total length, a total length past the bytes (RFC 791
+    /// section 3.1), a TCP data offset below 5 or past the segment (options
+    /// past the header, RFC 9293 section 3.1), a source address no host may
+    /// use (broadcast, multicast, 0/8, loopback, 240/4; RFC 1122 section
+    /// 3.2.1.3). Checksums are checked apart ([`SegmentInfo::checksums_ok`]).
     pub fn parse(packet: &[u8]) -> Option<SegmentInfo> {
         let first = *packet.first()?;
         if first >> 4 != 4 {
@@ -50,8 +82,15 @@ impl SegmentInfo {
         }
         let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
         let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        if bad_source(src) {
+            return None;
+        }
         let tcp = &packet[ihl..total];
         if tcp.len() < 20 {
+            return None;
+        }
+        let off = usize::from(tcp[12] >> 4) * 4;
+        if off < 20 || off > tcp.len() {
             return None;
         }
         let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
@@ -66,8 +105,77 @@ impl SegmentInfo {
                 local: SocketAddrV4::new(dst, dport),
             },
             opens: flags & (SYN | RST | ACK) == SYN,
+            seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+            ack_field: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
+            flags,
+            tcp_start: ihl,
+            end: total,
+            header_len: off,
         })
     }
+
+    /// The IPv4 header checksum (RFC 791 section 3.1) and the TCP checksum
+    /// over the pseudo-header and the segment (RFC 9293 section 3.1) are
+    /// right. `packet` is the one this was parsed from.
+    pub fn checksums_ok(&self, packet: &[u8]) -> bool {
+        let (Some(ip), Some(tcp)) = (packet.get(..self.end), packet.get(self.tcp_start..self.end))
+        else {
+            return false;
+        };
+        let src = IpAddress::Ipv4(*self.key.remote.ip());
+        let dst = IpAddress::Ipv4(*self.key.local.ip());
+        Ipv4Packet::new_unchecked(ip).verify_checksum()
+            && TcpPacket::new_unchecked(tcp).verify_checksum(&src, &dst)
+    }
+
+    /// Bytes of data the segment carries.
+    pub fn data_len(&self) -> usize {
+        self.end - self.tcp_start - self.header_len
+    }
+
+    /// The window scale option (RFC 7323 section 2.2) the segment carries,
+    /// if any; `packet` is the one this was parsed from.
+    pub fn window_scale(&self, packet: &[u8]) -> Option<u8> {
+        let opts = packet.get(self.tcp_start + 20..self.tcp_start + self.header_len)?;
+        window_scale(opts)
+    }
+
+    /// SEG.ACK.
+    pub fn ack(&self) -> u32 {
+        self.ack_field
+    }
+
+    /// The segment carries RST.
+    pub fn rst(&self) -> bool {
+        self.flags & 0x04 != 0
+    }
+
+    /// The segment carries SYN.
+    pub fn syn(&self) -> bool {
+        self.flags & 0x02 != 0
+    }
+}
+
+/// The shift of a window scale option (kind 3, length 3; RFC 7323
+/// section 2.2) among TCP options (RFC 9293 section 3.2), if any.
+pub(crate) fn window_scale(mut opts: &[u8]) -> Option<u8> {
+    while let Some((&kind, rest)) = opts.split_first() {
+        match kind {
+            0 => return None,
+            1 => opts = rest,
+            _ => {
+                let len = usize::from(*rest.first()?);
+                if len < 2 || len > opts.len() {
+                    return None;
+                }
+                if kind == 3 && len == 3 {
+                    return Some(opts[2]);
+                }
+                opts = &opts[len..];
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

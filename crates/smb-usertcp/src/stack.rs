@@ -12,7 +12,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
-use crate::device::{capabilities, Discard, OnePacket};
+use crate::device::{capabilities, Discard, OnePacket, Sent};
 use crate::flow::{FlowKey, SegmentInfo};
 use crate::{Egress, LinkAddr};
 
@@ -83,6 +83,18 @@ pub struct Flow<T> {
     armed: Option<i64>,
     /// Waiting in `blocked` for room to send.
     blocked: bool,
+    /// What the connection last sent (for challenge ACKs).
+    sent: Sent,
+    /// RCV.NXT (RFC 9293 section 3.3.1), followed from the segments sent
+    /// and received, which smoltcp does not expose; `None` until the first
+    /// ACK is sent.
+    rcv_nxt: Option<u32>,
+    /// When the last challenge ACK went out (micros), for the rate limit of
+    /// RFC 5961 section 7.
+    challenged: Option<i64>,
+    /// The peer's SYN offered window scaling (so the shift in our SYN or
+    /// SYN-ACK is in force, RFC 7323 section 2.2).
+    peer_ws: bool,
     /// The caller's state for this connection.
     pub user: T,
 }
@@ -109,6 +121,32 @@ impl<T> Flow<T> {
         self.set.get_mut(self.handle)
     }
 
+    /// The right edge of the receive window last advertised (SEG.ACK +
+    /// SEG.WND << shift of the last ACK sent, RFC 9293 section 3.3.1 / RFC
+    /// 7323 section 2.3), as smoltcp remembers it; with window scaling,
+    /// one unit lower, since rounding can move a later edge back by less
+    /// than that.
+    fn rcv_edge(&self) -> Option<u32> {
+        let ack = self.sent.ack?;
+        let shift = if self.peer_ws {
+            self.sent.ws.unwrap_or(0).min(14)
+        } else {
+            0
+        };
+        let edge = ack.wrapping_add(u32::from(self.sent.wnd) << shift);
+        Some(if shift > 0 {
+            edge.wrapping_sub(1 << shift)
+        } else {
+            edge
+        })
+    }
+
+    /// (RCV.NXT, SND.NXT) as the stack follows them, for tests.
+    #[cfg(test)]
+    pub(crate) fn tcb(&self) -> (Option<u32>, Option<u32>) {
+        (self.rcv_nxt, self.sent.snd_nxt)
+    }
+
     /// The socket and the caller's state at once.
     pub fn parts_mut(&mut self) -> (&mut tcp::Socket<'static>, &mut T) {
         (self.set.get_mut(self.handle), &mut self.user)
@@ -126,8 +164,10 @@ pub enum Ingress {
     /// It belonged to no connection and was answered (a RST, RFC 9293
     /// section 3.10.7.1) or ignored (a RST) by smoltcp.
     NoFlow,
-    /// Not an IPv4 TCP segment this stack takes (malformed, a fragment,
-    /// a bad checksum on a SYN, or a SYN past `max_flows`): dropped.
+    /// Not an IPv4 TCP segment this stack takes (malformed, a fragment, a
+    /// bad checksum, a source address no host may use, not addressed to
+    /// this stack, a SYN past `max_flows`, a RST outside a connection's
+    /// receive window): dropped without an answer.
     Dropped,
 }
 
@@ -148,6 +188,8 @@ pub struct TcpStack<T> {
     /// Flows that may have had more to send when the egress ran out of
     /// room.
     blocked: Vec<FlowId>,
+    /// A segment trimmed to the receive window.
+    trimmed: Vec<u8>,
     next_gen: u32,
     next_port: u16,
 }
@@ -162,6 +204,12 @@ impl<T> std::fmt::Debug for TcpStack<T> {
     }
 }
 
+/// Poll one flow's socket set (with the segment received, if any) and
+/// follow RCV.NXT: an ACK sent carries it; else it moved by the in-order
+/// bytes the segment added to the receive queue and by one for a FIN taken
+/// (RFC 9293 section 3.4; the application cannot read during a poll, and
+/// its reads move smoltcp's `remote_seq_no` and the queue by the same
+/// amount, so their sum, RCV.NXT, changes only here).
 fn poll_flow<T, E: Egress>(
     iface: &mut Interface,
     flow: &mut Flow<T>,
@@ -171,14 +219,102 @@ fn poll_flow<T, E: Egress>(
     scratch: &mut Vec<u8>,
     mtu: usize,
 ) {
+    let (q0, st0, acks0) = {
+        let sock = flow.set.get::<tcp::Socket<'_>>(flow.handle);
+        (sock.recv_queue(), sock.state(), flow.sent.acks)
+    };
+    if let (tcp::State::Listen | tcp::State::SynSent, Some(p)) = (st0, packet) {
+        if let Some(seg) = SegmentInfo::parse(p).filter(SegmentInfo::syn) {
+            flow.peer_ws = seg.window_scale(p).is_some();
+        }
+    }
     let mut dev = OnePacket {
         rx: packet,
         egress,
         link: flow.link,
         scratch,
         mtu,
+        sent: Some(&mut flow.sent),
     };
     iface.poll(now, &mut dev, &mut flow.set);
+    if flow.sent.acks != acks0 {
+        flow.rcv_nxt = flow.sent.ack;
+    } else if let Some(n) = flow.rcv_nxt {
+        let sock = flow.set.get::<tcp::Socket<'_>>(flow.handle);
+        let st1 = sock.state();
+        let fin = matches!(
+            st0,
+            tcp::State::SynReceived
+                | tcp::State::Established
+                | tcp::State::FinWait1
+                | tcp::State::FinWait2
+        ) && matches!(
+            st1,
+            tcp::State::CloseWait | tcp::State::Closing | tcp::State::TimeWait
+        );
+        let grew = sock.recv_queue().saturating_sub(q0) as u32;
+        flow.rcv_nxt = Some(n.wrapping_add(grew).wrapping_add(u32::from(fin)));
+    }
+}
+
+/// Send a segment of headers only (no options, no data) on `key`'s
+/// connection: an ACK or a RST this crate must build because smoltcp does
+/// not send it.
+fn bare_segment<E: Egress>(
+    egress: &mut E,
+    link: LinkAddr,
+    key: &FlowKey,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    wnd: u16,
+) {
+    let Some(p) = egress.buffer(link, 40) else {
+        return;
+    };
+    if p.len() != 40 {
+        return;
+    }
+    p.fill(0);
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&40u16.to_be_bytes());
+    p[6] = 0x40; // DF
+    p[8] = 64;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&key.local.ip().octets());
+    p[16..20].copy_from_slice(&key.remote.ip().octets());
+    p[20..22].copy_from_slice(&key.local.port().to_be_bytes());
+    p[22..24].copy_from_slice(&key.remote.port().to_be_bytes());
+    p[24..28].copy_from_slice(&seq.to_be_bytes());
+    p[28..32].copy_from_slice(&ack.to_be_bytes());
+    p[32] = 0x50;
+    p[33] = flags;
+    p[34..36].copy_from_slice(&wnd.to_be_bytes());
+    checksum40(p);
+    egress.commit(link, 40);
+}
+
+/// Fill in the IPv4 header checksum (RFC 791 section 3.1) and the TCP
+/// checksum (RFC 9293 section 3.1) of a 20-byte IPv4 header followed by a
+/// 20-byte TCP header.
+fn checksum40(p: &mut [u8]) {
+    fn sum(data: &[u8], mut acc: u32) -> u32 {
+        for c in data.chunks_exact(2) {
+            acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        acc
+    }
+    fn fold(mut acc: u32) -> [u8; 2] {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        (!(acc as u16)).to_be_bytes()
+    }
+    let ip = fold(sum(&p[..20], 0));
+    p[10..12].copy_from_slice(&ip);
+    let pseudo = sum(&p[12..20], 6 + 20);
+    let tcp = fold(sum(&p[20..40], pseudo));
+    p[36..38].copy_from_slice(&tcp);
 }
 
 impl<T> TcpStack<T> {
@@ -198,6 +334,7 @@ impl<T> TcpStack<T> {
             link: [0; 6],
             scratch: &mut Vec::new(),
             mtu: cfg.mtu,
+            sent: None,
         };
         let mut iface = Interface::new(config, &mut dev, now);
         let mut full = false;
@@ -223,6 +360,7 @@ impl<T> TcpStack<T> {
             timers: BinaryHeap::new(),
             scratch: Vec::new(),
             blocked: Vec::new(),
+            trimmed: Vec::new(),
             next_gen: 1,
             next_port: seed_port,
         })
@@ -296,6 +434,10 @@ impl<T> TcpStack<T> {
             gen,
             armed: None,
             blocked: false,
+            sent: Sent::default(),
+            rcv_nxt: None,
+            challenged: None,
+            peer_ws: false,
             user,
         });
         self.by_key.insert(key, index);
@@ -322,10 +464,75 @@ impl<T> TcpStack<T> {
         }
         flow.armed = Some(at);
         self.timers.push(Reverse((at, index, flow.gen)));
+        self.compact_timers();
+    }
+
+    /// Past [`TcpStack::timer_bound`] entries, drop the stale ones (of
+    /// flows gone, or filed before an earlier deadline came; they would be
+    /// skipped when they fire) so that churn cannot grow the heap: one live
+    /// entry per flow is left. Amortized O(1): the next compaction is at
+    /// least 1,024 pushes or removals away.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= self.timer_bound() {
+            return;
+        }
+        let flows = &self.flows;
+        self.timers.retain(|Reverse((at, index, gen))| {
+            flows
+                .get(*index)
+                .is_some_and(|f| f.gen == *gen && f.armed == Some(*at))
+        });
+    }
+
+    /// Entries in the timer heap, stale ones included; never more than
+    /// [`TcpStack::timer_bound`].
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// The most entries the timer heap holds: twice the flows, plus 1,024.
+    pub fn timer_bound(&self) -> usize {
+        2 * self.flows.len() + 1024
+    }
+
+    /// Every flow held, in no particular order.
+    pub fn flow_ids(&self) -> impl Iterator<Item = FlowId> + '_ {
+        self.flows
+            .iter()
+            .map(|(index, f)| FlowId { index, gen: f.gen })
+    }
+
+    /// Answer a segment the flow must not act on with a challenge ACK
+    /// (RFC 5961 section 3.2 / 4.2, as RFC 9293 section 3.10.7.4 requires):
+    /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>` with the window last
+    /// advertised, at most one a second per flow (RFC 5961 section 7).
+    /// smoltcp has no call that sends one, so it is built here.
+    fn challenge_ack<E: Egress>(flow: &mut Flow<T>, now: Instant, egress: &mut E) {
+        let (Some(ack), Some(seq)) = (flow.rcv_nxt, flow.sent.snd_nxt) else {
+            return;
+        };
+        let now = now.total_micros();
+        if flow
+            .challenged
+            .is_some_and(|t| now.saturating_sub(t) < 1_000_000)
+        {
+            return;
+        }
+        flow.challenged = Some(now);
+        bare_segment(egress, flow.link, &flow.key, seq, ack, 0x10, flow.sent.wnd);
     }
 
     /// Hand one incoming IPv4 packet from `link` to its connection. What
     /// smoltcp answers goes to `egress` at once.
+    ///
+    /// Hostile input is decided here before smoltcp sees it (table in
+    /// ARCHITECTURE.md, "Hostile input"): malformed headers, fragments, bad
+    /// checksums and impossible addresses are dropped
+    /// ([`SegmentInfo::parse`], RFC 791 section 3.1, RFC 1122 section
+    /// 3.2.1.3); in a synchronized state a RST not at RCV.NXT, a SYN, or an
+    /// ACK past SND.NXT gets a challenge ACK or is dropped (RFC 9293
+    /// section 3.10.7.4, RFC 5961 sections 3.2, 4.2, 5.2), and data past
+    /// the window last advertised is trimmed off.
     pub fn ingress<E: Egress>(
         &mut self,
         now: Instant,
@@ -337,8 +544,96 @@ impl<T> TcpStack<T> {
         let Some(seg) = SegmentInfo::parse(packet) else {
             return Ingress::Dropped;
         };
+        // Not for us, from us (a spoofed "land" segment), or damaged.
+        if !self.cfg.addrs.contains(seg.key.local.ip())
+            || self.cfg.addrs.contains(seg.key.remote.ip())
+            || !seg.checksums_ok(packet)
+        {
+            return Ingress::Dropped;
+        }
         if let Some(&index) = self.by_key.get(&seg.key) {
             let flow = &mut self.flows[index];
+            let id = FlowId {
+                index,
+                gen: flow.gen,
+            };
+            let state = flow.socket().state();
+            let synchronized = !matches!(
+                state,
+                tcp::State::Listen | tcp::State::SynSent | tcp::State::Closed
+            );
+            if let (true, Some(rcv_nxt)) = (synchronized, flow.rcv_nxt) {
+                if seg.rst() {
+                    // RFC 9293 section 3.10.7.4, second check (RFC 5961
+                    // section 3.2): a RST resets only at exactly RCV.NXT;
+                    // elsewhere in the window it gets a challenge ACK, and
+                    // outside it is dropped. smoltcp resets on any RST in
+                    // the window and ACKs one outside it.
+                    let sock = flow.socket();
+                    let wnd = sock.recv_capacity().saturating_sub(sock.recv_queue());
+                    let off = seg.seq.wrapping_sub(rcv_nxt);
+                    if off != 0 {
+                        if (off as usize) < wnd {
+                            Self::challenge_ack(flow, now, egress);
+                            return Ingress::Flow(id);
+                        }
+                        return Ingress::Dropped;
+                    }
+                } else if let (true, Some(snd_nxt), false) = (
+                    seg.flags & 0x10 != 0,
+                    flow.sent.snd_nxt,
+                    seg.syn() || state == tcp::State::SynReceived,
+                ) {
+                    // Fifth check: an ACK of something not yet sent (SEG.ACK
+                    // > SND.NXT) gets an ACK and the segment is dropped
+                    // (RFC 5961 section 5.2 makes it a challenge ACK).
+                    // smoltcp takes ACKs up to the end of its send buffer,
+                    // sent or not, and would drop queued data unsent.
+                    let ack = seg.ack();
+                    if ack.wrapping_sub(snd_nxt) as i32 > 0 {
+                        Self::challenge_ack(flow, now, egress);
+                        return Ingress::Flow(id);
+                    }
+                }
+                if seg.syn() && state != tcp::State::SynReceived && !seg.rst() {
+                    // Fourth check (RFC 5961 section 4.2): a SYN in a
+                    // synchronized state, in the window or not, gets a
+                    // challenge ACK and changes nothing. smoltcp ignores
+                    // one in the window without an answer.
+                    Self::challenge_ack(flow, now, egress);
+                    return Ingress::Flow(id);
+                }
+            }
+            let mut packet = packet;
+            if let (
+                tcp::State::SynReceived
+                | tcp::State::Established
+                | tcp::State::FinWait1
+                | tcp::State::FinWait2,
+                Some(edge),
+                1..,
+            ) = (state, flow.rcv_edge(), seg.data_len())
+            {
+                // Data past the window edge advertised is trimmed off (RFC
+                // 9293 section 3.10.7.4: only the part in the window is
+                // taken). smoltcp takes anything that fits its buffer, and
+                // then panics computing its next window
+                // (`last_scaled_window` subtracts past the edge: a peer
+                // could send a window probe after the application read, or
+                // simply more than the window, and crash the process).
+                let end = seg.seq.wrapping_add(seg.data_len() as u32);
+                if end.wrapping_sub(edge) as i32 > 0 {
+                    let keep = edge.wrapping_sub(seg.seq);
+                    let keep = if (keep as i32) > 0 { keep as usize } else { 0 };
+                    let cut = seg.tcp_start + seg.header_len + keep;
+                    self.trimmed.clear();
+                    self.trimmed.extend_from_slice(&packet[..cut]);
+                    self.trimmed[2..4].copy_from_slice(&(cut as u16).to_be_bytes());
+                    // A FIN lies past the data, so past the edge too.
+                    self.trimmed[seg.tcp_start + 13] &= !0x01;
+                    packet = &self.trimmed;
+                }
+            }
             flow.link = link;
             poll_flow(
                 &mut self.iface,
@@ -349,9 +644,16 @@ impl<T> TcpStack<T> {
                 &mut self.scratch,
                 self.cfg.mtu,
             );
-            let gen = flow.gen;
+            if flow.socket().state() == tcp::State::Listen {
+                // A RST in SYN-RECEIVED sends smoltcp's socket back to
+                // LISTEN (RFC 9293 section 3.10.7.4); here a flow is one
+                // connection, so the half-open connection is over: closed,
+                // for the caller to remove, not left holding a slot with
+                // no timer to ever free it.
+                flow.socket_mut().abort();
+            }
             self.arm(index, now, egress.has_room());
-            return Ingress::Flow(FlowId { index, gen });
+            return Ingress::Flow(id);
         }
         let local = seg.key.local;
         if seg.opens
@@ -388,12 +690,22 @@ impl<T> TcpStack<T> {
             self.arm(id.index, now, egress.has_room());
             return Ingress::New(id);
         }
+        if seg.flags & (0x02 | 0x04 | 0x10) == 0 {
+            // Neither SYN, RST nor ACK: RFC 9293 section 3.10.7.1 answers
+            // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>; smoltcp would send
+            // a bare RST with no ACK, which the peer cannot match.
+            let len = (seg.data_len() as u32).wrapping_add(u32::from(seg.flags & 0x01));
+            let ack = seg.seq.wrapping_add(len);
+            bare_segment(egress, link, &seg.key, 0, ack, 0x14, 0);
+            return Ingress::NoFlow;
+        }
         let mut dev = OnePacket {
             rx: Some(packet),
             egress,
             link,
             scratch: &mut self.scratch,
             mtu: self.cfg.mtu,
+            sent: None,
         };
         self.iface.poll(now, &mut dev, &mut self.empty);
         Ingress::NoFlow
@@ -526,6 +838,7 @@ impl<T> TcpStack<T> {
         self.flow(id)?;
         let flow = self.flows.remove(id.index);
         self.by_key.remove(&flow.key);
+        self.compact_timers();
         Some(flow.user)
     }
 
@@ -571,6 +884,7 @@ impl SingleSet {
             link: [0; 6],
             scratch: &mut self.scratch,
             mtu: self.mtu,
+            sent: None,
         };
         self.iface.poll(now, &mut dev, &mut self.set);
     }

@@ -495,14 +495,14 @@ impl XdpShard {
                 got = true;
             }
             let eof = !sock.may_recv();
-            let data = std::mem::take(&mut x.partial);
+            let mut data = std::mem::take(&mut x.partial);
             let fed = if data.is_empty() {
                 Fed::Used {
                     used: 0,
                     stopped: false,
                 }
             } else {
-                self.core.feed(conn, &data, now)
+                self.core.feed(conn, &mut data, now)
             };
             let Some(x) = self.stack.flow_mut(id).and_then(|f| f.user.as_mut()) else {
                 return;

@@ -152,6 +152,11 @@ impl WaitPolicy {
         }
     }
 
+    /// Whether waits batch (`io-uring-min-wait` on a kernel that has it).
+    fn batching(&self) -> bool {
+        self.batch_us.is_some()
+    }
+
     /// An operation that completes without the network was queued.
     fn own_op(&mut self) {
         self.own += 1;
@@ -491,7 +496,15 @@ impl Driver {
             }
             let (want, min_wait) = self.wait.next_wait();
             self.plan_timer(timeout);
+            // When batching, the deadline also bounds the wait itself, as
+            // it did before the timer operation existed (the kernel arms
+            // one timer for both), so batching behaves as measured.
+            let ts = types::Timespec::from(timeout);
             let entered = match min_wait {
+                Some(us) if self.wait.batching() => {
+                    let args = types::SubmitArgs::new().timespec(&ts).min_wait_usec(us);
+                    self.r.ring.submitter().submit_with_args(want, &args)
+                }
                 Some(us) => {
                     let args = types::SubmitArgs::new().min_wait_usec(us);
                     self.r.ring.submitter().submit_with_args(want, &args)

@@ -99,7 +99,7 @@ pub struct UringOptions {
 
 /// Longest a default wait waits for its own operations' completions
 /// before the first completion of any kind ends it ([`WaitPolicy`]).
-pub const OWN_WAIT_US: u32 = 200;
+const OWN_WAIT_US: u32 = 200;
 
 /// Most network completions a batching wait asks for.
 pub const BATCH: usize = 32;

@@ -20,6 +20,7 @@
 
 mod buf_ring;
 mod deadline;
+mod eventfd;
 pub mod uring;
 pub mod xdp;
 

@@ -26,11 +26,10 @@
 //! about buffer lifetimes: memory the kernel writes or reads must stay put
 //! and unaliased until the operation that uses it completes.
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,6 +40,7 @@ use smb_session::ids::ConnId;
 
 use super::buf_ring::{BufRing, Piece};
 use super::deadline::{DeadlineTimer, TimerOp};
+use super::eventfd::EventFd;
 use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
 
@@ -213,29 +213,6 @@ pub fn probe() -> io::Result<()> {
     Ok(())
 }
 
-/// An eventfd other threads write to wake the shard.
-#[derive(Debug)]
-struct EventFd(File);
-
-impl EventFd {
-    fn new() -> io::Result<EventFd> {
-        // SAFETY: eventfd(2) takes no pointers; a non-negative return is a
-        // new descriptor that nothing else owns, so OwnedFd may take it.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just created above and is owned by nobody else.
-        Ok(EventFd(File::from(unsafe { OwnedFd::from_raw_fd(fd) })))
-    }
-}
-
-impl ShardWaker for EventFd {
-    fn wake(&self) -> io::Result<()> {
-        (&self.0).write_all(&1u64.to_ne_bytes())
-    }
-}
-
 /// One armed accept: where the kernel writes the peer's address.
 struct AcceptSlot {
     addr: MaybeUninit<libc::sockaddr_storage>,
@@ -301,7 +278,7 @@ impl UringShard {
         pin_cpu: Option<usize>,
         options: UringOptions,
     ) -> io::Result<(UringShard, ShardHandle)> {
-        let eventfd = Arc::new(EventFd::new()?);
+        let eventfd = Arc::new(EventFd::new(false)?);
         let waker: Arc<dyn ShardWaker> = eventfd.clone();
         let (core, handle) = ShardCore::new(id, engine, shared, max_frame, waker);
         Ok((
@@ -453,7 +430,7 @@ impl Driver {
 
     fn arm_wake(&mut self) {
         let e = opcode::Read::new(
-            types::Fd(self.eventfd.0.as_raw_fd()),
+            types::Fd(self.eventfd.as_raw_fd()),
             self.r.wake_buf.as_mut_ptr(),
             8,
         )

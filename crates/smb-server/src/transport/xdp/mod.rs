@@ -25,10 +25,9 @@ pub(crate) mod bpf;
 mod xsk;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,7 @@ use smb_usertcp::smoltcp::socket::tcp::State;
 use smb_usertcp::smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
 use smb_usertcp::{Egress, FlowId, Ingress, LinkAddr, StackConfig, TcpStack};
 
+use super::eventfd::EventFd;
 use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
 use xsk::XskPort;
@@ -155,29 +155,6 @@ impl Attachment {
     }
 }
 
-/// An eventfd other threads write to wake the shard.
-#[derive(Debug)]
-struct EventFd(File);
-
-impl EventFd {
-    fn new() -> io::Result<EventFd> {
-        // SAFETY: eventfd(2) takes no pointers; a non-negative return is a
-        // new descriptor that nothing else owns.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above, `fd` is new and ours alone.
-        Ok(EventFd(File::from(unsafe { OwnedFd::from_raw_fd(fd) })))
-    }
-}
-
-impl ShardWaker for EventFd {
-    fn wake(&self) -> io::Result<()> {
-        (&self.0).write_all(&1u64.to_ne_bytes())
-    }
-}
-
 /// What the runtime keeps per connection beside its TCP state.
 #[derive(Debug)]
 struct XConn {
@@ -238,7 +215,7 @@ impl XdpShard {
             .timeout
             .map(|d| SmolDuration::from_micros(d.as_micros() as u64));
         let stack = TcpStack::new(cfg, SmolInstant::from_micros(0)).map_err(io::Error::other)?;
-        let eventfd = Arc::new(EventFd::new()?);
+        let eventfd = Arc::new(EventFd::new(true)?);
         let waker: Arc<dyn ShardWaker> = eventfd.clone();
         let (core, handle) = ShardCore::new(id, engine, shared, max_frame, waker);
         Ok((
@@ -291,7 +268,7 @@ impl XdpShard {
                 revents: 0,
             },
             libc::pollfd {
-                fd: self.eventfd.0.as_raw_fd(),
+                fd: self.eventfd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -307,8 +284,7 @@ impl XdpShard {
     }
 
     fn drain_eventfd(&mut self) -> bool {
-        let mut buf = [0u8; 8];
-        (&self.eventfd.0).read(&mut buf).is_ok()
+        self.eventfd.drain()
     }
 
     /// Run until a shutdown command arrives.

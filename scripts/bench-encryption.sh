@@ -83,6 +83,7 @@ SMBCORE="$TARGET_DIR/release/smbcore"
 LOADGEN="$TARGET_DIR/release/smb-loadgen"
 
 . "$ROOT/scripts/lib/samba-sandbox.sh"
+. "$ROOT/scripts/lib/bench-results.sh"
 WORK="$(mktemp -d /tmp/benchenc.XXXXXX)"
 chmod 700 "$WORK"
 RESULTS="$WORK/results.jsonl"
@@ -178,34 +179,7 @@ start_rust() { # MODE
 }
 
 # record SERVER MODE FIGURE KEY=VALUE... : one JSON line of results (values are JSON or strings).
-record() {
-    python3 - "$@" >>"$RESULTS" <<'EOF'
-import json, sys
-row = {"server": sys.argv[1], "mode": sys.argv[2], "figure": sys.argv[3]}
-for kv in sys.argv[4:]:
-    k, v = kv.split("=", 1)
-    try:
-        row[k] = json.loads(v)
-    except ValueError:
-        row[k] = v
-print(json.dumps(row))
-EOF
-}
-# jget FILE EXPR: a value from a loadgen JSON file (python expression on j), or null.
-jget() {
-    python3 - "$1" "$2" <<'EOF'
-import json, sys
-try:
-    j = json.load(open(sys.argv[1]))
-    print(json.dumps(eval(sys.argv[2], {"j": j})))
-except Exception:
-    print("null")
-EOF
-}
-# first_error LOG: the log's last line mentioning an error, as a JSON string.
-first_error() {
-    python3 -c 'import json,sys; l=[x.strip() for x in open(sys.argv[1], errors="replace") if "rror" in x or "refused" in x or "STATUS_" in x]; print(json.dumps(l[-1][:160] if l else "no result"))' "$1"
-}
+record() { json_row "server mode figure" "$@" >>"$RESULTS"; }
 
 # The login and, in the encrypted run, --encrypt --cipher.
 client_args() { # MODE

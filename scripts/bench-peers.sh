@@ -75,6 +75,7 @@ SMBCORE="$TARGET_DIR/release/smbcore"
 LOADGEN="$TARGET_DIR/release/smb-loadgen"
 
 . "$ROOT/scripts/lib/samba-sandbox.sh"
+. "$ROOT/scripts/lib/bench-results.sh"
 WORK="$(mktemp -d /tmp/benchpeers.XXXXXX)"
 chmod 700 "$WORK"
 RESULTS="$WORK/results.jsonl"
@@ -164,39 +165,8 @@ client_cpu() {
     awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {v = $1 + $2} END {if (v == "") print "null"; else print v}' "$1" 2>/dev/null || echo null
 }
 
-# record SERVER FIGURE KEY=VALUE... : one JSON line of results (values are JSON or numbers).
-record() {
-    python3 - "$@" >>"$RESULTS" <<'EOF'
-import json, sys
-row = {"server": sys.argv[1], "figure": sys.argv[2]}
-for kv in sys.argv[3:]:
-    k, v = kv.split("=", 1)
-    try:
-        row[k] = json.loads(v)
-    except ValueError:
-        row[k] = v
-print(json.dumps(row))
-EOF
-}
-# jget FILE EXPR: a value from a loadgen JSON file (python expression on j), or null.
-jget() {
-    python3 - "$1" "$2" <<'EOF'
-import json, sys
-try:
-    j = json.load(open(sys.argv[1]))
-    print(json.dumps(eval(sys.argv[2], {"j": j})))
-except Exception:
-    print("null")
-EOF
-}
-# last_line FILE: its last non-empty line, as a JSON string.
-last_line() {
-    python3 -c 'import json,sys; l=[x.strip() for x in open(sys.argv[1], errors="replace") if x.strip()]; print(json.dumps(l[-1][:160] if l else "no output"))' "$1"
-}
-# first_error LOG: the log's last line mentioning an error, as a JSON string.
-first_error() {
-    python3 -c 'import json,sys; l=[x.strip() for x in open(sys.argv[1], errors="replace") if "rror" in x or "refused" in x]; print(json.dumps(l[-1][:160] if l else "no result"))' "$1"
-}
+# record SERVER FIGURE KEY=VALUE... : one JSON line of results (values are JSON or strings).
+record() { json_row "server figure" "$@" >>"$RESULTS"; }
 
 # ---- figure 1: smbtorture smb2.bench.echo ----
 fig_torture() { # NAME

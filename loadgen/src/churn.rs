@@ -59,7 +59,7 @@ use smb_rpc::Interface;
 use smb_wire::frame::split_frame;
 
 use crate::cli::ChurnArgs;
-use crate::net::{self, ReadOutcome};
+use crate::net::{self, ReadOutcome, Readiness};
 use crate::proto::{ClientConfig, ClientConn, ClientError, Event, Step};
 use crate::stats::{self, new_hist};
 
@@ -736,7 +736,7 @@ impl Churn {
                 }
             }
             for ev in events.iter() {
-                self.on_ready(ev.token().0)?;
+                self.on_ready(ev.token().0, Readiness::of(ev))?;
             }
         }
         self.res.total_secs = t0.elapsed().as_secs_f64();
@@ -922,34 +922,20 @@ impl Churn {
     }
 
     /// Handles readiness of connection `key`.
-    fn on_ready(&mut self, key: usize) -> Result<(), Fatal> {
+    fn on_ready(&mut self, key: usize, r: Readiness) -> Result<(), Fatal> {
         let target = self.plan.target;
         let Some(c) = self.conns.get_mut(key) else {
             return Ok(());
         };
         if !c.connected {
-            match c.stream.take_error() {
-                Ok(Some(e)) | Err(e) => {
+            match net::connect_done(&c.stream, r) {
+                Ok(true) => c.connected = true,
+                Ok(false) => return Ok(()),
+                Err(e) => {
                     let msg = net::describe_connect_error(&e, target);
                     if e.kind() == io::ErrorKind::ConnectionRefused {
                         return Err(Fatal(msg));
                     }
-                    self.finish(
-                        key,
-                        Outcome::Failed {
-                            kind: "connect".into(),
-                            msg,
-                        },
-                    );
-                    return Ok(());
-                }
-                Ok(None) => {}
-            }
-            match c.stream.peer_addr() {
-                Ok(_) => c.connected = true,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
-                Err(e) => {
-                    let msg = net::describe_connect_error(&e, target);
                     self.finish(
                         key,
                         Outcome::Failed {
@@ -967,7 +953,7 @@ impl Churn {
             self.finish(key, Outcome::Failed { kind, msg });
             return Ok(());
         }
-        let read = net::read_available(&mut c.stream, &mut c.inbuf, MAX_BUFFER);
+        let read = net::read_available(&mut c.stream, &mut c.inbuf, MAX_BUFFER, r);
         let now = Instant::now();
         let end = match read {
             Ok(ReadOutcome::Open) => None,

@@ -13,7 +13,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 use smb_wire::frame::split_frame;
 
-use crate::net::{self, ReadOutcome};
+use crate::net::{self, ReadOutcome, Readiness};
 use crate::progress::Progress;
 use crate::proto::{ClientConfig, ClientConn, ClientError, Event, Step};
 use crate::run::{describe_client_error, Fatal};
@@ -70,33 +70,26 @@ impl Link {
 
     /// On readiness: completes the connect, sends what waits, reads what arrived. `None`
     /// while the connect is still in progress.
-    pub fn ready(&mut self) -> Result<Option<ReadOutcome>, LinkError> {
-        if !self.finish_connect().map_err(LinkError::Connect)? {
+    pub fn ready(&mut self, r: Readiness) -> Result<Option<ReadOutcome>, LinkError> {
+        if !self.finish_connect(r).map_err(LinkError::Connect)? {
             return Ok(None);
         }
         self.flush().map_err(LinkError::Io)?;
-        self.read().map(Some).map_err(LinkError::Io)
+        self.read(r).map(Some).map_err(LinkError::Io)
     }
 
     /// Completes the connect on readiness: `false` while it is still in progress, an error
     /// when it failed.
-    pub fn finish_connect(&mut self) -> io::Result<bool> {
+    pub fn finish_connect(&mut self, r: Readiness) -> io::Result<bool> {
         if !self.connected {
-            if let Some(e) = self.stream.take_error()? {
-                return Err(e);
-            }
-            match self.stream.peer_addr() {
-                Ok(_) => self.connected = true,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
-                Err(e) => return Err(e),
-            }
+            self.connected = net::connect_done(&self.stream, r)?;
         }
-        Ok(true)
+        Ok(self.connected)
     }
 
-    /// Reads what arrived into `inbuf`.
-    pub fn read(&mut self) -> io::Result<ReadOutcome> {
-        net::read_available(&mut self.stream, &mut self.inbuf, MAX_BUFFER)
+    /// Reads what arrived into `inbuf` ([`net::read_available`]).
+    pub fn read(&mut self, r: Readiness) -> io::Result<ReadOutcome> {
+        net::read_available(&mut self.stream, &mut self.inbuf, MAX_BUFFER, r)
     }
 
     /// Sends as much of `out` as the socket takes (nothing before the connect completes).
@@ -243,7 +236,7 @@ pub(crate) fn open_connections(
                     .outstanding()
                     .map_or("connect", |s| s.command().name())
             };
-            let read = match p.link.ready() {
+            let read = match p.link.ready(Readiness::of(ev)) {
                 Ok(None) => continue,
                 Ok(Some(r)) => r,
                 Err(LinkError::Connect(e)) => {
@@ -616,7 +609,13 @@ pub(crate) trait Scenario {
     /// should be tried again at once.
     fn pump(&mut self, c: usize, pace: &mut Pace) -> Result<bool, Fatal>;
     /// Handles readiness of slot `c`; `true` when a request or session completed.
-    fn on_ready(&mut self, c: usize, t0: Instant, now: Instant) -> Result<bool, Fatal>;
+    fn on_ready(
+        &mut self,
+        c: usize,
+        r: Readiness,
+        t0: Instant,
+        now: Instant,
+    ) -> Result<bool, Fatal>;
     /// Fails what waits longer than the request timeout; slots to pump again go to `touched`.
     fn expire(&mut self, now: Instant, touched: &mut Vec<usize>);
     /// Counts `n` planned on a slot that was lost, never begun.
@@ -696,7 +695,7 @@ pub(crate) fn measure(
         for ev in events.iter() {
             let c = ev.token().0;
             if c < s.slots() {
-                if s.on_ready(c, t0, now)? {
+                if s.on_ready(c, Readiness::of(ev), t0, now)? {
                     last_done = now;
                 }
                 touched.push(c);

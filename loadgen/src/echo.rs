@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use smb_wire::NtStatus;
 
 use crate::driver::{self, Goal, Link, LinkError, Pace, Recorder, Scenario, Schedule, SetupPlan};
-use crate::net::ReadOutcome;
+use crate::net::{ReadOutcome, Readiness};
 use crate::progress::Progress;
 use crate::proto::{ClientConfig, ClientConn, Event};
 use crate::run::{describe_client_error, Fatal};
@@ -151,14 +151,14 @@ impl Echo {
     }
 
     /// Handles readiness of connection `c`; `true` when an ECHO was answered.
-    fn handle_ready(&mut self, c: usize, t0: Instant, now: Instant) -> bool {
+    fn handle_ready(&mut self, c: usize, r: Readiness, t0: Instant, now: Instant) -> bool {
         let target = self.plan.target;
         let open = self.plan.rate.is_some();
         let conn = &mut self.conns[c];
         let Some(link) = conn.link.as_mut() else {
             return false;
         };
-        let read = match link.ready() {
+        let read = match link.ready(r) {
             Ok(None) => return false,
             Ok(Some(r)) => r,
             Err(LinkError::Connect(e) | LinkError::Io(e)) => {
@@ -333,8 +333,14 @@ impl Scenario for Echo {
         Ok(false)
     }
 
-    fn on_ready(&mut self, c: usize, t0: Instant, now: Instant) -> Result<bool, Fatal> {
-        Ok(self.handle_ready(c, t0, now))
+    fn on_ready(
+        &mut self,
+        c: usize,
+        r: Readiness,
+        t0: Instant,
+        now: Instant,
+    ) -> Result<bool, Fatal> {
+        Ok(self.handle_ready(c, r, t0, now))
     }
 
     fn expire(&mut self, now: Instant, _touched: &mut Vec<usize>) {

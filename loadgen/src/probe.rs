@@ -178,18 +178,19 @@ fn run(
             let i = ev.token().0;
             let Some(p) = probes.get_mut(i) else { continue };
             let Some(s) = p.stream.as_mut() else { continue };
+            let r = net::Readiness::of(ev);
             if !p.connected {
-                if let Ok(Some(_)) | Err(_) = s.take_error() {
-                    p.stream = None;
-                    continue;
+                match net::connect_done(s, r) {
+                    Ok(true) => p.connected = true,
+                    Ok(false) => continue,
+                    Err(_) => {
+                        p.stream = None;
+                        continue;
+                    }
                 }
-                if s.peer_addr().is_err() {
-                    continue;
-                }
-                p.connected = true;
             }
             let mut dead = net::flush(s, &mut p.out, &mut p.out_pos).is_err();
-            match net::read_available(s, &mut p.inbuf, 1 << 20) {
+            match net::read_available(s, &mut p.inbuf, 1 << 20, r) {
                 Ok(ReadOutcome::Open) => {}
                 _ => dead = true,
             }

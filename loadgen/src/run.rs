@@ -24,6 +24,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -31,10 +32,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use smb_wire::frame::split_frame;
 
-use crate::net::{self, ReadOutcome};
+use crate::net::{self, ReadOutcome, Readiness};
 use crate::progress::Progress;
 use crate::proto::{ClientConfig, ClientConn, ClientError, Event, SessionOpener, Step};
 use crate::stats::{self, Hists, RunResult};
@@ -154,6 +156,9 @@ enum ObsMsg {
     /// A connection, what was read of it past its last response, and the keys of its
     /// encrypting sessions (a notification to one of them comes sealed).
     Watch(usize, TcpStream, Vec<u8>, SessionOpener),
+    /// The main thread could not add the socket to the observer's epoll: the observer
+    /// adds it itself.
+    Register(usize),
 }
 
 enum ObsEvent {
@@ -161,9 +166,17 @@ enum ObsEvent {
     Notified(usize, u64, Instant),
 }
 
-/// The observer thread: registers idle connections and timestamps their end.
+/// The observer thread: timestamps the end of idle connections.
+///
+/// A connection is handed over without waking the observer: the main thread queues it on
+/// the channel, then adds its socket to the observer's epoll through a clone of that
+/// poll's registry. The socket cannot raise an event there before it is queued, and the
+/// observer drains the queue each time it wakes before it looks at the events, so it never
+/// sees a connection it does not know. The observer never deregisters: closing the socket
+/// removes it from both epoll sets (the main thread's as well, which it stays in).
 struct Observer {
     tx: Sender<ObsMsg>,
+    registry: Registry,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     events: Receiver<ObsEvent>,
@@ -176,6 +189,7 @@ impl Observer {
     fn start() -> io::Result<Observer> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let registry = poll.registry().try_clone()?;
         let (tx, rx) = crossbeam_channel::unbounded::<ObsMsg>();
         let (etx, erx) = crossbeam_channel::unbounded::<ObsEvent>();
         let stop = Arc::new(AtomicBool::new(false));
@@ -185,6 +199,7 @@ impl Observer {
             .spawn(move || observe(poll, rx, etx, stop2))?;
         Ok(Observer {
             tx,
+            registry,
             waker,
             stop,
             events: erx,
@@ -192,9 +207,19 @@ impl Observer {
         })
     }
 
+    /// Hands `stream` over (see [`Observer`]). Bytes already read are in `leftover`.
     fn watch(&self, conn: usize, stream: TcpStream, leftover: Vec<u8>, keys: SessionOpener) {
+        let fd = stream.as_raw_fd();
         let _ = self.tx.send(ObsMsg::Watch(conn, stream, leftover, keys));
-        let _ = self.waker.wake();
+        if self
+            .registry
+            .register(&mut SourceFd(&fd), Token(conn), Interest::READABLE)
+            .is_err()
+        {
+            // The observer must still see it end: wake it to check by reading.
+            let _ = self.tx.send(ObsMsg::Register(conn));
+            let _ = self.waker.wake();
+        }
     }
 
     fn stop(&mut self) {
@@ -220,6 +245,25 @@ fn observe(mut poll: Poll, rx: Receiver<ObsMsg>, tx: Sender<ObsEvent>, stop: Arc
             continue;
         }
         let now = Instant::now();
+        // Connections handed over before their events: first the queue.
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                ObsMsg::Watch(id, stream, leftover, keys) => {
+                    watched.insert(id, (stream, leftover, keys));
+                }
+                ObsMsg::Register(id) => {
+                    let registered = watched.get_mut(&id).is_some_and(|(s, _, _)| {
+                        poll.registry()
+                            .register(&mut SourceFd(&s.as_raw_fd()), Token(id), Interest::READABLE)
+                            .is_ok()
+                    });
+                    if !registered {
+                        // Never watched: dropping it closes it.
+                        watched.remove(&id);
+                    }
+                }
+            }
+        }
         for ev in events.iter() {
             if ev.token() == WAKER {
                 continue;
@@ -228,7 +272,7 @@ fn observe(mut poll: Poll, rx: Receiver<ObsMsg>, tx: Sender<ObsEvent>, stop: Arc
             let Some((stream, buf, keys)) = watched.get_mut(&id) else {
                 continue;
             };
-            let end = match net::read_available(stream, buf, MAX_BUFFER) {
+            let end = match net::read_available(stream, buf, MAX_BUFFER, Readiness::of(ev)) {
                 Ok(ReadOutcome::Open) => None,
                 Ok(ReadOutcome::Eof) => Some(EndKind::Eof),
                 Err(_) => Some(EndKind::Rst),
@@ -253,18 +297,8 @@ fn observe(mut poll: Poll, rx: Receiver<ObsMsg>, tx: Sender<ObsEvent>, stop: Arc
             buf.drain(..used);
             if let Some(kind) = end {
                 let _ = tx.send(ObsEvent::End(id, now, kind));
-                if let Some((mut s, _, _)) = watched.remove(&id) {
-                    let _ = poll.registry().deregister(&mut s);
-                }
-            }
-        }
-        while let Ok(ObsMsg::Watch(id, mut stream, leftover, keys)) = rx.try_recv() {
-            if poll
-                .registry()
-                .register(&mut stream, Token(id), Interest::READABLE)
-                .is_ok()
-            {
-                watched.insert(id, (stream, leftover, keys));
+                // Dropping the stream closes it, which takes it out of every epoll set.
+                watched.remove(&id);
             }
         }
         if stop.load(Ordering::SeqCst) {
@@ -495,7 +529,7 @@ impl Run {
                     continue;
                 }
                 let was_done = self.conns[c].done;
-                let r = self.on_event(&poll, c, &mut waiting)?;
+                let r = self.on_event(&poll, c, Readiness::of(ev), &mut waiting)?;
                 if !was_done && self.conns[c].done {
                     finished += 1;
                     inflight -= 1;
@@ -546,6 +580,7 @@ impl Run {
         &mut self,
         poll: &Poll,
         c: usize,
+        ready: Readiness,
         waiting: &mut BinaryHeap<Reverse<(Instant, usize)>>,
     ) -> Result<Option<Fatal>, Fatal> {
         let target = self.plan.target;
@@ -555,25 +590,17 @@ impl Run {
             let Some(s) = conn.stream.as_mut() else {
                 return Ok(None);
             };
-            match s.take_error() {
-                Ok(Some(e)) | Err(e) => {
+            match net::connect_done(s, ready) {
+                Ok(true) => {
+                    conn.connected = true;
+                    conn.sent_at = Instant::now();
+                }
+                Ok(false) => return Ok(None),
+                Err(e) => {
                     let msg = net::describe_connect_error(&e, target);
                     if e.kind() == io::ErrorKind::ConnectionRefused {
                         return Err(Fatal(msg));
                     }
-                    self.fail(poll, c, msg);
-                    return Ok(None);
-                }
-                Ok(None) => {}
-            }
-            match s.peer_addr() {
-                Ok(_) => {
-                    conn.connected = true;
-                    conn.sent_at = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(None),
-                Err(e) => {
-                    let msg = net::describe_connect_error(&e, target);
                     self.fail(poll, c, msg);
                     return Ok(None);
                 }
@@ -586,7 +613,7 @@ impl Run {
         let read = {
             let conn = &mut self.conns[c];
             match conn.stream.as_mut() {
-                Some(s) => net::read_available(s, &mut conn.inbuf, MAX_BUFFER),
+                Some(s) => net::read_available(s, &mut conn.inbuf, MAX_BUFFER, ready),
                 None => return Ok(None),
             }
         };
@@ -668,8 +695,10 @@ impl Run {
                         // All sessions ready: hand the connection to the observer.
                         conn.done = true;
                         conn.handed_over = true;
-                        if let Some(mut s) = conn.stream.take() {
-                            let _ = poll.registry().deregister(&mut s);
+                        // It stays in this thread's epoll set, which ignores it from now
+                        // on (the connection is done) and is closed when the opening
+                        // ends; the observer's close takes it out of both.
+                        if let Some(s) = conn.stream.take() {
                             let rest = conn.inbuf[used..].to_vec();
                             self.observer.0.watch(c, s, rest, conn.proto.opener());
                         }

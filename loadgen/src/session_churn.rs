@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use mio::Token;
 
 use crate::driver::{self, Goal, Link, LinkError, Pace, Recorder, Scenario, Schedule, SetupPlan};
-use crate::net::{self, ReadOutcome};
+use crate::net::{self, ReadOutcome, Readiness};
 use crate::progress::Progress;
 use crate::proto::{ClientConfig, ClientConn, Event, Step};
 use crate::run::Fatal;
@@ -199,7 +199,13 @@ impl SessionChurn {
     }
 
     /// Handles readiness of slot `c`; `true` when a session was logged off.
-    fn handle_ready(&mut self, c: usize, t0: Instant, now: Instant) -> Result<bool, Fatal> {
+    fn handle_ready(
+        &mut self,
+        c: usize,
+        r: Readiness,
+        t0: Instant,
+        now: Instant,
+    ) -> Result<bool, Fatal> {
         let target = self.plan.target;
         let open = self.plan.rate.is_some();
         let new_conn = self.plan.new_connection;
@@ -208,7 +214,7 @@ impl SessionChurn {
         let Some(link) = s.link.as_mut() else {
             return Ok(false);
         };
-        let read = match link.ready() {
+        let read = match link.ready(r) {
             Ok(None) => return Ok(false),
             Ok(Some(r)) => r,
             Err(LinkError::Connect(e)) => {
@@ -421,8 +427,14 @@ impl Scenario for SessionChurn {
         Ok(false)
     }
 
-    fn on_ready(&mut self, c: usize, t0: Instant, now: Instant) -> Result<bool, Fatal> {
-        self.handle_ready(c, t0, now)
+    fn on_ready(
+        &mut self,
+        c: usize,
+        r: Readiness,
+        t0: Instant,
+        now: Instant,
+    ) -> Result<bool, Fatal> {
+        self.handle_ready(c, r, t0, now)
     }
 
     /// Fails the sessions whose step waits longer than the request timeout.

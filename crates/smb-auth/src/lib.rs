@@ -21,6 +21,7 @@ pub mod kdf;
 pub mod kerberos;
 pub mod ntlm;
 pub mod preauth;
+pub mod random;
 pub mod signing;
 pub mod spnego;
 
@@ -28,25 +29,8 @@ pub use error::AuthError;
 pub use ntlm::{
     AcceptorConfig, AuthOutcome, Credential, CredentialStore, Identity, StaticCredentials,
 };
+pub use random::random_bytes;
 pub use spnego::{SpnegoAcceptor, SpnegoInitiator, Step};
-
-/// Fills an array from the operating system's RNG (for callers: server
-/// challenges, client challenges, session keys).
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], AuthError> {
-    let mut b = [0u8; N];
-    getrandom::getrandom(&mut b).map_err(|_| AuthError::NotSupported("no OS random source"))?;
-    Ok(b)
-}
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod random_tests {
-    #[test]
-    fn random_bytes_differ_between_calls() {
-        let a = super::random_bytes::<16>().unwrap();
-        let b = super::random_bytes::<16>().unwrap();
-        assert_ne!(a, b);
-    }
-}

@@ -909,6 +909,16 @@ impl Driver {
     /// names the receive by its user_data, a hash lookup in the kernel; a
     /// cancel by descriptor would scan every pending request of the ring,
     /// which is quadratic when thousands of connections close at once.
+    ///
+    /// Even so the lookup walks one bucket of the ring's cancel table (at
+    /// most 256 buckets for all armed receives): `io_poll_find` is about 5 %
+    /// of the server's CPU while 10,000 sessions are opened and reaped. A
+    /// `shutdown` of the socket, which would end the receive with no lookup,
+    /// was measured and is worse: the kernel runs IORING_OP_SHUTDOWN on an
+    /// io-wq worker thread (it forces it async), a thread switch per close;
+    /// server system CPU went from 54–55 to 70–76 µs per session and
+    /// voluntary context switches from 1.1–1.2 to 1.5–1.75 (three runs each,
+    /// alternating, of 10,000 sessions).
     fn issue_close(&mut self, key: usize) {
         let c = &mut self.conns[key];
         if c.close_issued {

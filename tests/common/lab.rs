@@ -4,7 +4,10 @@
 //! (even when the test fails).
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{smbcore_bin, TempDir, ADMIN, USER};
 
 /// Path of `scripts/xdp-lab`.
 pub fn script() -> PathBuf {
@@ -64,11 +67,24 @@ impl Lab {
     /// Bring a lab up with `clients` client addresses; `tag` makes the name
     /// (with this process's id) unique among parallel tests.
     pub fn up(tag: &str, clients: u32) -> Lab {
+        Lab::up_with(tag, clients, None)
+    }
+
+    /// As [`Lab::up`], with the impairing forwarder between client and
+    /// server (`impair` as for `xdp-lab up --impair`, e.g.
+    /// `loss=1,reorder=5`).
+    pub fn up_impaired(tag: &str, clients: u32, impair: &str) -> Lab {
+        Lab::up_with(tag, clients, Some(impair))
+    }
+
+    fn up_with(tag: &str, clients: u32, impair: Option<&str>) -> Lab {
         let name = format!("{tag}{}", std::process::id());
-        let out = Command::new(script())
-            .args(["-n", &name, "up", "--clients", &clients.to_string()])
-            .output()
-            .expect("run scripts/xdp-lab up");
+        let mut cmd = Command::new(script());
+        cmd.args(["-n", &name, "up", "--clients", &clients.to_string()]);
+        if let Some(spec) = impair {
+            cmd.args(["--impair", spec]);
+        }
+        let out = cmd.output().expect("run scripts/xdp-lab up");
         assert!(
             out.status.success(),
             "xdp-lab up failed: {}",
@@ -108,6 +124,25 @@ impl Lab {
             .expect("run a command in the lab")
     }
 
+    /// The impairing forwarder's counters (`xdp-lab impair-stats`), summed
+    /// over both directions: `frames`, `dropped`, `held`, `reordered`,
+    /// `released_alone`, `errors`.
+    pub fn impair_totals(&self) -> std::collections::BTreeMap<String, u64> {
+        let out = Command::new(script())
+            .args(["-n", &self.name, "impair-stats"])
+            .output()
+            .expect("xdp-lab impair-stats");
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("impair-stats prints JSON");
+        let mut sum = std::collections::BTreeMap::new();
+        for dir in v["directions"].as_object().expect("directions").values() {
+            for (k, n) in dir.as_object().expect("counters") {
+                *sum.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+            }
+        }
+        sum
+    }
+
     /// Remove the lab (idempotent).
     pub fn down(&self) -> Output {
         Command::new(script())
@@ -120,5 +155,145 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.down();
+    }
+}
+
+/// The port lab servers listen on (the lab is theirs alone).
+pub const LAB_PORT: u16 = 4450;
+
+/// `smbcore serve` in a lab's server namespace on `transport` (`xdp`
+/// on the lab's server interface, or `mio`/`io-uring` on the server
+/// namespace's kernel TCP, for comparison), with the standard users;
+/// killed on drop.
+#[derive(Debug)]
+pub struct LabServer {
+    /// The server process.
+    pub child: Child,
+    /// Its directory (users, admin socket, log, config).
+    pub dir: TempDir,
+    /// The lab's name (for `ctl`, which runs in the server namespace).
+    pub lab: String,
+    /// `ADDR:PORT` it listens on.
+    pub target: String,
+}
+
+impl LabServer {
+    /// Start on `transport` with `config` (the text of a config file, if
+    /// any) and `extra` arguments.
+    pub fn start(lab: &Lab, transport: &str, config: Option<&str>, extra: &[&str]) -> LabServer {
+        let dir = TempDir::new("lab");
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let users = dir.join("users.toml");
+        std::fs::write(
+            &users,
+            format!(
+                "[[user]]\nname = \"{}\"\npassword = \"{}\"\nadmin = true\n\n[[user]]\nname = \"{}\"\npassword = \"{}\"\n",
+                ADMIN.0, ADMIN.1, USER.0, USER.1
+            ),
+        )
+        .unwrap();
+        let target = format!("{}:{LAB_PORT}", lab.server_addr);
+        let mut cmd = lab.command("server", smbcore_bin().to_str().unwrap());
+        cmd.args(["serve", "--transport", transport]);
+        if transport == "xdp" {
+            cmd.args(["--xdp-interface", &lab.server_if]);
+        }
+        cmd.args(["--listen", &target, "--users"])
+            .arg(&users)
+            .arg("--admin-socket")
+            .arg(dir.join("admin.sock"));
+        if let Some(text) = config {
+            let path = dir.join("smbcore.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        let child = cmd
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start smbcore serve in the lab");
+        let mut s = LabServer {
+            child,
+            dir,
+            lab: lab.name.clone(),
+            target,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !s.dir.join("admin.sock").exists() {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("smbcore exited {status}: {}", s.log());
+            }
+            assert!(Instant::now() < deadline, "no admin socket: {}", s.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `smbcore ctl ARGS...` (run in the server namespace): its stdout.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(script())
+            .args(["-n", &self.lab, "exec", "server"])
+            .arg(smbcore_bin())
+            .arg("ctl")
+            .arg("--admin-socket")
+            .arg(self.dir.join("admin.sock"))
+            .args(args)
+            .output()
+            .expect("smbcore ctl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `ctl ARGS... --json`, parsed (`Null` when it printed no JSON).
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ctl(&a)).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The session rows of `ctl sessions --json`.
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        self.ctl_json(&["sessions"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Wait until `cond(sessions)` holds or `timeout` passes; the rows.
+    pub fn wait_sessions(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.sessions();
+            if cond(&s) || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for LabServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- smbcore log (tail) ----");
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(200).collect();
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }

@@ -297,3 +297,72 @@ impl Drop for LabServer {
         }
     }
 }
+
+/// `tests/clients/impacket_client.py ARGS...` in the lab's client
+/// namespace, aimed at the lab's server address.
+pub fn impacket(lab: &Lab) -> Command {
+    let mut c = lab.command("client", super::IMPACKET_PYTHON);
+    c.arg(super::client_script("impacket_client.py"))
+        .env("SMBCORE_TEST_HOST", &lab.server_addr);
+    c
+}
+
+/// An IPC$ session held open by impacket (`impacket_client.py hold`) from
+/// the lab's client namespace: logged in as a user from a workstation name,
+/// IPC$ connected, sending nothing; it prints `DROPPED` when the server
+/// closes the connection. Killed on drop.
+#[derive(Debug)]
+pub struct LabHolder {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// The workstation name it logged in from.
+    pub name: String,
+}
+
+impl LabHolder {
+    /// Log in and wait for `READY`.
+    pub fn start(lab: &Lab, user: (&str, &str), name: &str) -> LabHolder {
+        use std::io::{BufRead, BufReader};
+        let mut child = impacket(lab)
+            .args(["hold", &LAB_PORT.to_string(), user.0, user.1, name, "120"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start impacket holder");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut h = LabHolder {
+            child,
+            lines: rx,
+            name: name.to_string(),
+        };
+        assert!(
+            h.line_within(Duration::from_secs(60)).as_deref() == Some("READY"),
+            "holder {name} did not log in"
+        );
+        h
+    }
+
+    /// The next line it prints within `within` (an `ERROR` line fails the
+    /// test).
+    pub fn line_within(&mut self, within: Duration) -> Option<String> {
+        let l = self.lines.recv_timeout(within).ok()?;
+        assert!(!l.starts_with("ERROR"), "holder {}: {l}", self.name);
+        Some(l)
+    }
+}
+
+impl Drop for LabHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

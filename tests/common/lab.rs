@@ -366,3 +366,14 @@ impl Drop for LabHolder {
         let _ = self.child.wait();
     }
 }
+
+/// `smb-loadgen` (this build's) in the lab's client namespace, aimed at
+/// `server`, bound round robin to every client address of the lab.
+pub fn loadgen(lab: &Lab, server: &LabServer) -> Command {
+    let mut c = lab.command("client", env!("CARGO_BIN_EXE_smb-loadgen"));
+    c.args(["--target", &server.target, "--no-progress"]);
+    if lab.client_addrs.len() > 1 {
+        c.args(["--source-ips", &lab.client_addrs.join(",")]);
+    }
+    c
+}

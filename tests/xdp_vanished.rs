@@ -207,3 +207,86 @@ fn vanished_client_goes_at_keepalive_before_autodisconnect_mio() {
 fn vanished_client_goes_at_autodisconnect_before_keepalive_mio() {
     autodisconnect_first("mio", "xvn");
 }
+
+/// Keep-alive must probe `count` times, `interval` apart, before it gives
+/// up (RFC 9293 3.8.4 leaves the schedule to the implementation; the
+/// configuration promises this one): a live idle client whose first probe
+/// is lost answers the second and is kept.
+fn one_lost_probe(transport: &str, tag: &str) -> Option<(bool, serde_json::Value)> {
+    if let Some(why) = unavailable() {
+        eprintln!("skipped: no XDP lab here ({why})");
+        return None;
+    }
+    if !common::have_impacket() || !have_nft() {
+        return None;
+    }
+    let lab = Lab::up(tag, 1);
+    // First probe after 3 s idle, then 1 s apart, 3 of them: given up 6 s
+    // after the client last sent anything.
+    let server = LabServer::start(
+        &lab,
+        transport,
+        Some("tcp-keepalive = \"3s\"\ntcp-keepalive-interval = \"1s\"\ntcp-keepalive-count = 3\n"),
+        &["--threads", "1", "--autodisconnect", "10m"],
+    );
+    let mut live = LabHolder::start(&lab, USER, "LIVEPC");
+    let rows = server.wait_sessions(Duration::from_secs(10), |s| s.len() == 1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // Lose what the server sends the client (the client is idle: only
+    // keep-alive probes) until one probe was lost, then let through.
+    let rule = format!(
+        "table inet loseone {{\n\
+         chain in {{ type filter hook input priority 0; ip saddr {} tcp sport {} counter drop; }}\n\
+         }}\n",
+        lab.server_addr,
+        common::lab::LAB_PORT
+    );
+    let mut nft = lab
+        .command("client", "nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft");
+    {
+        use std::io::Write;
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(rule.as_bytes())
+            .unwrap();
+    }
+    assert!(nft.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = lab.run("client", &["nft", "list", "table", "inet", "loseone"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !text.contains("counter packets 0 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no probe came: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = lab.run("client", &["nft", "delete", "table", "inet", "loseone"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    // Past the give-up time of the lost probe.
+    std::thread::sleep(Duration::from_secs(8));
+    let kept =
+        server.sessions().len() == 1 && live.line_within(Duration::from_millis(10)).is_none();
+    Some((kept, server.ctl_json(&["stats"])))
+}
+
+#[test]
+fn one_lost_keepalive_probe_does_not_drop_a_live_client_mio() {
+    if let Some((kept, st)) = one_lost_probe("mio", "xvp") {
+        assert!(kept, "{st}");
+        assert_eq!(st["connections_ended"]["dead_transport"], 0, "{st}");
+    }
+}
+
+#[test]
+fn one_lost_keepalive_probe_does_not_drop_a_live_client_xdp() {
+    if let Some((kept, st)) = one_lost_probe("xdp", "xvq") {
+        assert!(kept, "{st}");
+        assert_eq!(st["connections_ended"]["dead_transport"], 0, "{st}");
+    }
+}

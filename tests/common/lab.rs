@@ -377,3 +377,126 @@ pub fn loadgen(lab: &Lab, server: &LabServer) -> Command {
     }
     c
 }
+
+/// A server namespace of its own joined by a veth pair to the namespace
+/// the tests run in (for `SMBCORE_TEST_TRANSPORT=xdp`): the server's end,
+/// `xl-srv`, in `NAME-srv`, the other end (named NAME) here, each with an
+/// address of a /30 of 198.19.0.0/16 (RFC 2544's range) that no other
+/// interface here has. In-process clients and real clients started by a
+/// test then reach an xdp server as they reach one on loopback, with no
+/// change of namespace; offloads are off on this end for the reason
+/// `scripts/xdp-lab` gives. Removed on drop (deleting the namespace
+/// deletes the pair).
+#[derive(Debug)]
+pub struct HostLab {
+    /// Its name: the interface here and the namespace's prefix.
+    pub name: String,
+    /// The server's address.
+    pub server_addr: std::net::Ipv4Addr,
+    /// The address of this end (the one the server sees clients from).
+    pub client_addr: std::net::Ipv4Addr,
+}
+
+impl HostLab {
+    /// A new pair; panics when it cannot be made.
+    pub fn up() -> HostLab {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let name = format!("xh{:x}", (pid << 8) ^ n);
+        let name: String = name.chars().take(15).collect();
+        let taken = Command::new("ip")
+            .args(["-o", "-4", "addr", "show"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        // A /30 per pair: 16,384 of them in 198.19.0.0/16.
+        let mut k = (pid.wrapping_mul(977).wrapping_add(n.wrapping_mul(131))) % 16384;
+        let (server_addr, client_addr) = loop {
+            let base = u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)) + k * 4;
+            let s = std::net::Ipv4Addr::from(base + 1);
+            let c = std::net::Ipv4Addr::from(base + 2);
+            if !taken.contains(&format!(" {s}/")) && !taken.contains(&format!(" {c}/")) {
+                break (s, c);
+            }
+            k = (k + 1) % 16384;
+        };
+        let lab = HostLab {
+            name,
+            server_addr,
+            client_addr,
+        };
+        let srv_ns = format!("{}-srv", lab.name);
+        let sh = |args: &[&str]| {
+            let out = Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .expect("run ip");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        sh(&["ip", "netns", "add", &srv_ns]);
+        sh(&[
+            "ip", "link", "add", &lab.name, "type", "veth", "peer", "name", "xl-srv", "netns",
+            &srv_ns,
+        ]);
+        sh(&["ip", "-n", &srv_ns, "link", "set", "lo", "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &srv_ns,
+            "addr",
+            "add",
+            &format!("{server_addr}/30"),
+            "dev",
+            "xl-srv",
+        ]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{client_addr}/30"),
+            "dev",
+            &lab.name,
+        ]);
+        sh(&[
+            "ethtool", "-K", &lab.name, "tx", "off", "tso", "off", "gso", "off",
+        ]);
+        let _ = Command::new("ip")
+            .args([
+                "netns", "exec", &srv_ns, "ethtool", "-K", "xl-srv", "gro", "off",
+            ])
+            .output();
+        sh(&["ip", "-n", &srv_ns, "link", "set", "xl-srv", "up"]);
+        sh(&["ip", "link", "set", &lab.name, "up"]);
+        lab
+    }
+
+    /// A command run in the server's namespace.
+    pub fn server_command(&self, program: &std::path::Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &format!("{}-srv", self.name)])
+            .arg(program);
+        c
+    }
+}
+
+impl Drop for HostLab {
+    fn drop(&mut self) {
+        let ns = format!("{}-srv", self.name);
+        // What still runs inside (a server that outlived its handle).
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .status();
+    }
+}

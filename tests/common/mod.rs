@@ -185,6 +185,11 @@ impl TestServer {
         }
     }
 
+    /// The server's address for clients (`127.0.0.1` on loopback).
+    pub fn host(&self) -> String {
+        self.addr.ip().to_string()
+    }
+
     /// The address the server sees this process's clients come from
     /// (`127.0.0.1` on loopback).
     pub fn client_ip(&self) -> String {

@@ -441,6 +441,15 @@ impl XdpShard {
                         }
                     }
                 }
+                State::FinWait1 | State::FinWait2 if flow.socket().can_recv() => {
+                    // Data after we closed: nobody will read it. Reset, as
+                    // the kernel does (RFC 1122 section 4.2.2.13), so that a
+                    // peer that goes on sending holds no flow.
+                    flow.socket_mut().abort();
+                    let snow = self.smol(now);
+                    self.stack.poll(snow, id, &mut self.port.tx);
+                    self.stack.remove(id);
+                }
                 _ => {}
             }
             return;

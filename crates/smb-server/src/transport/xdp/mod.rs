@@ -516,7 +516,10 @@ impl XdpShard {
             x.partial = data;
             match fed {
                 Fed::Close => {
-                    self.close(conn, true, now);
+                    // The engine drops the connection (a protocol error, a
+                    // limit): what it had not yet handed out goes unsent,
+                    // as on the other transports.
+                    self.close(conn, false, now);
                     return;
                 }
                 Fed::Used { used, stopped } => {

@@ -381,8 +381,8 @@ pub fn loadgen(lab: &Lab, server: &LabServer) -> Command {
 /// A server namespace of its own joined by a veth pair to the namespace
 /// the tests run in (for `SMBCORE_TEST_TRANSPORT=xdp`): the server's end,
 /// `xl-srv`, in `NAME-srv`, the other end (named NAME) here, each with an
-/// address of a /30 of 198.19.0.0/16 (RFC 2544's range) that no other
-/// interface here has. In-process clients and real clients started by a
+/// address of a /29 of 198.19.0.0/16 (RFC 2544's range) that no other
+/// interface here has, and a second client address on this end. In-process clients and real clients started by a
 /// test then reach an xdp server as they reach one on loopback, with no
 /// change of namespace; offloads are off on this end for the reason
 /// `scripts/xdp-lab` gives. Removed on drop (deleting the namespace
@@ -395,6 +395,8 @@ pub struct HostLab {
     pub server_addr: std::net::Ipv4Addr,
     /// The address of this end (the one the server sees clients from).
     pub client_addr: std::net::Ipv4Addr,
+    /// A second address of this end, for tests of per-address limits.
+    pub client_addr2: std::net::Ipv4Addr,
 }
 
 impl HostLab {
@@ -411,21 +413,21 @@ impl HostLab {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        // A /30 per pair: 16,384 of them in 198.19.0.0/16.
-        let mut k = (pid.wrapping_mul(977).wrapping_add(n.wrapping_mul(131))) % 16384;
-        let (server_addr, client_addr) = loop {
-            let base = u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)) + k * 4;
-            let s = std::net::Ipv4Addr::from(base + 1);
-            let c = std::net::Ipv4Addr::from(base + 2);
-            if !taken.contains(&format!(" {s}/")) && !taken.contains(&format!(" {c}/")) {
-                break (s, c);
+        // A /29 per pair: 8,192 of them in 198.19.0.0/16.
+        let mut k = (pid.wrapping_mul(977).wrapping_add(n.wrapping_mul(131))) % 8192;
+        let (server_addr, client_addr, client_addr2) = loop {
+            let base = u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)) + k * 8;
+            let [s, c, c2] = [1, 2, 3].map(|i| std::net::Ipv4Addr::from(base + i));
+            if ![s, c, c2].iter().any(|a| taken.contains(&format!(" {a}/"))) {
+                break (s, c, c2);
             }
-            k = (k + 1) % 16384;
+            k = (k + 1) % 8192;
         };
         let lab = HostLab {
             name,
             server_addr,
             client_addr,
+            client_addr2,
         };
         let srv_ns = format!("{}-srv", lab.name);
         let sh = |args: &[&str]| {
@@ -451,18 +453,13 @@ impl HostLab {
             &srv_ns,
             "addr",
             "add",
-            &format!("{server_addr}/30"),
+            &format!("{server_addr}/29"),
             "dev",
             "xl-srv",
         ]);
-        sh(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{client_addr}/30"),
-            "dev",
-            &lab.name,
-        ]);
+        for a in [client_addr, client_addr2] {
+            sh(&["ip", "addr", "add", &format!("{a}/29"), "dev", &lab.name]);
+        }
         sh(&[
             "ethtool", "-K", &lab.name, "tx", "off", "tso", "off", "gso", "off",
         ]);

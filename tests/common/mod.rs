@@ -208,6 +208,14 @@ impl TestServer {
         }
     }
 
+    /// Another address of this host the server sees as a different client
+    /// (`127.0.0.2` on loopback).
+    pub fn second_client_ip(&self) -> String {
+        self.lab
+            .as_ref()
+            .map_or("127.0.0.2".to_string(), |l| l.client_addr2.to_string())
+    }
+
     /// The server's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -14,10 +14,13 @@
 //! idle time; smoltcp sends the first probe at once (enabling keep-alive on
 //! an idle socket arms it) and the next ones `interval` apart, and its
 //! timeout still ends the connection when nothing answers. The first
-//! segment heard from the peer turns it off again.
+//! segment heard from the peer turns it off again (smoltcp has by then
+//! filed one more probe `interval` after that segment; it goes, once, and
+//! is answered).
 //!
 //! One entry per established connection in a map and one in a deadline
-//! queue; what a segment costs on the hot path is one map look-up. The
+//! queue (about 100 bytes together); what a batch of segments costs on the
+//! hot path is one map look-up per connection it touched. The
 //! queue is corrected lazily: an entry that comes due for a connection
 //! heard from since is moved to its new deadline.
 

@@ -18,10 +18,13 @@ command -v smbd       >/dev/null 2>&1 || [ -x /usr/sbin/smbd ] || need+=(samba)
 command -v kinit >/dev/null 2>&1 || need+=(krb5-user)
 command -v krb5-config >/dev/null 2>&1 || need+=(libkrb5-dev)
 # The AF_XDP lab (scripts/xdp-lab): namespaces and veth (iproute2), checksum
-# offload off on the client side (ethtool), a reachability check (ping).
+# offload off on the client side (ethtool), a reachability check (ping);
+# python3 runs its impairing forwarder (scripts/lib/xdp-impair.py).
 command -v ip      >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || [ -x /usr/sbin/ethtool ] || need+=(ethtool)
 command -v ping    >/dev/null 2>&1 || need+=(iputils-ping)
+# Vanished clients in the lab: nft drops everything in the client namespace.
+command -v nft     >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 
 if [ ${#need[@]} -gt 0 ]; then

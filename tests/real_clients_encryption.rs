@@ -26,9 +26,9 @@ fn smbclient(
 ) -> (bool, String) {
     let mut cmd = Command::new("smbclient");
     if target == "-L" {
-        cmd.arg("-L").arg("//127.0.0.1");
+        cmd.arg("-L").arg(format!("//{}", server.host()));
     } else {
-        cmd.arg(format!("//127.0.0.1/{target}"))
+        cmd.arg(format!("//{}/{target}", server.host()))
             .arg("-c")
             .arg("help");
     }

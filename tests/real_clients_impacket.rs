@@ -35,6 +35,7 @@ use common::{
 /// output lines (the script exits non-zero with an ERROR line on failure).
 fn login(server: &TestServer, who: (&str, &str), dialect: Option<&str>) -> Vec<String> {
     let mut cmd = Command::new(IMPACKET_PYTHON);
+    cmd.env("SMBCORE_TEST_HOST", server.host());
     cmd.arg(client_script("impacket_client.py"))
         .arg("login")
         .arg(server.port.to_string())
@@ -150,6 +151,7 @@ fn list_and_hold(
     dialect: &str,
 ) -> (Vec<String>, Vec<serde_json::Value>, Vec<String>) {
     let mut child = Command::new(IMPACKET_PYTHON)
+        .env("SMBCORE_TEST_HOST", server.host())
         .arg(client_script("impacket_client.py"))
         .args([
             "listhold",
@@ -240,6 +242,7 @@ fn impacket_lists_shares_encrypted_under_encryption_required() {
     // impacket does not encrypt an anonymous session, which `required`
     // refuses.
     let mut cmd = Command::new(IMPACKET_PYTHON);
+    cmd.env("SMBCORE_TEST_HOST", server.host());
     cmd.arg(client_script("impacket_client.py")).args([
         "login",
         &server.port.to_string(),

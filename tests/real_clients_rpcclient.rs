@@ -34,7 +34,9 @@ fn rpcclient(
     debug: bool,
 ) -> (bool, String) {
     let mut cmd = Command::new("rpcclient");
-    cmd.arg("127.0.0.1").arg("-p").arg(server.port.to_string());
+    cmd.arg(server.host())
+        .arg("-p")
+        .arg(server.port.to_string());
     match who {
         Some((u, p)) => cmd.arg("-U").arg(format!("{u}%{p}")),
         None => cmd.arg("-N").arg("-U").arg(""),
@@ -58,6 +60,7 @@ struct Holder {
 impl Holder {
     fn start(server: &TestServer, user: (&str, &str), name: &str) -> Holder {
         let mut child = Command::new(IMPACKET_PYTHON)
+            .env("SMBCORE_TEST_HOST", server.host())
             .arg(client_script("impacket_client.py"))
             .args(["hold", &server.port.to_string(), user.0, user.1, name, "60"])
             .stdin(Stdio::null())
@@ -143,7 +146,12 @@ fn session_calls_are_refused_to_anonymous_and_plain_users() {
             text.contains("result was WERR_ACCESS_DENIED"),
             "netsessenum as {who:?}:\n{text}"
         );
-        let (_, text) = rpcclient(&server, who, "netsessdel \\\\\\\\127.0.0.1", false);
+        let (_, text) = rpcclient(
+            &server,
+            who,
+            &format!("netsessdel \\\\\\\\{}", server.client_ip()),
+            false,
+        );
         assert!(
             text.contains("result was WERR_ACCESS_DENIED"),
             "netsessdel as {who:?}:\n{text}"
@@ -224,7 +232,10 @@ fn seed_scenario(threads: Option<&str>) {
     let (ok, text) = rpcclient(
         &server,
         Some(ADMIN),
-        "netsessdel \\\\\\\\127.0.0.1 alice; netsessenum",
+        &format!(
+            "netsessdel \\\\\\\\{} alice; netsessenum",
+            server.client_ip()
+        ),
         false,
     );
     assert!(ok && !text.contains("result was"), "{text}");

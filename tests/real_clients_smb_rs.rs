@@ -83,16 +83,17 @@ fn try_session(
     encryption: EncryptionMode,
 ) -> Result<Seen, String> {
     let port = server.port;
+    let host = server.host();
     let (user, password) = (user.0.to_string(), user.1.to_string());
     let admin_socket = server.admin_socket.clone();
     bounded(Duration::from_secs(60), move || {
         let client = Client::new(client_config(port, dialect, encryption));
         client
-            .ipc_connect("127.0.0.1", &user, password)
+            .ipc_connect(&host, &user, password)
             .map_err(|e| format!("ipc_connect as {user}: {e}"))?;
         let shares = if list {
             client
-                .list_shares("127.0.0.1")
+                .list_shares(&host)
                 .map_err(|e| format!("list_shares: {e}"))?
         } else {
             Vec::new()
@@ -163,7 +164,7 @@ fn smb_rs_user_login_and_ipc_every_dialect() {
         );
         assert_eq!(mine[0]["dialect"], dialect_text(dialect), "{mine:?}");
         // smb-rs sends no NTLM workstation name: the address stands in.
-        assert_eq!(mine[0]["computer"], "127.0.0.1", "{mine:?}");
+        assert_eq!(mine[0]["computer"], server.client_ip().as_str(), "{mine:?}");
         assert_eq!(mine[0]["authenticated"], true, "{mine:?}");
         assert!(
             mine[0]["trees"]

@@ -25,7 +25,7 @@ fn list(
 ) -> (bool, String) {
     let mut cmd = Command::new("smbclient");
     cmd.arg("-L")
-        .arg("//127.0.0.1")
+        .arg(format!("//{}", server.host()))
         .arg("-p")
         .arg(server.port.to_string());
     match who {

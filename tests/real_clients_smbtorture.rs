@@ -20,7 +20,7 @@ fn torture(server: &TestServer, test: &str) {
 /// `smbtorture //127.0.0.1/IPC$ -p PORT -U CREDS TEST`; asserts success.
 fn torture_as(server: &TestServer, test: &str, creds: &str) {
     let mut cmd = Command::new("smbtorture");
-    cmd.arg("//127.0.0.1/IPC$")
+    cmd.arg(format!("//{}/IPC$", server.host()))
         .arg("-p")
         .arg(server.port.to_string())
         .arg("-U")

@@ -35,7 +35,7 @@ fn sessions_listing_shows_every_session_with_its_ipc_tree() {
     let ra = find(&rows, anon).expect("anonymous session listed");
     assert_eq!(ra["user"], "");
     assert_eq!(ra["computer"], "ANONPC");
-    assert_eq!(ra["client"], "127.0.0.1");
+    assert_eq!(ra["client"], srv.client_ip().as_str());
     assert_eq!(ra["dialect"], "2.1");
     assert_eq!(ra["trees"], serde_json::json!(["IPC$"]));
     let ru = find(&rows, alice).expect("user session listed");
@@ -104,10 +104,10 @@ fn disconnect_by_session_id_and_client_ip_and_not_found() {
     // The other session on that connection is untouched and usable.
     assert_eq!(c1.poke(s1b).unwrap(), NtStatus::BAD_NETWORK_NAME);
     assert_eq!(c1.poke(s1).unwrap(), NtStatus::USER_SESSION_DELETED);
-    // By client address: everything from 127.0.0.1 goes.
+    // By client address: everything from this host (127.0.0.1) goes.
     let mut c2 = Client::connect(srv.addr).unwrap();
     let _s2 = c2.login(Login::Anonymous, "PC2").unwrap();
-    let out = srv.ctl(&["disconnect", "--client", "127.0.0.1"]);
+    let out = srv.ctl(&["disconnect", "--client", &srv.client_ip()]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("disconnected 2 sessions"));
     assert!(srv.sessions().is_empty());
@@ -272,7 +272,7 @@ fn stats_and_prometheus_metrics() {
     let text = String::from_utf8_lossy(&srv.ctl(&["stats"]).stdout).to_string();
     assert!(text.contains("p99"), "{text}");
 
-    let mut s = TcpStream::connect(&maddr).unwrap();
+    let mut s = TcpStream::connect(srv.here(&maddr)).unwrap();
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();

@@ -34,7 +34,8 @@ use common::{
 /// `impacket_client.py MODE PORT USER PASS ARGS...`; its stdout lines.
 fn impacket(server: &TestServer, mode: &str, who: (&str, &str), args: &[&str]) -> Vec<String> {
     let mut cmd = Command::new(IMPACKET_PYTHON);
-    cmd.arg(client_script("impacket_client.py"))
+    cmd.env("SMBCORE_TEST_HOST", server.host())
+        .arg(client_script("impacket_client.py"))
         .arg(mode)
         .arg(server.port.to_string())
         .arg(who.0)
@@ -164,7 +165,7 @@ fn files_and_close(threads: &[&str]) {
     let id = rows[0]["id"].as_u64().expect("id").to_string();
     if have("rpcclient") {
         let mut cmd = Command::new("rpcclient");
-        cmd.arg("127.0.0.1")
+        cmd.arg(server.host())
             .arg("-p")
             .arg(server.port.to_string())
             .arg("-U")
@@ -176,7 +177,7 @@ fn files_and_close(threads: &[&str]) {
         assert!(out.status.success(), "{text}");
         assert!(text.contains("\\PIPE\\srvsvc"), "{text}");
         let mut cmd = Command::new("rpcclient");
-        cmd.arg("127.0.0.1")
+        cmd.arg(server.host())
             .arg("-p")
             .arg(server.port.to_string())
             .arg("-U")
@@ -251,7 +252,7 @@ fn torture_srvsvc(threads: &[&str]) {
     }
     let server = TestServer::start(threads);
     let mut cmd = Command::new("smbtorture");
-    cmd.arg(format!("ncacn_np:127.0.0.1[port={}]", server.port))
+    cmd.arg(format!("ncacn_np:{}[port={}]", server.host(), server.port))
         .arg("-p")
         .arg(server.port.to_string())
         .arg("-U")
@@ -408,7 +409,7 @@ fn per_client_limit_refuses_the_next_connection_while_others_go_on() {
     let mut b = Client::connect(server.addr).expect("second");
     let sa = a.login(Login::Anonymous, "A").expect("login a");
     let _sb = b.login(Login::Anonymous, "B").expect("login b");
-    // The third from 127.0.0.1 is closed at once.
+    // The third from this address is closed at once.
     let mut third = TcpStream::connect(server.addr).expect("tcp");
     third
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -420,12 +421,15 @@ fn per_client_limit_refuses_the_next_connection_while_others_go_on() {
         "third connection served: {got:?}"
     );
     // Another address goes on.
-    let other: SocketAddr = format!("127.0.0.2:{}", server.port).parse().unwrap();
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
+    sock.bind(
+        &format!("{}:0", server.second_client_ip())
+            .parse::<SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
     sock.connect(&server.addr.into()).unwrap();
-    let _ = other;
     let mut o = Client::from_stream(sock.into()).expect("client");
     o.login(Login::Anonymous, "OTHER")
         .expect("other address served");
@@ -553,6 +557,12 @@ impl Drop for Netns {
 #[test]
 fn silent_peer_is_reaped_by_tcp_keepalive() {
     if !have_impacket() {
+        return;
+    }
+    if common::transport_is_xdp() {
+        // It starts its own server in a namespace of its own, on kernel
+        // TCP; tests/xdp_vanished.rs is this test on xdp.
+        eprintln!("skipped on xdp: tests/xdp_vanished.rs covers a silent peer there");
         return;
     }
     let Some(ns) = Netns::new() else {

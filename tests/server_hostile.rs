@@ -75,7 +75,7 @@ fn twenty_wrong_passwords_wait_the_delay_while_a_right_one_does_not() {
     assert_eq!(stat(&srv, "logons_failed"), 20);
     assert_eq!(stat(&srv, "logons_delayed"), 20);
     assert_eq!(stat(&srv, "logons_waiting"), 0);
-    let mut s = TcpStream::connect(&metrics).expect("metrics");
+    let mut s = TcpStream::connect(srv.here(&metrics)).expect("metrics");
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();

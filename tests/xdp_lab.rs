@@ -81,3 +81,46 @@ fn lab_refuses_a_name_that_could_collide_or_escape() {
         assert_eq!(out.status.code(), Some(2), "name {bad:?}");
     }
 }
+
+/// `up --impair loss=1,reorder=5`: the forwarder in the third namespace
+/// really drops and swaps frames, each direction (what netem would do,
+/// which this kernel lacks), and `down` removes its namespace too.
+#[test]
+fn impaired_lab_drops_and_reorders_frames_both_ways() {
+    if let Some(why) = unavailable() {
+        eprintln!("skipped: no XDP lab here ({why})");
+        return;
+    }
+    let lab = Lab::up_impaired("xli", 1, "loss=1,reorder=5,seed=7");
+    assert!(namespaces().contains(&format!("{}-imp", lab.name)));
+    // 1,000 echo requests and their replies: about 20 frames lost, about
+    // 100 held back and swapped with their successor.
+    let out = lab.run(
+        "client",
+        &[
+            "ping",
+            "-q",
+            "-c",
+            "1000",
+            "-i",
+            "0.002",
+            "-W",
+            "1",
+            &lab.server_addr,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("1000 packets transmitted"), "{text}");
+    assert!(!text.contains(" 0 received"), "{text}");
+    // The counters are written every half second.
+    std::thread::sleep(Duration::from_millis(1200));
+    let t = lab.impair_totals();
+    assert!(t["frames"] >= 1900, "{t:?}");
+    assert!(t["dropped"] > 0 && t["dropped"] < t["frames"] / 20, "{t:?}");
+    assert!(t["reordered"] > 0, "{t:?}");
+    assert_eq!(t["errors"], 0, "{t:?}");
+    // ping saw the loss too.
+    assert!(!text.contains(" 0% packet loss"), "{text}");
+    lab.down();
+    assert!(!namespaces().iter().any(|n| n.starts_with(&lab.name)));
+}

@@ -8,90 +8,17 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::lab::{unavailable, Lab};
-use common::{output_text, run_capture, smbcore_bin, TempDir, ADMIN, USER};
+use common::lab::{unavailable, Lab, LabServer};
+use common::{output_text, run_capture, ADMIN, USER};
 
 const PORT: &str = "4450";
 
-/// `smbcore serve` in the lab's server namespace, killed on drop.
-struct XdpServer {
-    child: Child,
-    dir: TempDir,
-}
-
-impl XdpServer {
-    fn start(lab: &Lab) -> XdpServer {
-        let dir = TempDir::new("xdp");
-        let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let users = dir.join("users.toml");
-        std::fs::write(
-            &users,
-            format!(
-                "[[user]]\nname = \"{}\"\npassword = \"{}\"\nadmin = true\n\n[[user]]\nname = \"{}\"\npassword = \"{}\"\n",
-                ADMIN.0, ADMIN.1, USER.0, USER.1
-            ),
-        )
-        .unwrap();
-        let child = lab
-            .command("server", smbcore_bin().to_str().unwrap())
-            .args([
-                "serve",
-                "--transport",
-                "xdp",
-                "--xdp-interface",
-                &lab.server_if,
-                "--listen",
-                &format!("{}:{PORT}", lab.server_addr),
-                "--threads",
-                "1",
-                "--users",
-            ])
-            .arg(&users)
-            .arg("--admin-socket")
-            .arg(dir.join("admin.sock"))
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start smbcore serve in the lab");
-        let mut s = XdpServer { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !s.dir.join("admin.sock").exists() {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                panic!("smbcore exited {status}: {}", s.log());
-            }
-            assert!(Instant::now() < deadline, "no admin socket: {}", s.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-
-    fn ctl(&self, lab: &Lab, args: &[&str]) -> String {
-        let out = lab
-            .command("server", smbcore_bin().to_str().unwrap())
-            .arg("ctl")
-            .arg("--admin-socket")
-            .arg(self.dir.join("admin.sock"))
-            .args(args)
-            .output()
-            .expect("smbcore ctl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for XdpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `smbcore serve --transport xdp` in the lab's server namespace.
+fn xdp_server(lab: &Lab) -> LabServer {
+    LabServer::start(lab, "xdp", None, &["--threads", "1"])
 }
 
 #[test]
@@ -101,7 +28,7 @@ fn smbclient_lists_ipc_through_af_xdp_and_user_space_tcp() {
         return;
     }
     let lab = Lab::up("xdt", 2);
-    let server = XdpServer::start(&lab);
+    let server = xdp_server(&lab);
     let log = server.log();
     assert!(log.contains("XDP program attached"), "{log}");
     let link = lab.run("server", &["ip", "link", "show", &lab.server_if]);
@@ -157,7 +84,7 @@ fn smbclient_lists_ipc_through_af_xdp_and_user_space_tcp() {
             let peer = cols.next()?;
             (peer == format!("{}:{PORT}", lab.server_addr)).then(|| local.to_owned())
         });
-        let sessions = server.ctl(&lab, &["sessions"]);
+        let sessions = server.ctl(&["sessions"]);
         if let Some(p) = port {
             if sessions.contains(&p) {
                 break (sessions, p);
@@ -172,7 +99,7 @@ fn smbclient_lists_ipc_through_af_xdp_and_user_space_tcp() {
     };
     assert!(client_port.starts_with("198.18.1."), "{client_port}");
     assert!(sessions.contains("IPC$"), "{sessions}");
-    let json = server.ctl(&lab, &["sessions", "--json"]);
+    let json = server.ctl(&["sessions", "--json"]);
     let list: serde_json::Value = serde_json::from_str(&json).expect("sessions --json");
     let (addr, port) = client_port.rsplit_once(':').unwrap();
     assert!(
@@ -182,7 +109,7 @@ fn smbclient_lists_ipc_through_af_xdp_and_user_space_tcp() {
             .any(|s| s["client"] == addr && s["client_port"].as_u64() == port.parse::<u64>().ok()),
         "{json}"
     );
-    let stats = server.ctl(&lab, &["stats"]);
+    let stats = server.ctl(&["stats"]);
     assert!(
         stats
             .lines()
@@ -232,7 +159,7 @@ fn signed_logons_on_every_dialect_and_rpcclient_through_af_xdp() {
         return;
     }
     let lab = Lab::up("xdr", 1);
-    let server = XdpServer::start(&lab);
+    let server = xdp_server(&lab);
     for dialect in ["SMB2_02", "SMB2_10", "SMB3_00", "SMB3_02", "SMB3_11"] {
         for (u, p) in [ADMIN, USER] {
             let mut cmd = lab.command("client", "smbclient");
@@ -265,7 +192,7 @@ fn signed_logons_on_every_dialect_and_rpcclient_through_af_xdp() {
     assert!(text.contains("platform_id     :\t500"), "srvinfo: {text}");
     // rpcclient's own session is the only one.
     assert!(text.contains("Received 1 entries."), "netsessenum: {text}");
-    let stats = server.ctl(&lab, &["stats"]);
+    let stats = server.ctl(&["stats"]);
     assert!(
         stats
             .lines()

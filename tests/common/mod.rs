@@ -90,6 +90,9 @@ pub struct TestServer {
     pub admin_socket: PathBuf,
     pub dir: TempDir,
     pub log: PathBuf,
+    /// With `SMBCORE_TEST_TRANSPORT=xdp`: the server's namespace and the
+    /// veth pair to it (dropped after the server is killed).
+    pub lab: Option<lab::HostLab>,
 }
 
 impl TestServer {
@@ -109,7 +112,12 @@ impl TestServer {
         let admin_socket = dir.join("admin.sock");
         let log = dir.join("server.log");
         let logf = std::fs::File::create(&log).expect("log file");
-        let listen = format!("127.0.0.1:{port}");
+        // xdp: a server namespace and a veth pair of the server's own.
+        let lab = (transport_is_xdp() && !extra.contains(&"--transport")).then(lab::HostLab::up);
+        let host = lab
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |l| l.server_addr.to_string());
+        let listen = format!("{host}:{port}");
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen".into(),
@@ -122,8 +130,21 @@ impl TestServer {
         if !extra.contains(&"--transport") {
             args.extend(transport_args());
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(smbcore_bin())
+        if lab.is_some() {
+            args.extend(["--xdp-interface".to_string(), "xl-srv".to_string()]);
+        }
+        // xdp: the server's own loopback is not reachable from here; what
+        // a test has it listen on there (--metrics) goes on its veth
+        // address instead (see `TestServer::here`).
+        args.extend(extra.iter().map(|s| match s.strip_prefix("127.0.0.1:") {
+            Some(port) if lab.is_some() => format!("{host}:{port}"),
+            _ => s.to_string(),
+        }));
+        let mut cmd = match &lab {
+            Some(l) => l.server_command(&smbcore_bin()),
+            None => Command::new(smbcore_bin()),
+        };
+        let child = cmd
             .args(&args)
             .env(
                 "RUST_LOG",
@@ -134,7 +155,7 @@ impl TestServer {
             .stderr(logf)
             .spawn()
             .expect("start smbcore serve");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let addr: SocketAddr = format!("{host}:{port}").parse().expect("addr");
         let mut s = TestServer {
             child,
             port,
@@ -142,6 +163,7 @@ impl TestServer {
             admin_socket,
             dir,
             log,
+            lab,
         };
         s.wait_ready();
         s
@@ -161,6 +183,37 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's address for clients (`127.0.0.1` on loopback).
+    pub fn host(&self) -> String {
+        self.addr.ip().to_string()
+    }
+
+    /// The address the server sees this process's clients come from
+    /// (`127.0.0.1` on loopback).
+    pub fn client_ip(&self) -> String {
+        self.lab
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |l| l.client_addr.to_string())
+    }
+
+    /// Where to reach `addr`, a `127.0.0.1:PORT` the server was told to
+    /// listen on besides SMB (`--metrics`): itself on loopback, the
+    /// server's veth address with `SMBCORE_TEST_TRANSPORT=xdp`.
+    pub fn here(&self, addr: &str) -> String {
+        match (&self.lab, addr.strip_prefix("127.0.0.1:")) {
+            (Some(l), Some(port)) => format!("{}:{port}", l.server_addr),
+            _ => addr.to_string(),
+        }
+    }
+
+    /// Another address of this host the server sees as a different client
+    /// (`127.0.0.2` on loopback).
+    pub fn second_client_ip(&self) -> String {
+        self.lab
+            .as_ref()
+            .map_or("127.0.0.2".to_string(), |l| l.client_addr2.to_string())
     }
 
     /// The server's log so far.
@@ -299,6 +352,13 @@ pub fn transport_args() -> Vec<String> {
         Ok(t) if !t.is_empty() => vec!["--transport".into(), t],
         _ => Vec::new(),
     }
+}
+
+/// Whether `SMBCORE_TEST_TRANSPORT=xdp`: [`TestServer`] then runs each
+/// server in a namespace of its own behind a veth pair
+/// ([`lab::HostLab`]; root only).
+pub fn transport_is_xdp() -> bool {
+    std::env::var("SMBCORE_TEST_TRANSPORT").as_deref() == Ok("xdp")
 }
 
 /// The uid tests run other users' programs as (`nobody`).

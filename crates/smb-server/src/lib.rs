@@ -390,6 +390,7 @@ impl Server {
                         interface: eff.xdp_interface.clone(),
                         addr: *addr,
                         keep_alive: eff.tcp_keepalive,
+                        keep_alive_interval: eff.tcp_keepalive_interval,
                         timeout: eff.tcp_keepalive.map(|idle| {
                             idle + eff.tcp_keepalive_interval * eff.tcp_keepalive_count
                         }),

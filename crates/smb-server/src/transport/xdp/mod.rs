@@ -17,11 +17,15 @@
 //!   does, and the engine's output for a connection goes into that
 //!   connection's socket only (`Engine::poll_transmit`).
 //!
+//! - `keepalive`: TCP keep-alive with the configured idle time, interval
+//!   and count (smoltcp alone has one period).
+//!
 //! The kernel never sees the redirected segments, so it sends no RST for
 //! them. The wait is a `ppoll` on the AF_XDP socket and the shard's
 //! eventfd, bounded by the engine's next deadline and the next TCP timer.
 
 pub(crate) mod bpf;
+mod keepalive;
 mod xsk;
 
 use std::collections::HashMap;
@@ -40,6 +44,7 @@ use smb_usertcp::{Egress, FlowId, Ingress, LinkAddr, StackConfig, TcpStack};
 use super::eventfd::EventFd;
 use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
+use keepalive::KeepAliveWatch;
 use xsk::XskPort;
 
 /// Receive and send buffer of each TCP connection (each way).
@@ -54,6 +59,8 @@ pub struct XdpOptions {
     pub addr: SocketAddrV4,
     /// TCP keep-alive: idle time before the first probe.
     pub keep_alive: Option<Duration>,
+    /// TCP keep-alive: time between probes.
+    pub keep_alive_interval: Duration,
     /// Drop a connection whose peer acknowledged nothing this long.
     pub timeout: Option<Duration>,
     /// Most connections a shard holds in TCP (half-open and closing
@@ -180,6 +187,9 @@ pub(crate) struct XdpShard {
     touched: Vec<FlowId>,
     /// Frames wait in the receive ring for transmit frames to come back.
     starved: bool,
+    /// Keep-alive of the established connections (`None`: off).
+    keepalive: Option<KeepAliveWatch<FlowId>>,
+    probe: Vec<FlowId>,
 }
 
 impl XdpShard {
@@ -208,9 +218,8 @@ impl XdpShard {
         cfg.rx_buffer = TCP_BUFFER;
         cfg.tx_buffer = TCP_BUFFER;
         cfg.max_flows = opts.max_flows;
-        cfg.keep_alive = opts
-            .keep_alive
-            .map(|d| SmolDuration::from_micros(d.as_micros() as u64));
+        // smoltcp's keep-alive is started by the watch (keepalive.rs).
+        cfg.keep_alive = None;
         cfg.timeout = opts
             .timeout
             .map(|d| SmolDuration::from_micros(d.as_micros() as u64));
@@ -231,6 +240,10 @@ impl XdpShard {
                 fired: Vec::new(),
                 touched: Vec::new(),
                 starved: false,
+                keepalive: opts
+                    .keep_alive
+                    .map(|idle| KeepAliveWatch::new(idle, opts.keep_alive_interval)),
+                probe: Vec::new(),
             },
             handle,
         ))
@@ -245,6 +258,9 @@ impl XdpShard {
         let mut t = self.core.wait_timeout(now);
         if let Some(at) = self.stack.next_deadline() {
             let at = self.epoch + Duration::from_micros(at.total_micros().max(0) as u64);
+            t = t.min(at.saturating_duration_since(now));
+        }
+        if let Some(at) = self.keepalive.as_ref().and_then(|k| k.next_deadline()) {
             t = t.min(at.saturating_duration_since(now));
         }
         if self.stack.has_blocked() || self.starved {
@@ -308,6 +324,7 @@ impl XdpShard {
                 self.service(id, now);
             }
             self.fired = fired;
+            self.start_probes(now);
             self.core.engine.handle_timeout(Instant::now());
             crate::shard::drain_engine_events(&mut self);
             self.flush_tx();
@@ -354,6 +371,7 @@ impl XdpShard {
             self.port.rx.refill();
             let mut touched = std::mem::take(&mut self.touched);
             for id in touched.drain(..) {
+                self.heard(id, now);
                 self.service(id, now);
             }
             self.touched = touched;
@@ -402,6 +420,9 @@ impl XdpShard {
                         Some(conn) => {
                             self.core.count_socket(true);
                             self.by_conn.insert(conn, id);
+                            if let Some(k) = &mut self.keepalive {
+                                k.watch(id, now);
+                            }
                             if let Some(f) = self.stack.flow_mut(id) {
                                 f.user = Some(XConn {
                                     conn,
@@ -419,6 +440,15 @@ impl XdpShard {
                             self.stack.remove(id);
                         }
                     }
+                }
+                State::FinWait1 | State::FinWait2 if flow.socket().can_recv() => {
+                    // Data after we closed: nobody will read it. Reset, as
+                    // the kernel does (RFC 1122 section 4.2.2.13), so that a
+                    // peer that goes on sending holds no flow.
+                    flow.socket_mut().abort();
+                    let snow = self.smol(now);
+                    self.stack.poll(snow, id, &mut self.port.tx);
+                    self.stack.remove(id);
                 }
                 _ => {}
             }
@@ -486,7 +516,10 @@ impl XdpShard {
             x.partial = data;
             match fed {
                 Fed::Close => {
-                    self.close(conn, true, now);
+                    // The engine drops the connection (a protocol error, a
+                    // limit): what it had not yet handed out goes unsent,
+                    // as on the other transports.
+                    self.close(conn, false, now);
                     return;
                 }
                 Fed::Used { used, stopped } => {
@@ -539,6 +572,9 @@ impl XdpShard {
     /// The engine's side of a connection is gone; TCP finishes on its own.
     fn detach(&mut self, conn: ConnId, now: Instant) {
         if let Some(id) = self.by_conn.remove(&conn) {
+            if let Some(k) = &mut self.keepalive {
+                k.forget(id);
+            }
             if let Some(f) = self.stack.flow_mut(id) {
                 f.user = None;
             }
@@ -568,6 +604,35 @@ impl XdpShard {
         {
             self.stack.remove(id);
         }
+    }
+
+    /// The peer of `id` was heard from: stop probing it if it was.
+    fn heard(&mut self, id: FlowId, now: Instant) {
+        if self.keepalive.as_mut().is_some_and(|k| k.heard(id, now)) {
+            if let Some(f) = self.stack.flow_mut(id) {
+                f.socket_mut().set_keep_alive(None);
+            }
+        }
+    }
+
+    /// Connections silent for the keep-alive idle time: smoltcp probes
+    /// each at once and then every interval, and its timeout (idle +
+    /// interval x count of silence) ends it if nothing answers.
+    fn start_probes(&mut self, now: Instant) {
+        let Some(k) = &mut self.keepalive else {
+            return;
+        };
+        let every = SmolDuration::from_micros(k.interval().as_micros() as u64);
+        let mut probe = std::mem::take(&mut self.probe);
+        k.due(now, &mut probe);
+        let snow = self.smol(now);
+        for id in probe.drain(..) {
+            if let Some(f) = self.stack.flow_mut(id) {
+                f.socket_mut().set_keep_alive(Some(every));
+                self.stack.poll(snow, id, &mut self.port.tx);
+            }
+        }
+        self.probe = probe;
     }
 
     fn shutdown(&mut self) {

@@ -18,8 +18,15 @@
 //!   connection's socket only (`Engine::poll_transmit`).
 //!
 //! The kernel never sees the redirected segments, so it sends no RST for
-//! them. The wait is a `ppoll` on the AF_XDP socket and the shard's
-//! eventfd, bounded by the engine's next deadline and the next TCP timer.
+//! them. TCP's timers (retransmission, delayed ACK, keep-alive, TIME-WAIT,
+//! the half-open limit) are filed in the shard's own timer wheel, beside
+//! the sessions' autodisconnect deadlines (`Engine::schedule_transport`),
+//! so the wait, a `ppoll` on the AF_XDP socket and the shard's eventfd, is
+//! bounded by that one wheel's next deadline.
+//!
+//! Each shard publishes its drop counters (the socket's `XDP_STATISTICS`
+//! and the TCP stack's [`StackStats`]) when it is woken (an admin query
+//! wakes it), for `ctl stats` and `/metrics`.
 
 pub(crate) mod bpf;
 mod xsk;
@@ -35,11 +42,14 @@ use smb_session::engine::{EndReason, Engine};
 use smb_session::ids::ConnId;
 use smb_usertcp::smoltcp::socket::tcp::State;
 use smb_usertcp::smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
-use smb_usertcp::{Egress, FlowId, Ingress, LinkAddr, StackConfig, TcpStack};
+use smb_usertcp::{
+    Egress, FlowId, Ingress, LinkAddr, StackConfig, StackStats, TcpStack, TimerHost,
+};
 
 use super::eventfd::EventFd;
 use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
+pub use xsk::XskCounters;
 use xsk::XskPort;
 
 /// Receive and send buffer of each TCP connection (each way).
@@ -59,6 +69,38 @@ pub struct XdpOptions {
     /// Most connections a shard holds in TCP (half-open and closing
     /// included).
     pub max_flows: usize,
+}
+
+/// One shard's drop and refusal counters (`ctl stats` "xdp", `/metrics`
+/// `smbcore_xdp_*`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XdpCounters {
+    /// The AF_XDP socket's.
+    pub xsk: XskCounters,
+    /// The TCP stack's.
+    pub tcp: StackStats,
+    /// TCP connections held (half-open and closing included).
+    pub flows: usize,
+    /// Of those, half-open.
+    pub half_open: usize,
+}
+
+/// The shard's timer wheel (the engine's) as the TCP stack's
+/// [`TimerHost`]: the stack's instants are microseconds since `epoch`.
+struct ShardTimers<'a> {
+    engine: &'a mut Engine,
+    epoch: Instant,
+}
+
+impl TimerHost for ShardTimers<'_> {
+    fn insert(&mut self, at: SmolInstant, token: u32) -> u64 {
+        let at = self.epoch + Duration::from_micros(at.total_micros().max(0) as u64);
+        self.engine.schedule_transport(at, token)
+    }
+
+    fn cancel(&mut self, key: u64) {
+        self.engine.cancel_transport(key);
+    }
 }
 
 /// The program, its map and its attachment; dropping it detaches the
@@ -177,6 +219,8 @@ pub(crate) struct XdpShard {
     pin_cpu: Option<usize>,
     to_close: Vec<ConnId>,
     fired: Vec<FlowId>,
+    /// Transport timers the engine's wheel handed back (token, key).
+    due: Vec<(u32, u64)>,
     touched: Vec<FlowId>,
     /// Frames wait in the receive ring for transmit frames to come back.
     starved: bool,
@@ -208,6 +252,10 @@ impl XdpShard {
         cfg.rx_buffer = TCP_BUFFER;
         cfg.tx_buffer = TCP_BUFFER;
         cfg.max_flows = opts.max_flows;
+        // A SYN flood holds at most a quarter of the slots (RFC 4987).
+        cfg.max_half_open = (opts.max_flows / 4).max(1);
+        cfg.isn_secret = crate::rng::os_random()?;
+        cfg.own_timers = false;
         cfg.keep_alive = opts
             .keep_alive
             .map(|d| SmolDuration::from_micros(d.as_micros() as u64));
@@ -229,6 +277,7 @@ impl XdpShard {
                 pin_cpu,
                 to_close: Vec::new(),
                 fired: Vec::new(),
+                due: Vec::new(),
                 touched: Vec::new(),
                 starved: false,
             },
@@ -240,13 +289,31 @@ impl XdpShard {
         SmolInstant::from_micros(now.saturating_duration_since(self.epoch).as_micros() as i64)
     }
 
-    /// How long to wait: the engine's deadline or the next TCP timer.
+    /// File the TCP timers the stack asked for in the shard's wheel.
+    fn file_timers(&mut self) {
+        let mut host = ShardTimers {
+            engine: &mut self.core.engine,
+            epoch: self.epoch,
+        };
+        self.stack.file_timers(&mut host);
+    }
+
+    /// Publish the drop counters for `ctl stats` and `/metrics`.
+    fn publish_counters(&self) {
+        let xsk = self.port.counters().unwrap_or_default();
+        let c = XdpCounters {
+            xsk,
+            tcp: self.stack.stats(),
+            flows: self.stack.len(),
+            half_open: self.stack.half_open(),
+        };
+        self.core.shared.xdp_counters.lock().insert(self.core.id, c);
+    }
+
+    /// How long to wait: until the shard's wheel (sessions and TCP timers
+    /// alike) is next due.
     fn timeout(&self, now: Instant) -> Duration {
         let mut t = self.core.wait_timeout(now);
-        if let Some(at) = self.stack.next_deadline() {
-            let at = self.epoch + Duration::from_micros(at.total_micros().max(0) as u64);
-            t = t.min(at.saturating_duration_since(now));
-        }
         if self.stack.has_blocked() || self.starved {
             // Waiting for transmit frames to come back: the completion
             // ring wakes nobody, so look again soon.
@@ -291,24 +358,36 @@ impl XdpShard {
     pub(crate) fn run(mut self) {
         self.core.tune_thread(self.pin_cpu);
         tracing::debug!(shard = self.core.id, transport = "xdp", "shard started");
+        self.publish_counters();
         while !self.core.stopping {
+            self.file_timers();
             let timeout = self.timeout(Instant::now());
             let woken = self.wait(timeout);
             // Dated after the wait: a read is never dated before it arrived.
             let now = Instant::now();
             if woken {
+                // Fresh counters before an admin query is answered.
+                self.publish_counters();
                 crate::shard::drain_commands(&mut self, now);
             }
             self.receive();
+            // One wheel: sessions' deadlines and TCP's timers come due
+            // together.
             let now = Instant::now();
+            self.core.engine.handle_timeout(now);
             let snow = self.smol(now);
+            let mut due = std::mem::take(&mut self.due);
             let mut fired = std::mem::take(&mut self.fired);
-            self.stack.poll_timers(snow, &mut self.port.tx, &mut fired);
+            self.core.engine.take_transport_timers(&mut due);
+            for (token, key) in due.drain(..) {
+                self.stack
+                    .timer_fired(snow, token, key, &mut self.port.tx, &mut fired);
+            }
             for id in fired.drain(..) {
                 self.service(id, now);
             }
+            self.due = due;
             self.fired = fired;
-            self.core.engine.handle_timeout(Instant::now());
             crate::shard::drain_engine_events(&mut self);
             self.flush_tx();
         }
@@ -583,6 +662,8 @@ impl XdpShard {
             self.stack.poll(snow, id, &mut self.port.tx);
         }
         self.flush_tx();
+        self.file_timers();
+        self.publish_counters();
         tracing::info!(shard = self.core.id, xsk = %self.port.statistics(), "shard stopped");
     }
 }

@@ -13,7 +13,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
 use crate::device::{capabilities, Discard, OnePacket, Sent};
-use crate::flow::{FlowKey, SegmentInfo};
+use crate::flow::{FlowKey, SegmentInfo, SynOptions};
 use crate::timers::{OwnTimers, TimerHost};
 use crate::{Egress, LinkAddr};
 
@@ -49,6 +49,12 @@ pub struct StackConfig {
     /// 128-bit secret of the initial sequence numbers (RFC 6528 section
     /// 3); the runtime gives it OS randomness.
     pub isn_secret: [u8; 16],
+    /// Park a connection idle this long (ESTABLISHED, nothing unsent,
+    /// unacknowledged or unread, every byte received acknowledged): its
+    /// smoltcp socket and both buffers are freed, and the few numbers
+    /// needed to rebuild it are kept ([`TcpStack::flow_mut`] and the next
+    /// segment restore it). `None`: never.
+    pub park_after: Option<Duration>,
     /// File TCP timers in a wheel of the stack's own ([`TcpStack::poll_timers`],
     /// [`TcpStack::next_deadline`]); `false`: the runtime's wheel, through
     /// [`TcpStack::file_timers`] and [`TcpStack::timer_fired`].
@@ -79,6 +85,7 @@ impl StackConfig {
             half_open_timeout: Duration::from_secs(30),
             isn_secret: secret_from(seed),
             own_timers: true,
+            park_after: None,
             mtu: 1500,
             seed,
             keep_alive: None,
@@ -157,6 +164,19 @@ pub struct Flow<T> {
     half_open: bool,
     /// When the flow was made (micros).
     born: i64,
+    /// The socket is parked: freed with its buffers, `set` empty.
+    parked: bool,
+    /// What the peer's SYN offered (flows opened by a SYN; only those
+    /// are parked).
+    syn: Option<SynOptions>,
+    /// SEG.WND of the last segment the peer sent (unscaled).
+    peer_wnd: u16,
+    /// When the caller or the peer last touched the flow (micros).
+    touched: i64,
+    /// A keep-alive probe of a parked flow is unanswered: the flow stays
+    /// restored (smoltcp's keep-alive and timeout run) until the peer
+    /// sends something.
+    probing: bool,
     /// Waiting in `blocked` for room to send.
     blocked: bool,
     /// What the connection last sent (for challenge ACKs).
@@ -187,8 +207,27 @@ impl<T> Flow<T> {
     }
 
     /// The smoltcp socket.
+    ///
+    /// # Panics
+    /// On a parked flow ([`StackConfig::park_after`]); a flow from
+    /// [`TcpStack::flow_mut`] never is, and [`Flow::state`] answers for
+    /// either.
     pub fn socket(&self) -> &tcp::Socket<'static> {
         self.set.get(self.handle)
+    }
+
+    /// The TCP state (a parked flow is ESTABLISHED).
+    pub fn state(&self) -> tcp::State {
+        if self.parked {
+            tcp::State::Established
+        } else {
+            self.socket().state()
+        }
+    }
+
+    /// The socket is parked.
+    pub fn is_parked(&self) -> bool {
+        self.parked
     }
 
     /// The smoltcp socket, to read, write or close it; call
@@ -276,6 +315,11 @@ pub struct TcpStack<T> {
     /// Flows in the half-open table.
     half_open_len: usize,
     stats: StackStats,
+    /// Flows parked.
+    parked_len: usize,
+    /// The latest instant the stack was given (to restore a parked flow
+    /// in [`TcpStack::flow_mut`]).
+    last_now: Instant,
     scratch: Vec<u8>,
     /// Flows that may have had more to send when the egress ran out of
     /// room.
@@ -391,6 +435,38 @@ fn bare_segment<E: Egress>(
 /// checksum (RFC 9293 section 3.1) of a 20-byte IPv4 header followed by a
 /// 20-byte TCP header.
 fn checksum40(p: &mut [u8]) {
+    checksum_ip_tcp(p);
+}
+
+/// A segment from the peer of `key` to this host, replayed into a fresh
+/// socket to restore a parked flow (never sent; checksums are right all
+/// the same).
+fn replayed(key: &FlowKey, seq: u32, ack: u32, flags: u8, wnd: u16, opts: &[u8]) -> Vec<u8> {
+    let len = 40 + opts.len();
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[6] = 0x40;
+    p[8] = 64;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&key.remote.ip().octets());
+    p[16..20].copy_from_slice(&key.local.ip().octets());
+    p[20..22].copy_from_slice(&key.remote.port().to_be_bytes());
+    p[22..24].copy_from_slice(&key.local.port().to_be_bytes());
+    p[24..28].copy_from_slice(&seq.to_be_bytes());
+    p[28..32].copy_from_slice(&ack.to_be_bytes());
+    p[32] = ((20 + opts.len()) as u8 / 4) << 4;
+    p[33] = flags;
+    p[34..36].copy_from_slice(&wnd.to_be_bytes());
+    p[40..].copy_from_slice(opts);
+    checksum_ip_tcp(&mut p);
+    p
+}
+
+/// Fill in the IPv4 header checksum (RFC 791 section 3.1) and the TCP
+/// checksum (RFC 9293 section 3.1) of a 20-byte IPv4 header and a TCP
+/// segment (an even length).
+fn checksum_ip_tcp(p: &mut [u8]) {
     fn sum(data: &[u8], mut acc: u32) -> u32 {
         for c in data.chunks_exact(2) {
             acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
@@ -405,8 +481,8 @@ fn checksum40(p: &mut [u8]) {
     }
     let ip = fold(sum(&p[..20], 0));
     p[10..12].copy_from_slice(&ip);
-    let pseudo = sum(&p[12..20], 6 + 20);
-    let tcp = fold(sum(&p[20..40], pseudo));
+    let pseudo = sum(&p[12..20], 6 + (p.len() as u32 - 20));
+    let tcp = fold(sum(&p[20..], pseudo));
     p[36..38].copy_from_slice(&tcp);
 }
 
@@ -465,6 +541,8 @@ impl<T> TcpStack<T> {
             half_open: VecDeque::new(),
             half_open_len: 0,
             stats: StackStats::default(),
+            parked_len: 0,
+            last_now: now,
             scratch: Vec::new(),
             blocked: Vec::new(),
             trimmed: Vec::new(),
@@ -488,9 +566,136 @@ impl<T> TcpStack<T> {
         self.flows.get(id.index).filter(|f| f.gen == id.gen)
     }
 
-    /// The flow `id`, if it still exists.
+    /// The flow `id`, if it still exists; a parked flow's socket is
+    /// restored first (so its socket can be read, written or closed).
     pub fn flow_mut(&mut self, id: FlowId) -> Option<&mut Flow<T>> {
+        if self.flow(id)?.parked {
+            self.unpark(id.index, self.last_now);
+        }
         self.flows.get_mut(id.index).filter(|f| f.gen == id.gen)
+    }
+
+    /// The caller's state of flow `id` (a parked flow stays parked).
+    pub fn user_mut(&mut self, id: FlowId) -> Option<&mut T> {
+        self.flows
+            .get_mut(id.index)
+            .filter(|f| f.gen == id.gen)
+            .map(|f| &mut f.user)
+    }
+
+    /// Flows parked ([`StackConfig::park_after`]).
+    pub fn parked(&self) -> usize {
+        self.parked_len
+    }
+
+    /// The flow may be parked: a connection opened by a SYN, ESTABLISHED,
+    /// with nothing unsent or unacknowledged (the send buffer holds both),
+    /// nothing unread, and every byte received acknowledged (no ACK
+    /// pending), not waiting for room to send.
+    fn parkable(&self, flow: &Flow<T>) -> bool {
+        if self.cfg.park_after.is_none()
+            || flow.parked
+            || flow.probing
+            || flow.syn.is_none()
+            || flow.blocked
+        {
+            return false;
+        }
+        let sock = flow.socket();
+        sock.state() == tcp::State::Established
+            && sock.send_queue() == 0
+            && sock.recv_queue() == 0
+            && flow.rcv_nxt.is_some()
+            && flow.sent.snd_nxt.is_some()
+            && flow.sent.ack == flow.rcv_nxt
+    }
+
+    /// Free an idle flow's socket and buffers, keeping what rebuilds it:
+    /// SND.NXT and RCV.NXT (followed already), the peer's SYN options and
+    /// last window. A keep-alive interval files its timer.
+    fn park(&mut self, index: usize, now: Instant) {
+        let flow = &mut self.flows[index];
+        let _ = flow.set.remove(flow.handle);
+        flow.set = SocketSet::new(Vec::new());
+        flow.parked = true;
+        self.parked_len += 1;
+        if let Some(ka) = self.cfg.keep_alive {
+            flow.want = Some((now + ka).total_micros());
+            if !flow.dirty {
+                flow.dirty = true;
+                self.dirty.push((index, flow.gen));
+            }
+            if let Some(mut own) = self.own.take() {
+                self.file_timers(&mut own);
+                self.own = Some(own);
+            }
+        }
+    }
+
+    /// Rebuild a parked flow's socket in ESTABLISHED with the same
+    /// sequence numbers, windows and options, by replaying its handshake
+    /// into a fresh listening socket: a SYN from the peer at RCV.NXT - 1
+    /// with the options it first sent, answered with an ISN of SND.NXT - 1
+    /// (the interface seeded for it, as for RFC 6528 ISNs), then the
+    /// peer's ACK of SND.NXT with its last window. What smoltcp answers to
+    /// these goes nowhere. Congestion state and the RTT estimate start
+    /// afresh (RFC 5681 section 4.1 allows restarting an idle
+    /// connection's window). Should the replay fail (it does not with
+    /// smoltcp 0.12; a test checks), the socket is left closed and the
+    /// caller sees the connection end.
+    fn unpark(&mut self, index: usize, now: Instant) {
+        let mut sock = self.new_socket();
+        let flow = &self.flows[index];
+        let (Some(syn), Some(rcv_nxt), Some(snd_nxt)) = (flow.syn, flow.rcv_nxt, flow.sent.snd_nxt)
+        else {
+            return;
+        };
+        let key = flow.key;
+        let (link, wnd) = (flow.link, flow.peer_wnd);
+        let endpoint = IpListenEndpoint {
+            addr: Some(IpAddress::Ipv4(*key.local.ip())),
+            port: key.local.port(),
+        };
+        let _ = sock.listen(endpoint);
+        let mut set = SocketSet::new(Vec::with_capacity(1));
+        let handle = set.add(sock);
+        self.iface = make_iface(
+            &self.cfg,
+            crate::isn::seed_for(snd_nxt.wrapping_sub(1)),
+            now,
+        );
+        let mut opts = Vec::with_capacity(12);
+        if let Some(mss) = syn.mss {
+            opts.extend_from_slice(&[2, 4]);
+            opts.extend_from_slice(&mss.to_be_bytes());
+        }
+        if let Some(ws) = syn.ws {
+            opts.extend_from_slice(&[1, 3, 3, ws]);
+        }
+        if syn.sack {
+            opts.extend_from_slice(&[1, 1, 4, 2]);
+        }
+        let syn_seg = replayed(&key, rcv_nxt.wrapping_sub(1), 0, 0x02, wnd, &opts);
+        let ack_seg = replayed(&key, rcv_nxt, snd_nxt, 0x10, wnd, &[]);
+        for seg in [&syn_seg, &ack_seg] {
+            let mut dev = OnePacket {
+                rx: Some(seg),
+                egress: &mut Discard,
+                link,
+                scratch: &mut self.scratch,
+                mtu: self.cfg.mtu,
+                sent: None,
+            };
+            self.iface.poll(now, &mut dev, &mut set);
+        }
+        let flow = &mut self.flows[index];
+        flow.set = set;
+        flow.handle = handle;
+        flow.parked = false;
+        self.parked_len -= 1;
+        if flow.socket().state() != tcp::State::Established {
+            flow.socket_mut().abort();
+        }
     }
 
     /// The flow of a 4-tuple.
@@ -554,6 +759,11 @@ impl<T> TcpStack<T> {
             dirty: false,
             half_open: false,
             born: 0,
+            parked: false,
+            syn: None,
+            peer_wnd: 0,
+            touched: 0,
+            probing: false,
             blocked: false,
             sent: Sent::default(),
             rcv_nxt: None,
@@ -588,6 +798,13 @@ impl<T> TcpStack<T> {
             self.half_open_len -= 1;
         }
         let mut want = self.iface.poll_at(now, &flow.set).map(|t| t.total_micros());
+        if let (true, Some(after)) = (self.parkable(&self.flows[index]), self.cfg.park_after) {
+            // Parking is a deadline of its own.
+            let flow = &self.flows[index];
+            let at = flow.touched.saturating_add(after.total_micros() as i64);
+            want = Some(want.map_or(at, |w| w.min(at)));
+        }
+        let flow = &mut self.flows[index];
         if flow.half_open {
             // The half-open limit is a deadline of its own.
             let limit = flow
@@ -665,6 +882,7 @@ impl<T> TcpStack<T> {
             index,
             gen: flow.gen,
         };
+        self.last_now = now;
         if flow.half_open
             && now.total_micros().saturating_sub(flow.born)
                 >= self.cfg.half_open_timeout.total_micros() as i64
@@ -673,7 +891,37 @@ impl<T> TcpStack<T> {
             self.remove(id);
             return;
         }
-        self.poll(now, id, egress);
+        if flow.parked {
+            // Keep-alive of a parked flow: restore it and probe (RFC 9293
+            // section 3.8.4: SEG.SEQ = SND.NXT - 1); smoltcp's own
+            // keep-alive and timeout run from here.
+            self.unpark(index, now);
+            let flow = &mut self.flows[index];
+            flow.probing = true;
+            if let (Some(snd_nxt), Some(rcv_nxt)) = (flow.sent.snd_nxt, flow.rcv_nxt) {
+                let wnd = flow.sent.wnd;
+                bare_segment(
+                    egress,
+                    flow.link,
+                    &flow.key,
+                    snd_nxt.wrapping_sub(1),
+                    rcv_nxt,
+                    0x10,
+                    wnd,
+                );
+            }
+            self.poll_inner(now, id, egress, false);
+            fired.push(id);
+            return;
+        }
+        let due = self.cfg.park_after.is_some_and(|after| {
+            now.total_micros().saturating_sub(flow.touched) >= after.total_micros() as i64
+        });
+        if due && self.parkable(&self.flows[index]) {
+            self.park(index, now);
+            return;
+        }
+        self.poll_inner(now, id, egress, false);
         fired.push(id);
     }
 
@@ -758,8 +1006,13 @@ impl<T> TcpStack<T> {
             self.stats.bad_checksum += 1;
             return Ingress::Dropped;
         }
+        self.last_now = now;
         if let Some(&index) = self.by_key.get(&seg.key) {
+            if self.flows[index].parked {
+                self.unpark(index, now);
+            }
             let flow = &mut self.flows[index];
+            flow.touched = now.total_micros();
             let id = FlowId {
                 index,
                 gen: flow.gen,
@@ -845,6 +1098,11 @@ impl<T> TcpStack<T> {
                 }
             }
             flow.link = link;
+            flow.probing = false;
+            if !seg.rst() && seg.flags & 0x10 != 0 {
+                // The peer's window, for a parked flow's restoration.
+                flow.peer_wnd = seg.window_field(packet);
+            }
             poll_flow(
                 &mut self.iface,
                 flow,
@@ -899,6 +1157,8 @@ impl<T> TcpStack<T> {
             let flow = &mut self.flows[id.index];
             flow.half_open = true;
             flow.born = now.total_micros();
+            flow.touched = flow.born;
+            flow.syn = Some(seg.syn_options(packet));
             self.half_open_len += 1;
             self.half_open.push_back(id);
             if self.half_open.len() > 2 * self.half_open_len + 1024 {
@@ -1012,9 +1272,22 @@ impl<T> TcpStack<T> {
     /// Send what the flow's socket has queued (after a write or a close)
     /// and file its next timer.
     pub fn poll<E: Egress>(&mut self, now: Instant, id: FlowId, egress: &mut E) {
+        self.poll_inner(now, id, egress, true);
+    }
+
+    /// [`TcpStack::poll`]; `touch`: the caller's doing (it defers parking),
+    /// not a timer's.
+    fn poll_inner<E: Egress>(&mut self, now: Instant, id: FlowId, egress: &mut E, touch: bool) {
+        self.last_now = now;
         let Some(flow) = self.flows.get_mut(id.index).filter(|f| f.gen == id.gen) else {
             return;
         };
+        if flow.parked {
+            return; // nothing queued: writing to it restores it first
+        }
+        if touch {
+            flow.touched = now.total_micros();
+        }
         poll_flow(
             &mut self.iface,
             flow,
@@ -1088,6 +1361,9 @@ impl<T> TcpStack<T> {
         self.flow(id)?;
         let flow = self.flows.remove(id.index);
         self.by_key.remove(&flow.key);
+        if flow.parked {
+            self.parked_len -= 1;
+        }
         if let Some((_, key)) = flow.timer {
             match self.own.as_mut() {
                 Some(own) => own.cancel(key),
@@ -1108,6 +1384,9 @@ impl<T> TcpStack<T> {
         let mut set = SocketSet::new(Vec::with_capacity(self.flows.len()));
         let mut handles = HashMap::with_capacity(self.flows.len());
         for (_, mut flow) in self.flows {
+            if flow.parked {
+                continue;
+            }
             let smoltcp::socket::Socket::Tcp(sock) = flow.set.remove(flow.handle);
             handles.insert(flow.key, set.add(sock));
         }

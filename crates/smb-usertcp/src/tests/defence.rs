@@ -394,3 +394,241 @@ fn drops_are_counted_by_reason() {
     assert_eq!((st.bad_checksum, st.malformed, st.not_ours), (1, 1, 1));
     assert!(out.packets.is_empty());
 }
+
+fn parking_pair(keep_alive: Option<Duration>) -> Pair {
+    let mut p = Pair::new();
+    p.server = TcpStack::new(
+        StackConfig {
+            park_after: Some(Duration::from_secs(1)),
+            keep_alive,
+            ..StackConfig::new(vec![SERVER], Some(445), 2)
+        },
+        p.now,
+    )
+    .unwrap();
+    p
+}
+
+/// Run the server's timers up to `until`, delivering what they send.
+fn run_server_timers(p: &mut Pair, until: Instant) {
+    let mut fired = Vec::new();
+    loop {
+        let next = match p.server.next_deadline() {
+            Some(t) if t <= until => t.max(p.now),
+            _ => break,
+        };
+        p.now = next;
+        p.server.poll_timers(p.now, &mut p.to_client, &mut fired);
+        p.run();
+        if p.server.next_deadline().is_some_and(|t| t <= p.now) {
+            p.now += Duration::from_micros(1);
+        }
+    }
+    p.now = until;
+    p.server.poll_timers(p.now, &mut p.to_client, &mut fired);
+    p.run();
+}
+
+/// Let both sides' timers (delayed ACKs, retransmissions) run for a
+/// while in 10 ms steps, delivering what they send.
+fn settle(p: &mut Pair, span: Duration) {
+    let end = p.now + span;
+    let mut fired = Vec::new();
+    while p.now < end {
+        p.now += Duration::from_millis(10);
+        p.server.poll_timers(p.now, &mut p.to_client, &mut fired);
+        p.client.poll_timers(p.now, &mut p.to_server, &mut fired);
+        p.run();
+    }
+}
+
+/// Read exactly `n` bytes from flow `id` of `stack` (the peer having
+/// sent them already).
+fn recv_exactly(stack: &mut TcpStack<u32>, id: crate::FlowId, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    while out.len() < n {
+        let got = stack
+            .flow_mut(id)
+            .unwrap()
+            .socket_mut()
+            .recv_slice(&mut buf)
+            .unwrap();
+        assert!(got > 0, "only {} of {n} bytes arrived", out.len());
+        out.extend_from_slice(&buf[..got]);
+    }
+    out
+}
+
+#[test]
+fn an_idle_connection_is_parked_and_restored_without_its_peer_noticing() {
+    let mut p = parking_pair(None);
+    let (c, s) = p.connect(40000);
+    // Some traffic both ways first, so the numbers are not the ISNs'.
+    let mut buf = vec![0u8; 20_000];
+    for round in 0..3u8 {
+        let data = vec![round; 3000];
+        p.client
+            .flow_mut(c)
+            .unwrap()
+            .socket_mut()
+            .send_slice(&data)
+            .unwrap();
+        p.client.poll(p.now, c, &mut p.to_server);
+        settle(&mut p, Duration::from_millis(100));
+        assert!(recv_exactly(&mut p.server, s, data.len()) == data);
+        p.server
+            .flow_mut(s)
+            .unwrap()
+            .socket_mut()
+            .send_slice(&data[..1000])
+            .unwrap();
+        p.server.poll(p.now, s, &mut p.to_client);
+        settle(&mut p, Duration::from_millis(100));
+        assert!(recv_exactly(&mut p.client, c, 1000) == data[..1000]);
+        p.server.poll(p.now, s, &mut p.to_client);
+        p.run();
+    }
+    assert!(!p.server.flow(s).unwrap().is_parked());
+    // Idle past park_after: parked, socket and buffers gone, no segment sent.
+    let idle = p.now + Duration::from_millis(1500);
+    run_server_timers(&mut p, idle);
+    assert!(p.server.flow(s).unwrap().is_parked());
+    assert_eq!(p.server.parked(), 1);
+    assert_eq!(p.server.flow(s).unwrap().state(), State::Established);
+    // The peer speaks: restored, its bytes taken, answered; the client's
+    // socket sees nothing odd (no RST, no retransmission needed).
+    p.client
+        .flow_mut(c)
+        .unwrap()
+        .socket_mut()
+        .send_slice(b"after parking")
+        .unwrap();
+    p.client.poll(p.now, c, &mut p.to_server);
+    p.run();
+    assert_eq!(p.server.stats().challenge_acks, 0);
+    assert!(!p.server.flow(s).unwrap().is_parked());
+    assert_eq!(p.server.parked(), 0);
+    let n = p
+        .server
+        .flow_mut(s)
+        .unwrap()
+        .socket_mut()
+        .recv_slice(&mut buf)
+        .unwrap();
+    assert_eq!(&buf[..n], b"after parking");
+    // A large answer (several windows) goes through the restored socket.
+    let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    for _ in 0..10_000 {
+        if sent < big.len() {
+            sent += p
+                .server
+                .flow_mut(s)
+                .unwrap()
+                .socket_mut()
+                .send_slice(&big[sent..])
+                .unwrap();
+        }
+        p.server.poll(p.now, s, &mut p.to_client);
+        p.run();
+        while let Ok(n) = p
+            .client
+            .flow_mut(c)
+            .unwrap()
+            .socket_mut()
+            .recv_slice(&mut buf)
+        {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        p.client.poll(p.now, c, &mut p.to_server);
+        settle(&mut p, Duration::from_millis(20));
+        if got.len() == big.len() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), big.len());
+    assert!(got == big, "bytes in order");
+    // Parks again once idle; the caller writing to it restores it.
+    let idle = p.now + Duration::from_millis(1500);
+    run_server_timers(&mut p, idle);
+    assert!(p.server.flow(s).unwrap().is_parked());
+    p.server
+        .flow_mut(s)
+        .unwrap()
+        .socket_mut()
+        .send_slice(b"push")
+        .unwrap();
+    p.server.poll(p.now, s, &mut p.to_client);
+    p.run();
+    let n = p
+        .client
+        .flow_mut(c)
+        .unwrap()
+        .socket_mut()
+        .recv_slice(&mut buf)
+        .unwrap();
+    assert_eq!(&buf[..n], b"push");
+    assert_eq!(
+        p.client.flow(c).unwrap().socket().state(),
+        State::Established
+    );
+    // And closes cleanly from there.
+    p.client.flow_mut(c).unwrap().socket_mut().close();
+    p.client.poll(p.now, c, &mut p.to_server);
+    p.run();
+    assert_eq!(p.server.flow(s).unwrap().state(), State::CloseWait);
+}
+
+#[test]
+fn a_parked_connection_keeps_its_keep_alive_and_a_dead_peer_is_found() {
+    let mut p = parking_pair(Some(Duration::from_secs(10)));
+    p.server = TcpStack::new(
+        StackConfig {
+            park_after: Some(Duration::from_secs(1)),
+            keep_alive: Some(Duration::from_secs(10)),
+            timeout: Some(Duration::from_secs(30)),
+            ..StackConfig::new(vec![SERVER], Some(445), 2)
+        },
+        p.now,
+    )
+    .unwrap();
+    let (c, s) = p.connect(40000);
+    let start = p.now;
+    run_server_timers(&mut p, start + Duration::from_secs(2));
+    assert!(p.server.flow(s).unwrap().is_parked());
+    // The probe goes at park time + keep-alive, the live peer answers,
+    // and the flow parks again.
+    run_server_timers(&mut p, start + Duration::from_secs(15));
+    assert!(p.server.flow(s).is_some());
+    assert_eq!(
+        p.client.flow(c).unwrap().socket().state(),
+        State::Established
+    );
+    run_server_timers(&mut p, start + Duration::from_secs(25));
+    assert!(p.server.flow(s).unwrap().is_parked(), "parked again");
+    // The peer vanishes: probes go unanswered, smoltcp's timeout ends it.
+    p.client = TcpStack::new(StackConfig::new(vec![CLIENT], None, 1), p.now).unwrap();
+    let mut fired = Vec::new();
+    let mut sink = Wire::default();
+    for _ in 0..100_000 {
+        let Some(t) = p.server.next_deadline() else {
+            break;
+        };
+        p.now = t.max(p.now + Duration::from_micros(1));
+        p.server.poll_timers(p.now, &mut sink, &mut fired);
+        if p.server.flow(s).is_some_and(|f| f.state() == State::Closed) {
+            break;
+        }
+    }
+    assert_eq!(p.server.flow(s).unwrap().state(), State::Closed);
+    assert!(
+        p.now < start + Duration::from_secs(120),
+        "found at {}",
+        p.now
+    );
+}

@@ -55,6 +55,11 @@ use xsk::XskPort;
 /// Receive and send buffer of each TCP connection (each way).
 pub const TCP_BUFFER: usize = 4096;
 
+/// A connection idle this long has its TCP socket and buffers parked
+/// (freed; rebuilt at its next segment or write, `smb-usertcp`), so an
+/// idle connection costs a few hundred bytes of TCP state.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
+
 /// The interface facts the transport needs.
 #[derive(Debug, Clone)]
 pub struct XdpOptions {
@@ -256,6 +261,7 @@ impl XdpShard {
         cfg.max_half_open = (opts.max_flows / 4).max(1);
         cfg.isn_secret = crate::rng::os_random()?;
         cfg.own_timers = false;
+        cfg.park_after = Some(SmolDuration::from_micros(PARK_AFTER.as_micros() as u64));
         cfg.keep_alive = opts
             .keep_alive
             .map(|d| SmolDuration::from_micros(d.as_micros() as u64));
@@ -469,7 +475,7 @@ impl XdpShard {
         let Some(flow) = self.stack.flow_mut(id) else {
             return;
         };
-        let state = flow.socket().state();
+        let state = flow.state();
         if flow.user.is_none() {
             match state {
                 State::Closed => {
@@ -618,8 +624,8 @@ impl XdpShard {
     /// The engine's side of a connection is gone; TCP finishes on its own.
     fn detach(&mut self, conn: ConnId, now: Instant) {
         if let Some(id) = self.by_conn.remove(&conn) {
-            if let Some(f) = self.stack.flow_mut(id) {
-                f.user = None;
+            if let Some(u) = self.stack.user_mut(id) {
+                *u = None;
             }
             self.core.count_socket(false);
             self.core.closed(conn, now);
@@ -643,7 +649,7 @@ impl XdpShard {
         if self
             .stack
             .flow(id)
-            .is_some_and(|f| f.socket().state() == State::Closed)
+            .is_some_and(|f| f.state() == State::Closed)
         {
             self.stack.remove(id);
         }

@@ -136,6 +136,10 @@ pub struct StackStats {
     pub half_open_expired: u64,
     /// Segments of no connection (answered with a RST, or a RST ignored).
     pub no_flow: u64,
+    /// Idle connections parked (socket and buffers freed).
+    pub parks: u64,
+    /// Parked connections restored (a segment, a write, a keep-alive).
+    pub restores: u64,
 }
 
 /// Names a flow; stale once the flow is gone (its slot may be reused under
@@ -619,6 +623,7 @@ impl<T> TcpStack<T> {
         flow.set = SocketSet::new(Vec::new());
         flow.parked = true;
         self.parked_len += 1;
+        self.stats.parks += 1;
         if let Some(ka) = self.cfg.keep_alive {
             flow.want = Some((now + ka).total_micros());
             if !flow.dirty {
@@ -693,6 +698,7 @@ impl<T> TcpStack<T> {
         flow.handle = handle;
         flow.parked = false;
         self.parked_len -= 1;
+        self.stats.restores += 1;
         if flow.socket().state() != tcp::State::Established {
             flow.socket_mut().abort();
         }
@@ -1275,8 +1281,8 @@ impl<T> TcpStack<T> {
         self.poll_inner(now, id, egress, true);
     }
 
-    /// [`TcpStack::poll`]; `touch`: the caller's doing (it defers parking),
-    /// not a timer's.
+    /// [`TcpStack::poll`]; `touch`: the caller's doing (when it sends
+    /// something, it defers parking), not a timer's.
     fn poll_inner<E: Egress>(&mut self, now: Instant, id: FlowId, egress: &mut E, touch: bool) {
         self.last_now = now;
         let Some(flow) = self.flows.get_mut(id.index).filter(|f| f.gen == id.gen) else {
@@ -1285,9 +1291,7 @@ impl<T> TcpStack<T> {
         if flow.parked {
             return; // nothing queued: writing to it restores it first
         }
-        if touch {
-            flow.touched = now.total_micros();
-        }
+        let sent = flow.sent;
         poll_flow(
             &mut self.iface,
             flow,
@@ -1297,6 +1301,12 @@ impl<T> TcpStack<T> {
             &mut self.scratch,
             self.cfg.mtu,
         );
+        if touch && flow.sent != sent {
+            // The caller's poll sent something (a write, a close): the
+            // flow was busy. A poll that sends nothing (a runtime that
+            // polls every flow whose timer fired) does not defer parking.
+            flow.touched = now.total_micros();
+        }
         self.arm(id.index, now, egress.has_room());
     }
 

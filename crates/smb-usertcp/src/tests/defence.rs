@@ -632,3 +632,62 @@ fn a_parked_connection_keeps_its_keep_alive_and_a_dead_peer_is_found() {
         p.now
     );
 }
+
+#[test]
+fn parking_works_on_the_runtimes_wheel_with_a_caller_that_polls_what_fired() {
+    let mut p = Pair::new();
+    p.server = TcpStack::new(
+        StackConfig {
+            own_timers: false,
+            park_after: Some(Duration::from_secs(1)),
+            keep_alive: Some(Duration::from_secs(60)),
+            ..StackConfig::new(vec![SERVER], Some(445), 2)
+        },
+        p.now,
+    )
+    .unwrap();
+    let mut host = MsWheel::default();
+    let (c, s) = p.connect(40000);
+    // A request and its answer, as the xdp shard does them.
+    p.client
+        .flow_mut(c)
+        .unwrap()
+        .socket_mut()
+        .send_slice(b"req")
+        .unwrap();
+    p.client.poll(p.now, c, &mut p.to_server);
+    p.run();
+    assert_eq!(recv_exactly(&mut p.server, s, 3), b"req");
+    p.server
+        .flow_mut(s)
+        .unwrap()
+        .socket_mut()
+        .send_slice(b"answer")
+        .unwrap();
+    p.server.poll(p.now, s, &mut p.to_client);
+    p.run();
+    p.server.file_timers(&mut host);
+    // The runtime's loop: fire what is due, poll what fired (the caller's
+    // service), file, for 3 s in 1 ms ticks; the client's timers run too.
+    let mut fired = Vec::new();
+    let mut cfired = Vec::new();
+    let end = p.now + Duration::from_secs(3);
+    while p.now < end {
+        p.now += Duration::from_millis(1);
+        for (token, key, _) in host.due(p.now) {
+            p.server
+                .timer_fired(p.now, token, key, &mut p.to_client, &mut fired);
+        }
+        for id in fired.drain(..) {
+            p.server.poll(p.now, id, &mut p.to_client);
+        }
+        p.client.poll_timers(p.now, &mut p.to_server, &mut cfired);
+        p.run();
+        p.server.file_timers(&mut host);
+    }
+    assert!(
+        p.server.flow(s).unwrap().is_parked(),
+        "{:?}",
+        p.server.stats()
+    );
+}

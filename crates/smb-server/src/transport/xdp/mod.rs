@@ -88,6 +88,8 @@ pub struct XdpCounters {
     pub flows: usize,
     /// Of those, half-open.
     pub half_open: usize,
+    /// Of those, parked (idle: socket and buffers freed).
+    pub parked: usize,
 }
 
 /// The shard's timer wheel (the engine's) as the TCP stack's
@@ -312,6 +314,7 @@ impl XdpShard {
             tcp: self.stack.stats(),
             flows: self.stack.len(),
             half_open: self.stack.half_open(),
+            parked: self.stack.parked(),
         };
         self.core.shared.xdp_counters.lock().insert(self.core.id, c);
     }

@@ -108,6 +108,61 @@ fn tcp_bytes(n: usize) -> (f64, f64) {
     (established, parked)
 }
 
+/// Live server bytes per half-open connection under a flood of `n`
+/// spoofed SYNs (the half-open table holding all of them).
+fn half_open_bytes(n: usize) -> f64 {
+    let now = Instant::from_secs(1);
+    let before = live();
+    let mut cfg = StackConfig::new(vec![SERVER], Some(445), 12);
+    cfg.max_half_open = n;
+    let mut server: TcpStack<XConn> = TcpStack::new(cfg, now).unwrap();
+    let mut out = Queue::default();
+    for i in 0..n {
+        let syn = spoofed_syn(i as u32);
+        server.ingress(now, [0; 6], &syn, &mut out, || None);
+        out.0.clear();
+    }
+    out.0.shrink_to_fit();
+    assert_eq!(server.half_open(), n);
+    let per = (live() - before) as f64 / n as f64;
+    drop(server);
+    per
+}
+
+/// A SYN from 198.19.x.y (RFC 9293 section 3.1), checksums right.
+fn spoofed_syn(i: u32) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&40u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&[198, 19, (i >> 8) as u8, i as u8]);
+    p[16..20].copy_from_slice(&SERVER.octets());
+    p[20..22].copy_from_slice(&(1024 + (i >> 16) as u16).to_be_bytes());
+    p[22..24].copy_from_slice(&445u16.to_be_bytes());
+    p[24..28].copy_from_slice(&i.to_be_bytes());
+    p[32] = 0x50;
+    p[33] = 0x02;
+    p[34..36].copy_from_slice(&64240u16.to_be_bytes());
+    let sum = |d: &[u8], mut acc: u32| {
+        for c in d.chunks(2) {
+            acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    };
+    let ip = sum(&p[..20], 0);
+    p[10..12].copy_from_slice(&ip.to_be_bytes());
+    let mut pseudo = Vec::from(&p[12..20]);
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&p[20..40]);
+    let tcp = sum(&pseudo, 0);
+    p[36..38].copy_from_slice(&tcp.to_be_bytes());
+    p
+}
+
 /// Live engine bytes per connection with one anonymous IPC$ session.
 fn smb_bytes(n: usize) -> f64 {
     let start = std::time::Instant::now();
@@ -149,4 +204,10 @@ fn main() {
             "TCP + SMB {total} B per idle IPC$ connection, over the 2 KiB goal"
         );
     }
+    // A SYN flood: each half-open connection holds 1 KiB buffers each
+    // way, not the 4 KiB an established one gets.
+    let n = 10_000;
+    let half_open = half_open_bytes(n);
+    println!("{n:>7} half-open (spoofed SYNs): {half_open:.0} B per connection");
+    assert!(half_open < 4096.0, "{half_open}");
 }

@@ -42,6 +42,12 @@ pub struct StackConfig {
     /// a flood of spoofed SYNs holds at most this many of the `max_flows`
     /// slots and cannot lock real clients out.
     pub max_half_open: usize,
+    /// Receive and send buffer of a half-open connection (at most
+    /// `rx_buffer` / `tx_buffer`): its SYN-ACK advertises this window, and
+    /// the connection gets full-size buffers once established (the same
+    /// replay that restores a parked one), so a SYN flood's connections
+    /// cost a few KiB less each.
+    pub half_open_buffer: usize,
     /// A half-open connection still not established this long after its
     /// SYN is dropped (its SYN-ACKs were not answered; RFC 4987 section
     /// 3.3, "Reducing SYN-RECEIVED timer").
@@ -82,6 +88,7 @@ impl StackConfig {
             tx_buffer: 4096,
             max_flows: 1_000_000,
             max_half_open: 65_536,
+            half_open_buffer: 1024,
             half_open_timeout: Duration::from_secs(30),
             isn_secret: secret_from(seed),
             own_timers: true,
@@ -649,10 +656,48 @@ impl<T> TcpStack<T> {
     /// smoltcp 0.12; a test checks), the socket is left closed and the
     /// caller sees the connection end.
     fn unpark(&mut self, index: usize, now: Instant) {
+        self.rebuild(index, now);
+        let flow = &mut self.flows[index];
+        flow.parked = false;
+        self.parked_len -= 1;
+        self.stats.restores += 1;
+    }
+
+    /// A connection just established on a half-open socket's small
+    /// buffers gets full-size ones (the same replay as [`Self::unpark`]),
+    /// if nothing is queued either way; else it keeps the small ones
+    /// until it is next parked and restored.
+    fn regrow(&mut self, index: usize, now: Instant) {
+        let flow = &mut self.flows[index];
+        let sock = flow.socket();
+        if sock.recv_capacity() >= self.cfg.rx_buffer
+            || sock.recv_queue() != 0
+            || sock.send_queue() != 0
+            || flow.syn.is_none()
+            || flow.rcv_nxt.is_none()
+            || flow.sent.snd_nxt.is_none()
+        {
+            return;
+        }
+        let _ = flow.set.remove(flow.handle);
+        self.rebuild(index, now);
+    }
+
+    /// The replay of [`Self::unpark`] into a fresh socket with full-size
+    /// buffers, which becomes the flow's.
+    fn rebuild(&mut self, index: usize, now: Instant) {
         let mut sock = self.new_socket();
         let flow = &self.flows[index];
         let (Some(syn), Some(rcv_nxt), Some(snd_nxt)) = (flow.syn, flow.rcv_nxt, flow.sent.snd_nxt)
         else {
+            // Only flows that have all three are parked or regrown; were
+            // one missing, the flow ends (a closed socket, never none).
+            let mut set = SocketSet::new(Vec::with_capacity(1));
+            sock.abort();
+            let handle = set.add(sock);
+            let flow = &mut self.flows[index];
+            flow.set = set;
+            flow.handle = handle;
             return;
         };
         let key = flow.key;
@@ -696,9 +741,6 @@ impl<T> TcpStack<T> {
         let flow = &mut self.flows[index];
         flow.set = set;
         flow.handle = handle;
-        flow.parked = false;
-        self.parked_len -= 1;
-        self.stats.restores += 1;
         if flow.socket().state() != tcp::State::Established {
             flow.socket_mut().abort();
         }
@@ -732,8 +774,12 @@ impl<T> TcpStack<T> {
     }
 
     fn new_socket(&self) -> tcp::Socket<'static> {
-        let rx = tcp::SocketBuffer::new(vec![0; self.cfg.rx_buffer]);
-        let tx = tcp::SocketBuffer::new(vec![0; self.cfg.tx_buffer]);
+        self.socket_with(self.cfg.rx_buffer, self.cfg.tx_buffer)
+    }
+
+    fn socket_with(&self, rx: usize, tx: usize) -> tcp::Socket<'static> {
+        let rx = tcp::SocketBuffer::new(vec![0; rx]);
+        let tx = tcp::SocketBuffer::new(vec![0; tx]);
         let mut s = tcp::Socket::new(rx, tx);
         // SMB answers each request at once; Nagle would hold the answer
         // back for the client's delayed ACK.
@@ -802,7 +848,11 @@ impl<T> TcpStack<T> {
         if flow.half_open && state != tcp::State::SynReceived {
             flow.half_open = false;
             self.half_open_len -= 1;
+            if state == tcp::State::Established {
+                self.regrow(index, now);
+            }
         }
+        let flow = &mut self.flows[index];
         let mut want = self.iface.poll_at(now, &flow.set).map(|t| t.total_micros());
         if let (true, Some(after)) = (self.parkable(&self.flows[index]), self.cfg.park_after) {
             // Parking is a deadline of its own.
@@ -1147,7 +1197,12 @@ impl<T> TcpStack<T> {
                 self.stats.flows_full += 1;
                 return Ingress::Dropped;
             }
-            let mut sock = self.new_socket();
+            // Small buffers while half-open (a flood's connections cost
+            // less); full ones once established (`regrow`).
+            let mut sock = self.socket_with(
+                self.cfg.half_open_buffer.min(self.cfg.rx_buffer),
+                self.cfg.half_open_buffer.min(self.cfg.tx_buffer),
+            );
             let endpoint = IpListenEndpoint {
                 addr: Some(IpAddress::Ipv4(*local.ip())),
                 port: local.port(),

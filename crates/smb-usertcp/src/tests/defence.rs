@@ -109,6 +109,18 @@ fn a_syn_flood_holds_only_the_half_open_table_and_real_handshakes_complete() {
         p.server.flow(s1).unwrap().socket().state(),
         State::Established
     );
+    // Half-open flows hold small buffers; established ones full ones.
+    let cfg = StackConfig::new(vec![SERVER], Some(445), 2);
+    assert_eq!(
+        p.server.flow(s1).unwrap().socket().recv_capacity(),
+        cfg.rx_buffer
+    );
+    for id in p.server.flow_ids().collect::<Vec<_>>() {
+        let f = p.server.flow(id).unwrap();
+        if f.state() == State::SynReceived {
+            assert_eq!(f.socket().recv_capacity(), cfg.half_open_buffer);
+        }
+    }
     flood(&mut p, 5000, &mut sink, 2);
     // Memory stays bounded: the established connections and at most the
     // half-open table, one timer each at most.

@@ -632,7 +632,10 @@ impl<T> TcpStack<T> {
         self.parked_len += 1;
         self.stats.parks += 1;
         if let Some(ka) = self.cfg.keep_alive {
-            flow.want = Some((now + ka).total_micros());
+            // Due when smoltcp's would have been: keep-alive after the
+            // last activity (RFC 9293 section 3.8.4).
+            let due = flow.touched.saturating_add(ka.total_micros() as i64);
+            flow.want = Some(due.max(now.total_micros()));
             if !flow.dirty {
                 flow.dirty = true;
                 self.dirty.push((index, flow.gen));
@@ -952,8 +955,21 @@ impl<T> TcpStack<T> {
             // section 3.8.4: SEG.SEQ = SND.NXT - 1); smoltcp's own
             // keep-alive and timeout run from here.
             self.unpark(index, now);
+            let idle = Duration::from_micros(
+                now.total_micros().saturating_sub(self.flows[index].touched) as u64,
+            );
             let flow = &mut self.flows[index];
             flow.probing = true;
+            if let Some(t) = self.cfg.timeout {
+                // The peer has been silent `idle` already: what is left of
+                // the timeout, as on a socket that was never parked.
+                let left = if t > idle {
+                    t - idle
+                } else {
+                    Duration::from_millis(1)
+                };
+                flow.socket_mut().set_timeout(Some(left));
+            }
             if let (Some(snd_nxt), Some(rcv_nxt)) = (flow.sent.snd_nxt, flow.rcv_nxt) {
                 let wnd = flow.sent.wnd;
                 bare_segment(
@@ -1154,7 +1170,12 @@ impl<T> TcpStack<T> {
                 }
             }
             flow.link = link;
-            flow.probing = false;
+            if flow.probing {
+                flow.probing = false;
+                // The peer answered: the full timeout again.
+                let timeout = self.cfg.timeout;
+                flow.socket_mut().set_timeout(timeout);
+            }
             if !seg.rst() && seg.flags & 0x10 != 0 {
                 // The peer's window, for a parked flow's restoration.
                 flow.peer_wnd = seg.window_field(packet);

@@ -596,12 +596,13 @@ fn an_idle_connection_is_parked_and_restored_without_its_peer_noticing() {
     assert_eq!(p.server.flow(s).unwrap().state(), State::CloseWait);
 }
 
-#[test]
-fn a_parked_connection_keeps_its_keep_alive_and_a_dead_peer_is_found() {
-    let mut p = parking_pair(Some(Duration::from_secs(10)));
+/// Keep-alive 10 s, timeout 30 s; the peer answers until 25 s, then
+/// vanishes. Returns when the server's socket gave up, from the start.
+fn dead_peer_found_after(park: bool) -> Duration {
+    let mut p = Pair::new();
     p.server = TcpStack::new(
         StackConfig {
-            park_after: Some(Duration::from_secs(1)),
+            park_after: park.then(|| Duration::from_secs(1)),
             keep_alive: Some(Duration::from_secs(10)),
             timeout: Some(Duration::from_secs(30)),
             ..StackConfig::new(vec![SERVER], Some(445), 2)
@@ -612,17 +613,18 @@ fn a_parked_connection_keeps_its_keep_alive_and_a_dead_peer_is_found() {
     let (c, s) = p.connect(40000);
     let start = p.now;
     run_server_timers(&mut p, start + Duration::from_secs(2));
-    assert!(p.server.flow(s).unwrap().is_parked());
-    // The probe goes at park time + keep-alive, the live peer answers,
-    // and the flow parks again.
+    assert_eq!(p.server.flow(s).unwrap().is_parked(), park);
+    // The probes go, the live peer answers, the flow parks again.
     run_server_timers(&mut p, start + Duration::from_secs(15));
-    assert!(p.server.flow(s).is_some());
     assert_eq!(
         p.client.flow(c).unwrap().socket().state(),
         State::Established
     );
     run_server_timers(&mut p, start + Duration::from_secs(25));
-    assert!(p.server.flow(s).unwrap().is_parked(), "parked again");
+    assert_eq!(p.server.flow(s).unwrap().is_parked(), park, "parked again");
+    if park {
+        assert!(p.server.stats().restores >= 2, "{:?}", p.server.stats());
+    }
     // The peer vanishes: probes go unanswered, smoltcp's timeout ends it.
     p.client = TcpStack::new(StackConfig::new(vec![CLIENT], None, 1), p.now).unwrap();
     let mut fired = Vec::new();
@@ -638,10 +640,23 @@ fn a_parked_connection_keeps_its_keep_alive_and_a_dead_peer_is_found() {
         }
     }
     assert_eq!(p.server.flow(s).unwrap().state(), State::Closed);
+    p.now - start
+}
+
+#[test]
+fn a_parked_connection_keeps_its_keep_alive_and_a_dead_peer_is_found_as_if_never_parked() {
+    let parked = dead_peer_found_after(true);
+    let live = dead_peer_found_after(false);
+    // Parking changes when a dead peer is found by less than the time an
+    // idle flow waits before it parks.
+    let diff = if parked > live {
+        parked - live
+    } else {
+        live - parked
+    };
     assert!(
-        p.now < start + Duration::from_secs(120),
-        "found at {}",
-        p.now
+        diff <= Duration::from_secs(1),
+        "parked: found after {parked}; never parked: after {live}"
     );
 }
 

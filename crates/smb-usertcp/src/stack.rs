@@ -629,6 +629,8 @@ impl<T> TcpStack<T> {
         let _ = flow.set.remove(flow.handle);
         flow.set = SocketSet::new(Vec::new());
         flow.parked = true;
+        // No timer but the keep-alive's (a pending want is void).
+        flow.want = None;
         self.parked_len += 1;
         self.stats.parks += 1;
         if let Some(ka) = self.cfg.keep_alive {

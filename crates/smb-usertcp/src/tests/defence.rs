@@ -508,6 +508,12 @@ fn an_idle_connection_is_parked_and_restored_without_its_peer_noticing() {
     assert!(p.server.flow(s).unwrap().is_parked());
     assert_eq!(p.server.parked(), 1);
     assert_eq!(p.server.flow(s).unwrap().state(), State::Established);
+    // With no keep-alive a parked flow has no timer and stays parked.
+    assert_eq!(p.server.timer_entries(), 0);
+    let later = p.now + Duration::from_secs(10);
+    run_server_timers(&mut p, later);
+    assert!(p.server.flow(s).unwrap().is_parked());
+    assert_eq!(p.server.stats().restores, 0);
     // The peer speaks: restored, its bytes taken, answered; the client's
     // socket sees nothing odd (no RST, no retransmission needed).
     p.client

@@ -45,9 +45,12 @@ struct Args {
     /// break reaches another shard only when that shard next wakes).
     #[arg(long, default_value = "1")]
     threads: String,
-    /// auto, io-uring or mio.
+    /// auto, io-uring, mio or xdp.
     #[arg(long)]
     transport: Option<String>,
+    /// The interface the xdp transport attaches to.
+    #[arg(long)]
+    xdp_interface: Option<String>,
     /// Require signed requests.
     #[arg(long)]
     require_signing: bool,
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
     let settings = [
         ("threads", Some(args.threads.clone())),
         ("transport", args.transport.clone()),
+        ("xdp-interface", args.xdp_interface.clone()),
         (
             "require-signing",
             args.require_signing.then(|| "true".into()),

@@ -527,9 +527,15 @@ pub fn stats_json(shared: &Shared) -> Value {
         lateness_by_reason.insert(r.name().into(), histogram_json(h));
     }
     let (clients, busiest) = shared.per_client.summary();
+    let xdp: Vec<Value> = shared
+        .xdp_counters
+        .lock()
+        .iter()
+        .map(|(shard, c)| xdp_json(*shard, c))
+        .collect();
     let rt = &shared.stats;
     let ld = std::sync::atomic::Ordering::Relaxed;
-    json!({
+    let mut v = json!({
         "uptime_ms": shared.started.elapsed().as_millis() as u64,
         "shards": shared.shards().len(),
         "transport": shared.transport,
@@ -575,6 +581,39 @@ pub fn stats_json(shared: &Shared) -> Value {
             "p99_9": q(0.999),
             "max": h.max(),
         },
+    });
+    // Per xdp shard (empty on the other transports).
+    v["xdp"] = Value::Array(xdp);
+    v
+}
+
+/// One xdp shard's drop counters: the AF_XDP socket's (`XDP_STATISTICS`)
+/// and its TCP stack's.
+pub(crate) fn xdp_json(shard: u16, c: &crate::transport::xdp::XdpCounters) -> Value {
+    let (x, t) = (&c.xsk, &c.tcp);
+    json!({
+        "shard": shard,
+        "flows": c.flows,
+        "half_open": c.half_open,
+        "parked": c.parked,
+        "tcp_parks": t.parks,
+        "tcp_restores": t.restores,
+        "rx_dropped": x.rx_dropped,
+        "rx_invalid_descs": x.rx_invalid_descs,
+        "tx_invalid_descs": x.tx_invalid_descs,
+        "rx_ring_full": x.rx_ring_full,
+        "rx_fill_ring_empty_descs": x.rx_fill_ring_empty_descs,
+        "tx_ring_empty_descs": x.tx_ring_empty_descs,
+        "tx_dropped_no_frame": x.tx_dropped_here,
+        "tcp_malformed": t.malformed,
+        "tcp_bad_checksum": t.bad_checksum,
+        "tcp_not_ours": t.not_ours,
+        "tcp_out_of_window": t.out_of_window,
+        "tcp_challenge_acks": t.challenge_acks,
+        "tcp_flows_full": t.flows_full,
+        "tcp_half_open_evicted": t.half_open_evicted,
+        "tcp_half_open_expired": t.half_open_expired,
+        "tcp_no_flow": t.no_flow,
     })
 }
 

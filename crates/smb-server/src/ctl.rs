@@ -514,7 +514,7 @@ pub fn format_stats(data: &Value) -> String {
     let mut out = String::new();
     if let Some(obj) = data.as_object() {
         for (k, v) in obj {
-            if k.starts_with("lateness_us") || v.is_object() {
+            if k.starts_with("lateness_us") || v.is_object() || v.is_array() {
                 continue;
             }
             out.push_str(&format!("{k:<32} {}\n", s(v)));
@@ -537,6 +537,15 @@ pub fn format_stats(data: &Value) -> String {
                     s(&l["p99"]),
                     s(&l["max"])
                 ));
+            }
+        }
+        // Per xdp shard: the AF_XDP socket's and the TCP stack's drops.
+        for sh in data["xdp"].as_array().into_iter().flatten() {
+            out.push_str(&format!("xdp shard {}:\n", s(&sh["shard"])));
+            for (k, v) in sh.as_object().into_iter().flatten() {
+                if k != "shard" {
+                    out.push_str(&format!("  {k:<30} {}\n", s(v)));
+                }
             }
         }
         if let Some(l) = data["lateness_us"].as_object() {

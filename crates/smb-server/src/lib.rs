@@ -201,6 +201,9 @@ pub struct Shared {
     pub(crate) stopping: AtomicBool,
     /// The transport every shard runs (`mio` or `io_uring`).
     pub(crate) transport: &'static str,
+    /// Drop counters of each xdp shard, by shard id (published by the
+    /// shards; empty on the other transports).
+    pub(crate) xdp_counters: Mutex<std::collections::BTreeMap<u16, transport::xdp::XdpCounters>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -364,6 +367,7 @@ impl Server {
             started: epoch,
             stopping: AtomicBool::new(false),
             transport: transport_kind.name(),
+            xdp_counters: Mutex::new(std::collections::BTreeMap::new()),
         });
         let mut shards = Vec::new();
         let mut handles = Vec::new();

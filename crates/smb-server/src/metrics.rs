@@ -199,6 +199,48 @@ pub fn render(stats: &Value) -> String {
             ));
         }
     }
+    if let Some(shards) = stats["xdp"].as_array().filter(|a| !a.is_empty()) {
+        // Per xdp shard: gauges of the flows held, parks and restores, then every drop counter
+        // (the AF_XDP socket's XDP_STATISTICS and the TCP stack's) as one
+        // counter family with a `reason` label.
+        out.push_str("# HELP smbcore_xdp_flows TCP connections an xdp shard holds (half-open included).\n# TYPE smbcore_xdp_flows gauge\n");
+        for sh in shards {
+            let id = sh["shard"].as_u64().unwrap_or(0);
+            out.push_str(&format!(
+                "smbcore_xdp_flows{{shard=\"{id}\"}} {}\nsmbcore_xdp_flows{{shard=\"{id}\",state=\"half_open\"}} {}\nsmbcore_xdp_flows{{shard=\"{id}\",state=\"parked\"}} {}\n",
+                sh["flows"].as_u64().unwrap_or(0),
+                sh["half_open"].as_u64().unwrap_or(0),
+                sh["parked"].as_u64().unwrap_or(0)
+            ));
+        }
+        out.push_str("# HELP smbcore_xdp_parks_total Idle TCP connections parked (socket and buffers freed) and restored.\n# TYPE smbcore_xdp_parks_total counter\n");
+        for sh in shards {
+            let id = sh["shard"].as_u64().unwrap_or(0);
+            out.push_str(&format!(
+                "smbcore_xdp_parks_total{{shard=\"{id}\",event=\"park\"}} {}\nsmbcore_xdp_parks_total{{shard=\"{id}\",event=\"restore\"}} {}\n",
+                sh["tcp_parks"].as_u64().unwrap_or(0),
+                sh["tcp_restores"].as_u64().unwrap_or(0)
+            ));
+        }
+        out.push_str("# HELP smbcore_xdp_dropped_total Frames and segments an xdp shard dropped, refused or answered without acting on them (challenge ACKs, RSTs to no connection), by reason.\n# TYPE smbcore_xdp_dropped_total counter\n");
+        for sh in shards {
+            let id = sh["shard"].as_u64().unwrap_or(0);
+            if let Some(m) = sh.as_object() {
+                for (reason, v) in m {
+                    if matches!(
+                        reason.as_str(),
+                        "shard" | "flows" | "half_open" | "parked" | "tcp_parks" | "tcp_restores"
+                    ) {
+                        continue;
+                    }
+                    out.push_str(&format!(
+                        "smbcore_xdp_dropped_total{{shard=\"{id}\",reason=\"{reason}\"}} {}\n",
+                        v.as_u64().unwrap_or(0)
+                    ));
+                }
+            }
+        }
+    }
     if let Some(t) = stats["transport"].as_str() {
         out.push_str(
             "# HELP smbcore_shard_info The transport each shard runs.\n# TYPE smbcore_shard_info gauge\n",
@@ -297,5 +339,39 @@ mod tests {
         assert!(text.contains("# TYPE smbcore_sessions gauge\nsmbcore_sessions 3\n"));
         assert!(text.contains("smbcore_reap_lateness_seconds{quantile=\"0.99\"} 0.002\n"));
         assert!(text.contains("smbcore_reap_lateness_seconds_count 7\n"));
+    }
+
+    #[test]
+    fn renders_the_xdp_shards_drop_counters() {
+        let c = crate::transport::xdp::XdpCounters {
+            xsk: crate::transport::xdp::XskCounters {
+                rx_ring_full: 5,
+                ..Default::default()
+            },
+            tcp: smb_usertcp::StackStats {
+                bad_checksum: 3,
+                half_open_evicted: 9,
+                ..Default::default()
+            },
+            flows: 12,
+            half_open: 2,
+            parked: 7,
+        };
+        let v = serde_json::json!({ "xdp": [crate::admin::xdp_json(1, &c)] });
+        let text = render(&v);
+        for line in [
+            "smbcore_xdp_flows{shard=\"1\"} 12\n",
+            "smbcore_xdp_flows{shard=\"1\",state=\"half_open\"} 2\n",
+            "smbcore_xdp_flows{shard=\"1\",state=\"parked\"} 7\n",
+            "smbcore_xdp_parks_total{shard=\"1\",event=\"park\"} 0\n",
+            "smbcore_xdp_dropped_total{shard=\"1\",reason=\"rx_ring_full\"} 5\n",
+            "smbcore_xdp_dropped_total{shard=\"1\",reason=\"tcp_bad_checksum\"} 3\n",
+            "smbcore_xdp_dropped_total{shard=\"1\",reason=\"tcp_half_open_evicted\"} 9\n",
+            "smbcore_xdp_dropped_total{shard=\"1\",reason=\"rx_dropped\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        // Nothing of the kind on the other transports.
+        assert!(!render(&serde_json::json!({ "xdp": [] })).contains("smbcore_xdp"));
     }
 }

@@ -246,6 +246,13 @@ pub enum TableEvent {
         /// The token it was set with.
         token: u32,
     },
+    /// A timer set with [`SessionTable::schedule_transport`] is due.
+    Transport {
+        /// The token it was set with.
+        token: u32,
+        /// The key [`SessionTable::schedule_transport`] returned.
+        key: TimerKey,
+    },
 }
 
 /// Why a session or a connection ended (counted per reason in
@@ -339,6 +346,8 @@ enum Target {
     Conn(u32),
     /// A timer of the table's owner ([`SessionTable::schedule`]).
     Owner(u32),
+    /// A transport's timer ([`SessionTable::schedule_transport`]).
+    Transport(u32),
 }
 
 const F_VALID: u8 = 1;
@@ -861,6 +870,28 @@ impl<X, C> SessionTable<X, C> {
     pub fn schedule(&mut self, at: Instant, token: u32) {
         let tick = self.deadline_tick(self.ns(at));
         let _ = self.wheel.insert(tick, Target::Owner(token));
+    }
+
+    /// Set a transport's timer on the shard's wheel (the AF_XDP
+    /// transport's TCP retransmission, delayed-ACK, keep-alive and
+    /// TIME-WAIT deadlines, beside the sessions'): at the first poll at or
+    /// after `at` (never before; late by at most the wheel's tick),
+    /// [`poll_timeouts`](Self::poll_timeouts) reports
+    /// [`TableEvent::Transport`] with `token` and the key returned here.
+    /// O(1), as is [`cancel_transport`](Self::cancel_transport).
+    pub fn schedule_transport(&mut self, at: Instant, token: u32) -> TimerKey {
+        let tick = self.deadline_tick(self.ns(at));
+        self.wheel.insert(tick, Target::Transport(token))
+    }
+
+    /// Cancel a timer of [`schedule_transport`](Self::schedule_transport);
+    /// `false` when it is gone (fired or cancelled). A key of another kind
+    /// of timer is left alone.
+    pub fn cancel_transport(&mut self, key: TimerKey) -> bool {
+        if !matches!(self.wheel.get(key), Some(Target::Transport(_))) {
+            return false;
+        }
+        self.wheel.cancel(key).is_some()
     }
 
     /// When the runtime must next call [`poll_timeouts`](Self::poll_timeouts):
@@ -1419,6 +1450,7 @@ impl<X, C> SessionTable<X, C> {
         while let Some(e) = self.wheel.poll_one(now_tick) {
             match e.value {
                 Target::Owner(token) => out.push(TableEvent::Timer { token }),
+                Target::Transport(token) => out.push(TableEvent::Transport { token, key: e.key }),
                 Target::Session(i) => self.session_timer(i, now_ns, out),
                 Target::Conn(ci) => {
                     let pre = self.pre_auth_ns();

@@ -113,6 +113,23 @@ pub struct TimerKey {
     generation: NonZeroU32,
 }
 
+impl TimerKey {
+    /// The key as one `u64`, for an owner that keeps keys of several
+    /// kinds (the AF_XDP transport's TCP timers, `smb-usertcp`).
+    pub fn to_raw(self) -> u64 {
+        (u64::from(self.generation.get()) << 32) | u64::from(self.index)
+    }
+
+    /// A key from [`TimerKey::to_raw`]; `None` for a value no key has. A
+    /// key of a timer that is gone names nothing: `cancel` ignores it.
+    pub fn from_raw(raw: u64) -> Option<TimerKey> {
+        Some(TimerKey {
+            index: raw as u32,
+            generation: NonZeroU32::new((raw >> 32) as u32)?,
+        })
+    }
+}
+
 /// An entry handed out by [`TimerWheel::poll_one`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct Expired<T> {

@@ -140,6 +140,23 @@ impl SegmentInfo {
         window_scale(opts)
     }
 
+    /// The SYN options the segment carries; `packet` is the one this was
+    /// parsed from.
+    pub(crate) fn syn_options(&self, packet: &[u8]) -> SynOptions {
+        packet
+            .get(self.tcp_start + 20..self.tcp_start + self.header_len)
+            .map(syn_options)
+            .unwrap_or_default()
+    }
+
+    /// SEG.WND as carried (unscaled).
+    pub(crate) fn window_field(&self, packet: &[u8]) -> u16 {
+        let w = self.tcp_start + 14;
+        packet
+            .get(w..w + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    }
+
     /// SEG.ACK.
     pub fn ack(&self) -> u32 {
         self.ack_field
@@ -154,6 +171,48 @@ impl SegmentInfo {
     pub fn syn(&self) -> bool {
         self.flags & 0x02 != 0
     }
+}
+
+/// What a SYN offered (RFC 9293 section 3.2 / 3.7.1, RFC 7323 section
+/// 2, RFC 2018 section 2): kept by a flow that may be parked, to replay
+/// its handshake when it is restored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SynOptions {
+    /// Maximum segment size (kind 2); `None` when absent.
+    pub(crate) mss: Option<u16>,
+    /// Window scale shift (kind 3); `None` when absent.
+    pub(crate) ws: Option<u8>,
+    /// SACK permitted (kind 4).
+    pub(crate) sack: bool,
+}
+
+/// The options of a SYN among TCP options (RFC 9293 section 3.2); an
+/// option of a bad length ends the walk.
+pub(crate) fn syn_options(mut opts: &[u8]) -> SynOptions {
+    let mut o = SynOptions::default();
+    while let Some((&kind, rest)) = opts.split_first() {
+        match kind {
+            0 => break,
+            1 => opts = rest,
+            _ => {
+                let Some(&len) = rest.first() else {
+                    break;
+                };
+                let len = usize::from(len);
+                if len < 2 || len > opts.len() {
+                    break;
+                }
+                match (kind, len) {
+                    (2, 4) => o.mss = Some(u16::from_be_bytes([opts[2], opts[3]])),
+                    (3, 3) => o.ws = Some(opts[2]),
+                    (4, 2) => o.sack = true,
+                    _ => {}
+                }
+                opts = &opts[len..];
+            }
+        }
+    }
+    o
 }
 
 /// The shift of a window scale option (kind 3, length 3; RFC 7323

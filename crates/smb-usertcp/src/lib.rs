@@ -20,12 +20,15 @@
 
 mod device;
 mod flow;
+mod isn;
 mod stack;
+mod timers;
 
 pub use device::Egress;
 pub use flow::{FlowKey, SegmentInfo};
 pub use smoltcp;
-pub use stack::{Flow, FlowId, Ingress, StackConfig, TcpStack};
+pub use stack::{Flow, FlowId, Ingress, StackConfig, StackStats, TcpStack};
+pub use timers::TimerHost;
 
 /// The link-layer (Ethernet) address of a peer, learned from the last frame
 /// it sent and used as the destination of what goes back to it; opaque to

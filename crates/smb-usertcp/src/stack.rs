@@ -1,9 +1,9 @@
 //! [`TcpStack`]: smoltcp sockets reached through a 4-tuple hash, one
 //! single-socket `SocketSet` per connection, with the connections' TCP
-//! timers in a deadline heap.
+//! timers in a timer wheel (the shard's, through [`TimerHost`]) and the
+//! half-open connections in a table of their own.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use slab::Slab;
@@ -13,8 +13,11 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
 use crate::device::{capabilities, Discard, OnePacket, Sent};
-use crate::flow::{FlowKey, SegmentInfo};
+use crate::flow::{FlowKey, SegmentInfo, SynOptions};
+use crate::timers::{OwnTimers, TimerHost};
 use crate::{Egress, LinkAddr};
+
+mod park;
 
 /// How a stack is set up.
 #[derive(Debug, Clone)]
@@ -31,8 +34,39 @@ pub struct StackConfig {
     /// Send buffer per connection.
     pub tx_buffer: usize,
     /// Most connections at once, half-open ones included; a SYN beyond it
-    /// is dropped as by a full listen backlog.
+    /// is dropped as by a full listen backlog (after evicting the oldest
+    /// half-open connection, if there is one).
     pub max_flows: usize,
+    /// Most half-open connections (SYN received, handshake not done) at
+    /// once, the bound of the half-open table (RFC 4987 section 3.2,
+    /// "Increasing backlog" with "Recycling the oldest half-open TCB"): a
+    /// SYN that finds it full evicts the oldest half-open connection, so
+    /// a flood of spoofed SYNs holds at most this many of the `max_flows`
+    /// slots and cannot lock real clients out.
+    pub max_half_open: usize,
+    /// Receive and send buffer of a half-open connection (at most
+    /// `rx_buffer` / `tx_buffer`): its SYN-ACK advertises this window, and
+    /// the connection gets full-size buffers once established (the same
+    /// replay that restores a parked one), so a SYN flood's connections
+    /// cost a few KiB less each.
+    pub half_open_buffer: usize,
+    /// A half-open connection still not established this long after its
+    /// SYN is dropped (its SYN-ACKs were not answered; RFC 4987 section
+    /// 3.3, "Reducing SYN-RECEIVED timer").
+    pub half_open_timeout: Duration,
+    /// 128-bit secret of the initial sequence numbers (RFC 6528 section
+    /// 3); the runtime gives it OS randomness.
+    pub isn_secret: [u8; 16],
+    /// Park a connection idle this long (ESTABLISHED, nothing unsent,
+    /// unacknowledged or unread, every byte received acknowledged): its
+    /// smoltcp socket and both buffers are freed, and the few numbers
+    /// needed to rebuild it are kept ([`TcpStack::flow_mut`] and the next
+    /// segment restore it). `None`: never.
+    pub park_after: Option<Duration>,
+    /// File TCP timers in a wheel of the stack's own ([`TcpStack::poll_timers`],
+    /// [`TcpStack::next_deadline`]); `false`: the runtime's wheel, through
+    /// [`TcpStack::file_timers`] and [`TcpStack::timer_fired`].
+    pub own_timers: bool,
     /// The IP MTU of the link (the MSS follows from it).
     pub mtu: usize,
     /// Seed of smoltcp's generator (initial sequence numbers, ports); the
@@ -55,12 +89,66 @@ impl StackConfig {
             rx_buffer: 4096,
             tx_buffer: 4096,
             max_flows: 1_000_000,
+            max_half_open: 65_536,
+            half_open_buffer: 1024,
+            half_open_timeout: Duration::from_secs(30),
+            isn_secret: secret_from(seed),
+            own_timers: true,
+            park_after: None,
             mtu: 1500,
             seed,
             keep_alive: None,
             timeout: None,
         }
     }
+}
+
+/// A 128-bit secret spread from a 64-bit seed (splitmix64), for
+/// configurations that give none of their own.
+fn secret_from(seed: u64) -> [u8; 16] {
+    let mut x = seed;
+    let mut next = || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&next().to_le_bytes());
+    out[8..].copy_from_slice(&next().to_le_bytes());
+    out
+}
+
+/// What the stack dropped or refused, counted since it started (per
+/// shard in `ctl stats` and `/metrics`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StackStats {
+    /// Not an IPv4 TCP segment the stack takes: lengths that lie, options
+    /// past the header, a fragment, a source no host may use.
+    pub malformed: u64,
+    /// A bad IPv4 header or TCP checksum.
+    pub bad_checksum: u64,
+    /// Not addressed to this stack, or from one of its own addresses.
+    pub not_ours: u64,
+    /// Out of the window: a RST outside it (dropped), data past its edge
+    /// (trimmed), an ACK of data never sent (challenge ACK).
+    pub out_of_window: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// SYNs dropped: `max_flows` connections held and none half-open.
+    pub flows_full: u64,
+    /// Half-open connections evicted for a new SYN (the half-open table or
+    /// `max_flows` was full).
+    pub half_open_evicted: u64,
+    /// Half-open connections dropped after `half_open_timeout`.
+    pub half_open_expired: u64,
+    /// Segments of no connection (answered with a RST, or a RST ignored).
+    pub no_flow: u64,
+    /// Idle connections parked (socket and buffers freed).
+    pub parks: u64,
+    /// Parked connections restored (a segment, a write, a keep-alive).
+    pub restores: u64,
 }
 
 /// Names a flow; stale once the flow is gone (its slot may be reused under
@@ -79,8 +167,29 @@ pub struct Flow<T> {
     key: FlowKey,
     link: LinkAddr,
     gen: u32,
-    /// The timer filed in the heap (micros), if any.
-    armed: Option<i64>,
+    /// The timer filed (deadline in micros, the host's key), if any.
+    timer: Option<(i64, u64)>,
+    /// The deadline smoltcp asked for, when earlier than the one filed.
+    want: Option<i64>,
+    /// Waiting in the stack's list of timers to file.
+    dirty: bool,
+    /// Opened by a SYN and not yet established (in the half-open table).
+    half_open: bool,
+    /// When the flow was made (micros).
+    born: i64,
+    /// The socket is parked: freed with its buffers, `set` empty.
+    parked: bool,
+    /// What the peer's SYN offered (flows opened by a SYN; only those
+    /// are parked).
+    syn: Option<SynOptions>,
+    /// SEG.WND of the last segment the peer sent (unscaled).
+    peer_wnd: u16,
+    /// When the caller or the peer last touched the flow (micros).
+    touched: i64,
+    /// A keep-alive probe of a parked flow is unanswered: the flow stays
+    /// restored (smoltcp's keep-alive and timeout run) until the peer
+    /// sends something.
+    probing: bool,
     /// Waiting in `blocked` for room to send.
     blocked: bool,
     /// What the connection last sent (for challenge ACKs).
@@ -111,8 +220,27 @@ impl<T> Flow<T> {
     }
 
     /// The smoltcp socket.
+    ///
+    /// # Panics
+    /// On a parked flow ([`StackConfig::park_after`]); a flow from
+    /// [`TcpStack::flow_mut`] never is, and [`Flow::state`] answers for
+    /// either.
     pub fn socket(&self) -> &tcp::Socket<'static> {
         self.set.get(self.handle)
+    }
+
+    /// The TCP state (a parked flow is ESTABLISHED).
+    pub fn state(&self) -> tcp::State {
+        if self.parked {
+            tcp::State::Established
+        } else {
+            self.socket().state()
+        }
+    }
+
+    /// The socket is parked.
+    pub fn is_parked(&self) -> bool {
+        self.parked
     }
 
     /// The smoltcp socket, to read, write or close it; call
@@ -141,6 +269,12 @@ impl<T> Flow<T> {
         })
     }
 
+    /// The deadline of the timer filed (micros), for tests.
+    #[cfg(test)]
+    pub(crate) fn timer_at(&self) -> Option<i64> {
+        self.timer.map(|(at, _)| at)
+    }
+
     /// (RCV.NXT, SND.NXT) as the stack follows them, for tests.
     #[cfg(test)]
     pub(crate) fn tcb(&self) -> (Option<u32>, Option<u32>) {
@@ -167,7 +301,8 @@ pub enum Ingress {
     /// Not an IPv4 TCP segment this stack takes (malformed, a fragment, a
     /// bad checksum, a source address no host may use, not addressed to
     /// this stack, a SYN past `max_flows`, a RST outside a connection's
-    /// receive window): dropped without an answer.
+    /// receive window): dropped without an answer (counted in
+    /// [`StackStats`]).
     Dropped,
 }
 
@@ -181,9 +316,23 @@ pub struct TcpStack<T> {
     by_key: HashMap<FlowKey, usize>,
     /// Polled for segments of no connection, so smoltcp answers them.
     empty: SocketSet<'static>,
-    /// (deadline in micros, flow index, generation), earliest first; an
-    /// entry whose flow moved on is skipped.
-    timers: BinaryHeap<Reverse<(i64, usize, u32)>>,
+    /// The stack's own timer wheel (with [`StackConfig::own_timers`]).
+    own: Option<OwnTimers>,
+    /// Flows whose timer is to be filed (index, generation).
+    dirty: Vec<(usize, u32)>,
+    /// Keys of timers to cancel (of flows gone).
+    dead: Vec<u64>,
+    /// Half-open flows, oldest first; an entry whose flow is gone or
+    /// established is skipped (and dropped past twice the live count).
+    half_open: VecDeque<FlowId>,
+    /// Flows in the half-open table.
+    half_open_len: usize,
+    stats: StackStats,
+    /// Flows parked.
+    parked_len: usize,
+    /// The latest instant the stack was given (to restore a parked flow
+    /// in [`TcpStack::flow_mut`]).
+    last_now: Instant,
     scratch: Vec<u8>,
     /// Flows that may have had more to send when the egress ran out of
     /// room.
@@ -199,7 +348,8 @@ impl<T> std::fmt::Debug for TcpStack<T> {
         f.debug_struct("TcpStack")
             .field("cfg", &self.cfg)
             .field("flows", &self.flows.len())
-            .field("timers", &self.timers.len())
+            .field("half_open", &self.half_open_len)
+            .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
 }
@@ -298,6 +448,13 @@ fn bare_segment<E: Egress>(
 /// checksum (RFC 9293 section 3.1) of a 20-byte IPv4 header followed by a
 /// 20-byte TCP header.
 fn checksum40(p: &mut [u8]) {
+    checksum_ip_tcp(p);
+}
+
+/// Fill in the IPv4 header checksum (RFC 791 section 3.1) and the TCP
+/// checksum (RFC 9293 section 3.1) of a 20-byte IPv4 header and a TCP
+/// segment (an even length).
+fn checksum_ip_tcp(p: &mut [u8]) {
     fn sum(data: &[u8], mut acc: u32) -> u32 {
         for c in data.chunks_exact(2) {
             acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
@@ -312,9 +469,34 @@ fn checksum40(p: &mut [u8]) {
     }
     let ip = fold(sum(&p[..20], 0));
     p[10..12].copy_from_slice(&ip);
-    let pseudo = sum(&p[12..20], 6 + 20);
-    let tcp = fold(sum(&p[20..40], pseudo));
+    let pseudo = sum(&p[12..20], 6 + (p.len() as u32 - 20));
+    let tcp = fold(sum(&p[20..], pseudo));
     p[36..38].copy_from_slice(&tcp);
+}
+
+/// smoltcp's interface for the stack's addresses, its generator seeded
+/// with `seed` (the stack builds one afresh before each new connection, so
+/// that the ISN smoltcp draws is RFC 6528's, `crate::isn`). Building one
+/// allocates nothing.
+fn make_iface(cfg: &StackConfig, seed: u64, now: Instant) -> Interface {
+    let mut config = Config::new(HardwareAddress::Ip);
+    config.random_seed = seed;
+    let mut dev = OnePacket {
+        rx: None,
+        egress: &mut Discard,
+        link: [0; 6],
+        scratch: &mut Vec::new(),
+        mtu: cfg.mtu,
+        sent: None,
+    };
+    let mut iface = Interface::new(config, &mut dev, now);
+    iface.update_ip_addrs(|a| {
+        for ip in &cfg.addrs {
+            // At most IFACE_MAX_ADDR_COUNT: checked in `TcpStack::new`.
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(*ip), 32));
+        }
+    });
+    iface
 }
 
 impl<T> TcpStack<T> {
@@ -326,38 +508,29 @@ impl<T> TcpStack<T> {
         if cfg.addrs.is_empty() {
             return Err("a TCP stack needs an address".into());
         }
-        let mut config = Config::new(HardwareAddress::Ip);
-        config.random_seed = cfg.seed;
-        let mut dev = OnePacket {
-            rx: None,
-            egress: &mut Discard,
-            link: [0; 6],
-            scratch: &mut Vec::new(),
-            mtu: cfg.mtu,
-            sent: None,
-        };
-        let mut iface = Interface::new(config, &mut dev, now);
-        let mut full = false;
-        iface.update_ip_addrs(|a| {
-            for ip in &cfg.addrs {
-                full |= a.push(IpCidr::new(IpAddress::Ipv4(*ip), 32)).is_err();
-            }
-        });
-        if full {
+        if cfg.addrs.len() > smoltcp::config::IFACE_MAX_ADDR_COUNT {
             return Err(format!(
                 "at most {} addresses per TCP stack",
                 smoltcp::config::IFACE_MAX_ADDR_COUNT
             ));
         }
+        let iface = make_iface(&cfg, cfg.seed, now);
         let seed_port = (cfg.seed as u16 % 16384) + 49152;
         let _ = capabilities(cfg.mtu);
         Ok(TcpStack {
+            own: cfg.own_timers.then(OwnTimers::default),
             cfg,
             iface,
             flows: Slab::new(),
             by_key: HashMap::new(),
             empty: SocketSet::new(Vec::new()),
-            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            dead: Vec::new(),
+            half_open: VecDeque::new(),
+            half_open_len: 0,
+            stats: StackStats::default(),
+            parked_len: 0,
+            last_now: now,
             scratch: Vec::new(),
             blocked: Vec::new(),
             trimmed: Vec::new(),
@@ -381,9 +554,26 @@ impl<T> TcpStack<T> {
         self.flows.get(id.index).filter(|f| f.gen == id.gen)
     }
 
-    /// The flow `id`, if it still exists.
+    /// The flow `id`, if it still exists; a parked flow's socket is
+    /// restored first (so its socket can be read, written or closed).
     pub fn flow_mut(&mut self, id: FlowId) -> Option<&mut Flow<T>> {
+        if self.flow(id)?.parked {
+            self.unpark(id.index, self.last_now);
+        }
         self.flows.get_mut(id.index).filter(|f| f.gen == id.gen)
+    }
+
+    /// The caller's state of flow `id` (a parked flow stays parked).
+    pub fn user_mut(&mut self, id: FlowId) -> Option<&mut T> {
+        self.flows
+            .get_mut(id.index)
+            .filter(|f| f.gen == id.gen)
+            .map(|f| &mut f.user)
+    }
+
+    /// Flows parked ([`StackConfig::park_after`]).
+    pub fn parked(&self) -> usize {
+        self.parked_len
     }
 
     /// The flow of a 4-tuple.
@@ -396,16 +586,30 @@ impl<T> TcpStack<T> {
     }
 
     /// The earliest TCP timer (retransmission, delayed ACK, keep-alive,
-    /// TIME-WAIT); it may be early, never late.
+    /// TIME-WAIT) in the stack's own wheel; it may be early, never late.
+    /// `None` as well when the timers are filed in the runtime's wheel
+    /// ([`StackConfig::own_timers`] off).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers
-            .peek()
-            .map(|Reverse((t, _, _))| Instant::from_micros(*t))
+        self.own.as_ref()?.next_deadline()
+    }
+
+    /// What the stack dropped or refused so far.
+    pub fn stats(&self) -> StackStats {
+        self.stats
+    }
+
+    /// Connections in the half-open table (SYN received, not established).
+    pub fn half_open(&self) -> usize {
+        self.half_open_len
     }
 
     fn new_socket(&self) -> tcp::Socket<'static> {
-        let rx = tcp::SocketBuffer::new(vec![0; self.cfg.rx_buffer]);
-        let tx = tcp::SocketBuffer::new(vec![0; self.cfg.tx_buffer]);
+        self.socket_with(self.cfg.rx_buffer, self.cfg.tx_buffer)
+    }
+
+    fn socket_with(&self, rx: usize, tx: usize) -> tcp::Socket<'static> {
+        let rx = tcp::SocketBuffer::new(vec![0; rx]);
+        let tx = tcp::SocketBuffer::new(vec![0; tx]);
         let mut s = tcp::Socket::new(rx, tx);
         // SMB answers each request at once; Nagle would hold the answer
         // back for the client's delayed ACK.
@@ -432,7 +636,16 @@ impl<T> TcpStack<T> {
             key,
             link,
             gen,
-            armed: None,
+            timer: None,
+            want: None,
+            dirty: false,
+            half_open: false,
+            born: 0,
+            parked: false,
+            syn: None,
+            peer_wnd: 0,
+            touched: 0,
+            probing: false,
             blocked: false,
             sent: Sent::default(),
             rcv_nxt: None,
@@ -444,8 +657,14 @@ impl<T> TcpStack<T> {
         FlowId { index, gen }
     }
 
-    /// File the flow's next TCP timer; remember it as blocked when the
-    /// egress ran out of room while it was polled.
+    /// Note the flow's next TCP timer; remember it as blocked when the
+    /// egress ran out of room while it was polled; take it out of the
+    /// half-open table once its handshake is over.
+    ///
+    /// A timer filed earlier than smoltcp's next deadline is left (when it
+    /// fires, the flow is polled, finds nothing due, and files the later
+    /// one), so most polls touch the wheel not at all; an earlier deadline
+    /// cancels the filed timer and files a new one (both O(1)).
     fn arm(&mut self, index: usize, now: Instant, room: bool) {
         let flow = &mut self.flows[index];
         if !room && !flow.blocked {
@@ -455,44 +674,168 @@ impl<T> TcpStack<T> {
                 gen: flow.gen,
             });
         }
-        let Some(at) = self.iface.poll_at(now, &flow.set) else {
+        let state = flow.socket().state();
+        if flow.half_open && state != tcp::State::SynReceived {
+            flow.half_open = false;
+            self.half_open_len -= 1;
+            if state == tcp::State::Established {
+                self.regrow(index, now);
+            }
+        }
+        let flow = &mut self.flows[index];
+        let mut want = self.iface.poll_at(now, &flow.set).map(|t| t.total_micros());
+        if let (true, Some(after)) = (self.parkable(&self.flows[index]), self.cfg.park_after) {
+            // Parking is a deadline of its own.
+            let flow = &self.flows[index];
+            let at = flow.touched.saturating_add(after.total_micros() as i64);
+            want = Some(want.map_or(at, |w| w.min(at)));
+        }
+        let flow = &mut self.flows[index];
+        if flow.half_open {
+            // The half-open limit is a deadline of its own.
+            let limit = flow
+                .born
+                .saturating_add(self.cfg.half_open_timeout.total_micros() as i64);
+            want = Some(want.map_or(limit, |w| w.min(limit)));
+        }
+        let Some(want) = want else {
             return;
         };
-        let at = at.total_micros();
-        if flow.armed.is_some_and(|a| a <= at) {
-            return; // an earlier entry is filed; it re-arms when it fires
-        }
-        flow.armed = Some(at);
-        self.timers.push(Reverse((at, index, flow.gen)));
-        self.compact_timers();
-    }
-
-    /// Past [`TcpStack::timer_bound`] entries, drop the stale ones (of
-    /// flows gone, or filed before an earlier deadline came; they would be
-    /// skipped when they fire) so that churn cannot grow the heap: one live
-    /// entry per flow is left. Amortized O(1): the next compaction is at
-    /// least 1,024 pushes or removals away.
-    fn compact_timers(&mut self) {
-        if self.timers.len() <= self.timer_bound() {
+        if flow.timer.is_some_and(|(at, _)| at <= want) || flow.want.is_some_and(|w| w <= want) {
             return;
         }
-        let flows = &self.flows;
-        self.timers.retain(|Reverse((at, index, gen))| {
-            flows
-                .get(*index)
-                .is_some_and(|f| f.gen == *gen && f.armed == Some(*at))
+        flow.want = Some(want);
+        if !flow.dirty {
+            flow.dirty = true;
+            self.dirty.push((index, flow.gen));
+        }
+        if let Some(mut own) = self.own.take() {
+            self.file_timers(&mut own);
+            self.own = Some(own);
+        }
+    }
+
+    /// File the timers the flows asked for since the last call in `host`
+    /// (the shard's wheel), and cancel those of flows gone. The runtime
+    /// calls it before it computes how long to sleep; with
+    /// [`StackConfig::own_timers`] the stack does it itself.
+    pub fn file_timers<H: TimerHost>(&mut self, host: &mut H) {
+        for key in self.dead.drain(..) {
+            host.cancel(key);
+        }
+        for (index, gen) in self.dirty.drain(..) {
+            let Some(flow) = self.flows.get_mut(index).filter(|f| f.gen == gen) else {
+                continue;
+            };
+            flow.dirty = false;
+            let Some(want) = flow.want.take() else {
+                continue;
+            };
+            if let Some((at, key)) = flow.timer {
+                if at <= want {
+                    continue;
+                }
+                host.cancel(key);
+            }
+            let key = host.insert(Instant::from_micros(want), index as u32);
+            flow.timer = Some((want, key));
+        }
+    }
+
+    /// A timer filed through [`TimerHost::insert`] came due: poll its flow
+    /// (TCP does what is due: retransmits, ACKs, probes, ends TIME-WAIT)
+    /// and push it to `fired` for the caller to check (a connection may
+    /// have timed out). A half-open flow past its limit is dropped instead
+    /// (without a word: its peer may not exist). A key that is not the
+    /// flow's timer any more is ignored.
+    pub fn timer_fired<E: Egress>(
+        &mut self,
+        now: Instant,
+        token: u32,
+        key: u64,
+        egress: &mut E,
+        fired: &mut Vec<FlowId>,
+    ) {
+        let index = token as usize;
+        let Some(flow) = self.flows.get_mut(index) else {
+            return;
+        };
+        if flow.timer.map(|(_, k)| k) != Some(key) {
+            return;
+        }
+        flow.timer = None;
+        let id = FlowId {
+            index,
+            gen: flow.gen,
+        };
+        self.last_now = now;
+        if flow.half_open
+            && now.total_micros().saturating_sub(flow.born)
+                >= self.cfg.half_open_timeout.total_micros() as i64
+        {
+            self.stats.half_open_expired += 1;
+            self.remove(id);
+            return;
+        }
+        if flow.parked {
+            // Keep-alive of a parked flow: restore it and probe (RFC 9293
+            // section 3.8.4: SEG.SEQ = SND.NXT - 1); smoltcp's own
+            // keep-alive and timeout run from here.
+            self.unpark(index, now);
+            let idle = Duration::from_micros(
+                now.total_micros().saturating_sub(self.flows[index].touched) as u64,
+            );
+            let flow = &mut self.flows[index];
+            flow.probing = true;
+            if let Some(t) = self.cfg.timeout {
+                // The peer has been silent `idle` already: what is left of
+                // the timeout, as on a socket that was never parked.
+                let left = if t > idle {
+                    t - idle
+                } else {
+                    Duration::from_millis(1)
+                };
+                flow.socket_mut().set_timeout(Some(left));
+            }
+            if let (Some(snd_nxt), Some(rcv_nxt)) = (flow.sent.snd_nxt, flow.rcv_nxt) {
+                let wnd = flow.sent.wnd;
+                bare_segment(
+                    egress,
+                    flow.link,
+                    &flow.key,
+                    snd_nxt.wrapping_sub(1),
+                    rcv_nxt,
+                    0x10,
+                    wnd,
+                );
+            }
+            self.poll_inner(now, id, egress, false);
+            fired.push(id);
+            return;
+        }
+        let due = self.cfg.park_after.is_some_and(|after| {
+            now.total_micros().saturating_sub(flow.touched) >= after.total_micros() as i64
         });
+        if due && self.parkable(&self.flows[index]) {
+            self.park(index, now);
+            return;
+        }
+        self.poll_inner(now, id, egress, false);
+        fired.push(id);
     }
 
-    /// Entries in the timer heap, stale ones included; never more than
-    /// [`TcpStack::timer_bound`].
+    /// TCP timers filed: in the stack's own wheel, those there; else the
+    /// flows that hold one in the runtime's. Never more than the flows.
     pub fn timer_entries(&self) -> usize {
-        self.timers.len()
+        match &self.own {
+            Some(own) => own.len(),
+            None => self.flows.iter().filter(|(_, f)| f.timer.is_some()).count(),
+        }
     }
 
-    /// The most entries the timer heap holds: twice the flows, plus 1,024.
+    /// The most TCP timers filed at once: one per flow.
     pub fn timer_bound(&self) -> usize {
-        2 * self.flows.len() + 1024
+        self.flows.len()
     }
 
     /// Every flow held, in no particular order.
@@ -507,7 +850,12 @@ impl<T> TcpStack<T> {
     /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>` with the window last
     /// advertised, at most one a second per flow (RFC 5961 section 7).
     /// smoltcp has no call that sends one, so it is built here.
-    fn challenge_ack<E: Egress>(flow: &mut Flow<T>, now: Instant, egress: &mut E) {
+    fn challenge_ack<E: Egress>(
+        flow: &mut Flow<T>,
+        now: Instant,
+        egress: &mut E,
+        challenges: &mut u64,
+    ) {
         let (Some(ack), Some(seq)) = (flow.rcv_nxt, flow.sent.snd_nxt) else {
             return;
         };
@@ -519,6 +867,7 @@ impl<T> TcpStack<T> {
             return;
         }
         flow.challenged = Some(now);
+        *challenges += 1;
         bare_segment(egress, flow.link, &flow.key, seq, ack, 0x10, flow.sent.wnd);
     }
 
@@ -542,17 +891,27 @@ impl<T> TcpStack<T> {
         user: impl FnOnce() -> T,
     ) -> Ingress {
         let Some(seg) = SegmentInfo::parse(packet) else {
+            self.stats.malformed += 1;
             return Ingress::Dropped;
         };
         // Not for us, from us (a spoofed "land" segment), or damaged.
         if !self.cfg.addrs.contains(seg.key.local.ip())
             || self.cfg.addrs.contains(seg.key.remote.ip())
-            || !seg.checksums_ok(packet)
         {
+            self.stats.not_ours += 1;
             return Ingress::Dropped;
         }
+        if !seg.checksums_ok(packet) {
+            self.stats.bad_checksum += 1;
+            return Ingress::Dropped;
+        }
+        self.last_now = now;
         if let Some(&index) = self.by_key.get(&seg.key) {
+            if self.flows[index].parked {
+                self.unpark(index, now);
+            }
             let flow = &mut self.flows[index];
+            flow.touched = now.total_micros();
             let id = FlowId {
                 index,
                 gen: flow.gen,
@@ -574,9 +933,10 @@ impl<T> TcpStack<T> {
                     let off = seg.seq.wrapping_sub(rcv_nxt);
                     if off != 0 {
                         if (off as usize) < wnd {
-                            Self::challenge_ack(flow, now, egress);
+                            Self::challenge_ack(flow, now, egress, &mut self.stats.challenge_acks);
                             return Ingress::Flow(id);
                         }
+                        self.stats.out_of_window += 1;
                         return Ingress::Dropped;
                     }
                 } else if let (true, Some(snd_nxt), false) = (
@@ -591,7 +951,8 @@ impl<T> TcpStack<T> {
                     // sent or not, and would drop queued data unsent.
                     let ack = seg.ack();
                     if ack.wrapping_sub(snd_nxt) as i32 > 0 {
-                        Self::challenge_ack(flow, now, egress);
+                        self.stats.out_of_window += 1;
+                        Self::challenge_ack(flow, now, egress, &mut self.stats.challenge_acks);
                         return Ingress::Flow(id);
                     }
                 }
@@ -600,7 +961,7 @@ impl<T> TcpStack<T> {
                     // synchronized state, in the window or not, gets a
                     // challenge ACK and changes nothing. smoltcp ignores
                     // one in the window without an answer.
-                    Self::challenge_ack(flow, now, egress);
+                    Self::challenge_ack(flow, now, egress, &mut self.stats.challenge_acks);
                     return Ingress::Flow(id);
                 }
             }
@@ -623,6 +984,7 @@ impl<T> TcpStack<T> {
                 // simply more than the window, and crash the process).
                 let end = seg.seq.wrapping_add(seg.data_len() as u32);
                 if end.wrapping_sub(edge) as i32 > 0 {
+                    self.stats.out_of_window += 1;
                     let keep = edge.wrapping_sub(seg.seq);
                     let keep = if (keep as i32) > 0 { keep as usize } else { 0 };
                     let cut = seg.tcp_start + seg.header_len + keep;
@@ -635,6 +997,16 @@ impl<T> TcpStack<T> {
                 }
             }
             flow.link = link;
+            if flow.probing {
+                flow.probing = false;
+                // The peer answered: the full timeout again.
+                let timeout = self.cfg.timeout;
+                flow.socket_mut().set_timeout(timeout);
+            }
+            if !seg.rst() && seg.flags & 0x10 != 0 {
+                // The peer's window, for a parked flow's restoration.
+                flow.peer_wnd = seg.window_field(packet);
+            }
             poll_flow(
                 &mut self.iface,
                 flow,
@@ -660,10 +1032,25 @@ impl<T> TcpStack<T> {
             && Some(local.port()) == self.cfg.listen_port
             && self.cfg.addrs.contains(local.ip())
         {
+            // The half-open table is bounded apart from the established
+            // connections (RFC 4987 section 3.2): a SYN that finds it, or
+            // every slot, full evicts the oldest half-open connection.
+            let max_half_open = self.cfg.max_half_open.min(self.cfg.max_flows).max(1);
+            if (self.half_open_len >= max_half_open || self.flows.len() >= self.cfg.max_flows)
+                && self.evict_oldest_half_open()
+            {
+                self.stats.half_open_evicted += 1;
+            }
             if self.flows.len() >= self.cfg.max_flows {
+                self.stats.flows_full += 1;
                 return Ingress::Dropped;
             }
-            let mut sock = self.new_socket();
+            // Small buffers while half-open (a flood's connections cost
+            // less); full ones once established (`regrow`).
+            let mut sock = self.socket_with(
+                self.cfg.half_open_buffer.min(self.cfg.rx_buffer),
+                self.cfg.half_open_buffer.min(self.cfg.tx_buffer),
+            );
             let endpoint = IpListenEndpoint {
                 addr: Some(IpAddress::Ipv4(*local.ip())),
                 port: local.port(),
@@ -671,7 +1058,29 @@ impl<T> TcpStack<T> {
             if sock.listen(endpoint).is_err() {
                 return Ingress::Dropped;
             }
+            // RFC 6528: smoltcp draws the ISN when the SYN reaches the
+            // listening socket, from an interface seeded to give this one.
+            let isn = crate::isn::isn(&self.cfg.isn_secret, &seg.key, now.total_micros());
+            self.iface = make_iface(&self.cfg, crate::isn::seed_for(isn), now);
             let id = self.insert(seg.key, link, sock, user());
+            let flow = &mut self.flows[id.index];
+            flow.half_open = true;
+            flow.born = now.total_micros();
+            flow.touched = flow.born;
+            flow.syn = Some(seg.syn_options(packet));
+            self.half_open_len += 1;
+            self.half_open.push_back(id);
+            if self.half_open.len() > 2 * self.half_open_len + 1024 {
+                // Entries of flows gone or established are skipped when
+                // met; past twice the live ones they are dropped, so churn
+                // cannot grow the queue (amortized O(1)).
+                let flows = &self.flows;
+                self.half_open.retain(|id| {
+                    flows
+                        .get(id.index)
+                        .is_some_and(|f| f.gen == id.gen && f.half_open)
+                });
+            }
             let flow = &mut self.flows[id.index];
             poll_flow(
                 &mut self.iface,
@@ -697,8 +1106,10 @@ impl<T> TcpStack<T> {
             let len = (seg.data_len() as u32).wrapping_add(u32::from(seg.flags & 0x01));
             let ack = seg.seq.wrapping_add(len);
             bare_segment(egress, link, &seg.key, 0, ack, 0x14, 0);
+            self.stats.no_flow += 1;
             return Ingress::NoFlow;
         }
+        self.stats.no_flow += 1;
         let mut dev = OnePacket {
             rx: Some(packet),
             egress,
@@ -757,6 +1168,9 @@ impl<T> TcpStack<T> {
         let mut sock = self.new_socket();
         let r = IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port());
         let l = IpEndpoint::new(IpAddress::Ipv4(*local.ip()), local.port());
+        // RFC 6528, as for a SYN taken in `ingress`.
+        let isn = crate::isn::isn(&self.cfg.isn_secret, &key, now.total_micros());
+        self.iface = make_iface(&self.cfg, crate::isn::seed_for(isn), now);
         sock.connect(self.iface.context(), r, l)
             .map_err(|e| format!("connect {local} -> {remote}: {e}"))?;
         let id = self.insert(key, link, sock, user);
@@ -767,9 +1181,20 @@ impl<T> TcpStack<T> {
     /// Send what the flow's socket has queued (after a write or a close)
     /// and file its next timer.
     pub fn poll<E: Egress>(&mut self, now: Instant, id: FlowId, egress: &mut E) {
+        self.poll_inner(now, id, egress, true);
+    }
+
+    /// [`TcpStack::poll`]; `touch`: the caller's doing (when it sends
+    /// something, it defers parking), not a timer's.
+    fn poll_inner<E: Egress>(&mut self, now: Instant, id: FlowId, egress: &mut E, touch: bool) {
+        self.last_now = now;
         let Some(flow) = self.flows.get_mut(id.index).filter(|f| f.gen == id.gen) else {
             return;
         };
+        if flow.parked {
+            return; // nothing queued: writing to it restores it first
+        }
+        let sent = flow.sent;
         poll_flow(
             &mut self.iface,
             flow,
@@ -779,6 +1204,12 @@ impl<T> TcpStack<T> {
             &mut self.scratch,
             self.cfg.mtu,
         );
+        if touch && flow.sent != sent {
+            // The caller's poll sent something (a write, a close): the
+            // flow was busy. A poll that sends nothing (a runtime that
+            // polls every flow whose timer fired) does not defer parking.
+            flow.touched = now.total_micros();
+        }
         self.arm(id.index, now, egress.has_room());
     }
 
@@ -804,31 +1235,36 @@ impl<T> TcpStack<T> {
         self.blocked.extend(rest);
     }
 
-    /// Run the TCP timers due at `now`; the flows polled are pushed to
-    /// `fired` (the caller checks them: a connection may have timed out).
+    /// Run the TCP timers of the stack's own wheel due at `now`
+    /// ([`StackConfig::own_timers`]; nothing otherwise); the flows polled
+    /// are pushed to `fired` (the caller checks them: a connection may
+    /// have timed out).
     pub fn poll_timers<E: Egress>(
         &mut self,
         now: Instant,
         egress: &mut E,
         fired: &mut Vec<FlowId>,
     ) {
-        let now_us = now.total_micros();
-        while let Some(&Reverse((at, index, gen))) = self.timers.peek() {
-            if at > now_us {
-                break;
-            }
-            self.timers.pop();
-            let Some(flow) = self.flows.get_mut(index) else {
-                continue;
-            };
-            if flow.gen != gen || flow.armed != Some(at) {
-                continue;
-            }
-            flow.armed = None;
-            let id = FlowId { index, gen };
-            self.poll(now, id, egress);
-            fired.push(id);
+        let Some(own) = self.own.as_mut() else {
+            return;
+        };
+        let mut due = Vec::new();
+        own.due(now, &mut due);
+        for (token, key) in due {
+            self.timer_fired(now, token, key, egress, fired);
         }
+    }
+
+    /// Drop the oldest half-open flow, without a word (its peer may be a
+    /// spoofed address); `false` when there is none.
+    fn evict_oldest_half_open(&mut self) -> bool {
+        while let Some(id) = self.half_open.pop_front() {
+            if self.flow(id).is_some_and(|f| f.half_open) {
+                self.remove(id);
+                return true;
+            }
+        }
+        false
     }
 
     /// Forget a flow (after its socket closed, or to drop it without a
@@ -838,7 +1274,18 @@ impl<T> TcpStack<T> {
         self.flow(id)?;
         let flow = self.flows.remove(id.index);
         self.by_key.remove(&flow.key);
-        self.compact_timers();
+        if flow.parked {
+            self.parked_len -= 1;
+        }
+        if let Some((_, key)) = flow.timer {
+            match self.own.as_mut() {
+                Some(own) => own.cancel(key),
+                None => self.dead.push(key),
+            }
+        }
+        if flow.half_open {
+            self.half_open_len -= 1;
+        }
         Some(flow.user)
     }
 
@@ -850,6 +1297,9 @@ impl<T> TcpStack<T> {
         let mut set = SocketSet::new(Vec::with_capacity(self.flows.len()));
         let mut handles = HashMap::with_capacity(self.flows.len());
         for (_, mut flow) in self.flows {
+            if flow.parked {
+                continue;
+            }
             let smoltcp::socket::Socket::Tcp(sock) = flow.set.remove(flow.handle);
             handles.insert(flow.key, set.add(sock));
         }

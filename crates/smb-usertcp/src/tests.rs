@@ -507,4 +507,5 @@ fn with_no_room_to_send_tcp_holds_its_data_and_sends_it_once_room_returns() {
     assert_eq!(got, vec![7u8; 3000]);
 }
 
+mod defence;
 mod hostile;

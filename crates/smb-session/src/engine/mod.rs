@@ -375,6 +375,8 @@ pub struct Engine {
     random: RandomSource,
     events: VecDeque<EngineEvent>,
     table_events: Vec<TableEvent>,
+    /// Transport timers that came due ([`Engine::take_transport_timers`]).
+    transport_fired: Vec<(u32, u64)>,
     counters: Counters,
     next_admin_token: u64,
     spnego_hint: Arc<[u8]>,
@@ -482,6 +484,7 @@ impl Engine {
             random,
             events: VecDeque::new(),
             table_events: Vec::new(),
+            transport_fired: Vec::new(),
             counters: Counters::default(),
             next_admin_token: 1,
             spnego_hint,
@@ -613,6 +616,9 @@ impl Engine {
                     self.events.push_back(EngineEvent::CloseConnection(conn));
                 }
                 TableEvent::Timer { token } => self.release_held(token),
+                TableEvent::Transport { token, key } => {
+                    self.transport_fired.push((token, key.to_raw()));
+                }
             }
         }
         self.table_events = events;
@@ -620,6 +626,30 @@ impl Engine {
             self.poll_backends(now);
         }
         self.notify_reaped();
+    }
+
+    /// File a transport's timer on the shard's wheel, beside the sessions'
+    /// deadlines (the AF_XDP transport's TCP timers): it comes due at the
+    /// first [`Engine::handle_timeout`] at or after `at`, never before, late
+    /// by at most the wheel's tick, and is then handed out by
+    /// [`Engine::take_transport_timers`] with `token` and the key returned
+    /// here. O(1).
+    pub fn schedule_transport(&mut self, at: Instant, token: u32) -> u64 {
+        self.table.schedule_transport(at, token).to_raw()
+    }
+
+    /// Cancel a timer of [`Engine::schedule_transport`] (O(1)); a key
+    /// that is gone, or not a transport timer's, is ignored.
+    pub fn cancel_transport(&mut self, key: u64) {
+        if let Some(k) = crate::wheel::TimerKey::from_raw(key) {
+            self.table.cancel_transport(k);
+        }
+    }
+
+    /// Move the transport timers that came due to `out`, as `(token,
+    /// key)`.
+    pub fn take_transport_timers(&mut self, out: &mut Vec<(u32, u64)>) {
+        out.append(&mut self.transport_fired);
     }
 
     /// Next piece of work for the runtime.

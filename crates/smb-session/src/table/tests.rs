@@ -759,3 +759,44 @@ fn open_ids_name_their_shard() {
     assert_ne!(a, b);
     assert_ne!(a & 0x00FF_FFFF, 0);
 }
+
+#[test]
+fn transport_timers_share_the_wheel_fire_never_early_and_cancel() {
+    let mut f = Fx::new("100ms");
+    let (_c, _s) = f.login(1, "alice", None, 0);
+    let poll = |f: &mut Fx, ms_at: Result<u64, Instant>| {
+        // Ok: milliseconds in; Err: an instant.
+        let at = match ms_at {
+            Ok(ms) => f.at(ms),
+            Err(at) => at,
+        };
+        let mut ev = Vec::new();
+        f.t.poll_timeouts(at, &mut ev);
+        ev
+    };
+    // A deadline 10.4 ms in: due at the 11 ms tick, not at the 10 ms one.
+    let at = f.at(10) + Duration::from_micros(400);
+    let k = f.t.schedule_transport(at, 77);
+    let gone = f.t.schedule_transport(f.at(20), 78);
+    assert!(f.t.next_deadline().unwrap() <= at + MS);
+    assert!(poll(&mut f, Ok(10)).is_empty());
+    assert!(poll(&mut f, Err(at)).is_empty(), "a part of a tick early");
+    assert_eq!(
+        poll(&mut f, Ok(11)),
+        [TableEvent::Transport { token: 77, key: k }]
+    );
+    // Cancelled: never fires; a second cancel, or a session's key, does
+    // nothing.
+    assert!(f.t.cancel_transport(gone));
+    assert!(!f.t.cancel_transport(gone));
+    assert!(!f.t.cancel_transport(k), "fired already");
+    assert!(poll(&mut f, Ok(30)).is_empty());
+    // The session's own deadline is untouched by all this.
+    let ev = poll(&mut f, Ok(100));
+    assert!(matches!(ev[0], TableEvent::SessionExpired { .. }), "{ev:?}");
+    assert_eq!(
+        crate::wheel::TimerKey::from_raw(k.to_raw()),
+        Some(k),
+        "raw keys round-trip"
+    );
+}

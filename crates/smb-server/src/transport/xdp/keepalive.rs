@@ -18,15 +18,31 @@
 //! filed one more probe `interval` after that segment; it goes, once, and
 //! is answered).
 //!
-//! One entry per established connection in a map and one in a deadline
-//! queue (about 100 bytes together); what a batch of segments costs on the
-//! hot path is one map look-up per connection it touched. The
-//! queue is corrected lazily: an entry that comes due for a connection
-//! heard from since is moved to its new deadline.
+//! The idle deadlines are timers on the shard's own wheel (the one that
+//! reaps sessions and runs TCP's timers, [`Wheel`]), one per watched
+//! connection: O(1) to file and to cancel. They are corrected lazily: one
+//! that comes due for a connection heard from since is filed again at its
+//! new deadline, so what a batch of segments costs on the hot path is one
+//! map look-up per connection it touched. About 100 bytes per connection
+//! (two map entries and the wheel's).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+
+/// The token the watch's timers carry on the shard's wheel (the TCP
+/// stack's carry a flow index, which never reaches it).
+pub(super) const KEEPALIVE_TOKEN: u32 = u32::MAX;
+
+/// Where the watch files its deadlines: the shard's timer wheel
+/// (`Engine::schedule_transport`). A timer comes due no earlier than its
+/// instant and is handed back to [`KeepAliveWatch::fired`] by its key.
+pub(super) trait Wheel {
+    /// File a timer due at `at`; its key.
+    fn insert(&mut self, at: Instant) -> u64;
+    /// Cancel the timer of `key` (one that is gone is ignored).
+    fn cancel(&mut self, key: u64);
+}
 
 /// What is watched of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +51,8 @@ struct Watch {
     heard: Instant,
     /// Probing (smoltcp's keep-alive on, every `interval`).
     probing: bool,
+    /// The idle deadline's timer on the wheel (none while probing).
+    timer: Option<u64>,
 }
 
 /// The keep-alive watch of one shard, over connections named by `K` (the
@@ -44,10 +62,8 @@ pub(super) struct KeepAliveWatch<K> {
     idle: Duration,
     interval: Duration,
     flows: HashMap<K, Watch>,
-    /// When each watched connection is next looked at (the `u64` keeps
-    /// keys unique).
-    queue: BTreeMap<(Instant, u64), K>,
-    seq: u64,
+    /// Whose each filed timer is.
+    filed: HashMap<u64, K>,
 }
 
 impl<K: Copy + Eq + Hash> KeepAliveWatch<K> {
@@ -57,8 +73,7 @@ impl<K: Copy + Eq + Hash> KeepAliveWatch<K> {
             idle,
             interval,
             flows: HashMap::new(),
-            queue: BTreeMap::new(),
-            seq: 0,
+            filed: HashMap::new(),
         }
     }
 
@@ -67,117 +82,191 @@ impl<K: Copy + Eq + Hash> KeepAliveWatch<K> {
         self.interval
     }
 
-    fn file(&mut self, at: Instant, id: K) {
-        self.seq = self.seq.wrapping_add(1);
-        self.queue.insert((at, self.seq), id);
+    fn file(&mut self, wheel: &mut impl Wheel, at: Instant, id: K) -> u64 {
+        let key = wheel.insert(at);
+        self.filed.insert(key, id);
+        key
     }
 
     /// Watch an established connection, just heard from.
-    pub(super) fn watch(&mut self, id: K, now: Instant) {
-        let old = self.flows.insert(
+    pub(super) fn watch(&mut self, id: K, now: Instant, wheel: &mut impl Wheel) {
+        if self.flows.contains_key(&id) {
+            return;
+        }
+        let key = self.file(wheel, now + self.idle, id);
+        self.flows.insert(
             id,
             Watch {
                 heard: now,
                 probing: false,
+                timer: Some(key),
             },
         );
-        if old.is_none() {
-            self.file(now + self.idle, id);
-        }
     }
 
     /// A segment came from the peer. `true` when the connection was being
     /// probed: the caller turns smoltcp's keep-alive off again.
-    pub(super) fn heard(&mut self, id: K, now: Instant) -> bool {
+    pub(super) fn heard(&mut self, id: K, now: Instant, wheel: &mut impl Wheel) -> bool {
         let Some(w) = self.flows.get_mut(&id) else {
             return false;
         };
         w.heard = now;
         if !w.probing {
+            // Its timer stays; when it comes due it is filed again.
             return false;
         }
         w.probing = false;
-        self.file(now + self.idle, id);
+        let key = self.file(wheel, now + self.idle, id);
+        if let Some(w) = self.flows.get_mut(&id) {
+            w.timer = Some(key);
+        }
         true
     }
 
-    /// The connection is no longer watched (its entry in the queue goes
-    /// when it comes due).
-    pub(super) fn forget(&mut self, id: K) {
-        self.flows.remove(&id);
-    }
-
-    /// When the next connection is to be looked at.
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.queue.keys().next().map(|(at, _)| *at)
-    }
-
-    /// The connections silent for the idle time by `now`, now probing:
-    /// the caller turns smoltcp's keep-alive on for each.
-    pub(super) fn due(&mut self, now: Instant, out: &mut Vec<K>) {
-        while let Some(entry) = self.queue.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let id = entry.remove();
-            let Some(w) = self.flows.get_mut(&id) else {
-                continue;
-            };
-            if w.probing {
-                continue;
-            }
-            let at = w.heard + self.idle;
-            if at > now {
-                self.file(at, id);
-            } else {
-                w.probing = true;
-                out.push(id);
-            }
+    /// The connection is no longer watched; its timer is cancelled.
+    pub(super) fn forget(&mut self, id: K, wheel: &mut impl Wheel) {
+        if let Some(key) = self.flows.remove(&id).and_then(|w| w.timer) {
+            self.filed.remove(&key);
+            wheel.cancel(key);
         }
     }
 
-    /// Connections watched.
+    /// The timer `key` came due at `now`: its connection, if silent for
+    /// the idle time, is now probing and goes to `out` (the caller turns
+    /// smoltcp's keep-alive on for it); one heard from since is filed
+    /// again at its new deadline.
+    pub(super) fn fired(
+        &mut self,
+        key: u64,
+        now: Instant,
+        wheel: &mut impl Wheel,
+        out: &mut Vec<K>,
+    ) {
+        let Some(id) = self.filed.remove(&key) else {
+            return;
+        };
+        let Some(w) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if w.timer != Some(key) {
+            return;
+        }
+        w.timer = None;
+        let at = w.heard + self.idle;
+        if at > now {
+            let key = self.file(wheel, at, id);
+            if let Some(w) = self.flows.get_mut(&id) {
+                w.timer = Some(key);
+            }
+        } else {
+            w.probing = true;
+            out.push(id);
+        }
+    }
+
+    /// Connections watched and timers filed.
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.flows.len()
+    fn len(&self) -> (usize, usize) {
+        (self.flows.len(), self.filed.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// A wheel for the test: timers by deadline, handed out in order.
+    #[derive(Default)]
+    struct FakeWheel {
+        next: u64,
+        timers: BTreeMap<(Instant, u64), ()>,
+    }
+
+    impl Wheel for FakeWheel {
+        fn insert(&mut self, at: Instant) -> u64 {
+            self.next += 1;
+            self.timers.insert((at, self.next), ());
+            self.next
+        }
+        fn cancel(&mut self, key: u64) {
+            self.timers.retain(|(_, k), _| *k != key);
+        }
+    }
+
+    impl FakeWheel {
+        /// Fires what is due by `now` into `watch`.
+        fn run(&mut self, now: Instant, watch: &mut KeepAliveWatch<u32>, out: &mut Vec<u32>) {
+            while let Some((&(at, key), _)) = self.timers.iter().next() {
+                if at > now {
+                    break;
+                }
+                self.timers.remove(&(at, key));
+                watch.fired(key, now, self, out);
+            }
+        }
+        fn next_deadline(&self) -> Option<Instant> {
+            self.timers.keys().next().map(|(at, _)| *at)
+        }
+    }
 
     #[test]
     fn probing_starts_after_idle_and_stops_when_heard() {
         let (a, b) = (1u32, 2u32);
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
+        let mut wheel = FakeWheel::default();
         let mut w = KeepAliveWatch::new(10 * s, 2 * s);
-        w.watch(a, t0);
-        w.watch(b, t0);
+        w.watch(a, t0, &mut wheel);
+        w.watch(b, t0, &mut wheel);
         let mut out = Vec::new();
-        w.due(t0 + 9 * s, &mut out);
+        wheel.run(t0 + 9 * s, &mut w, &mut out);
         assert!(out.is_empty());
-        // b heard at 5 s: its entry moves to 15 s.
-        assert!(!w.heard(b, t0 + 5 * s));
-        w.due(t0 + 10 * s, &mut out);
+        // b heard at 5 s: when its timer comes due at 10 s it is filed
+        // again for 15 s.
+        assert!(!w.heard(b, t0 + 5 * s, &mut wheel));
+        wheel.run(t0 + 10 * s, &mut w, &mut out);
         assert_eq!(out, [a]);
-        assert_eq!(w.next_deadline(), Some(t0 + 15 * s));
+        assert_eq!(wheel.next_deadline(), Some(t0 + 15 * s));
         out.clear();
-        // Probing: not due again, however long it stays silent.
-        w.due(t0 + 14 * s, &mut out);
+        // Probing: no timer, however long it stays silent.
+        wheel.run(t0 + 14 * s, &mut w, &mut out);
         assert!(out.is_empty());
         // a answers: probing off, next look 10 s later.
-        assert!(w.heard(a, t0 + 14 * s));
-        w.due(t0 + 15 * s, &mut out);
+        assert!(w.heard(a, t0 + 14 * s, &mut wheel));
+        wheel.run(t0 + 15 * s, &mut w, &mut out);
         assert_eq!(out, [b]);
-        assert_eq!(w.next_deadline(), Some(t0 + 24 * s));
-        w.forget(a);
-        w.forget(b);
+        assert_eq!(wheel.next_deadline(), Some(t0 + 24 * s));
+        // Forgetting cancels the timers: nothing is left anywhere.
+        w.forget(a, &mut wheel);
+        w.forget(b, &mut wheel);
         out.clear();
-        w.due(t0 + 100 * s, &mut out);
+        wheel.run(t0 + 100 * s, &mut w, &mut out);
         assert!(out.is_empty());
-        assert_eq!(w.len(), 0);
-        assert_eq!(w.next_deadline(), None);
+        assert_eq!(w.len(), (0, 0));
+        assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_timer_never_fires_a_probe_early() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut wheel = FakeWheel::default();
+        let mut w = KeepAliveWatch::new(1000 * ms, 100 * ms);
+        w.watch(7u32, t0, &mut wheel);
+        let mut out = Vec::new();
+        // Heard every 600 ms: never silent for the idle time.
+        for i in 1..10u32 {
+            assert!(!w.heard(7, t0 + i * 600 * ms, &mut wheel));
+            wheel.run(t0 + i * 600 * ms + 599 * ms, &mut w, &mut out);
+            assert!(out.is_empty(), "probed at round {i}");
+        }
+        // Then silent: probing starts exactly at last heard + idle.
+        let last = t0 + 9 * 600 * ms;
+        wheel.run(last + 999 * ms, &mut w, &mut out);
+        assert!(out.is_empty());
+        wheel.run(last + 1000 * ms, &mut w, &mut out);
+        assert_eq!(out, [7]);
+        assert_eq!(w.len(), (1, 0));
     }
 }

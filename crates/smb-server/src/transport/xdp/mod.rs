@@ -21,8 +21,15 @@
 //!   and count (smoltcp alone has one period).
 //!
 //! The kernel never sees the redirected segments, so it sends no RST for
-//! them. The wait is a `ppoll` on the AF_XDP socket and the shard's
-//! eventfd, bounded by the engine's next deadline and the next TCP timer.
+//! them. TCP's timers (retransmission, delayed ACK, keep-alive, TIME-WAIT,
+//! the half-open limit) are filed in the shard's own timer wheel, beside
+//! the sessions' autodisconnect deadlines (`Engine::schedule_transport`),
+//! so the wait, a `ppoll` on the AF_XDP socket and the shard's eventfd, is
+//! bounded by that one wheel's next deadline.
+//!
+//! Each shard publishes its drop counters (the socket's `XDP_STATISTICS`
+//! and the TCP stack's [`StackStats`]) when it is woken (an admin query
+//! wakes it), for `ctl stats` and `/metrics`.
 
 pub(crate) mod bpf;
 mod keepalive;
@@ -39,16 +46,24 @@ use smb_session::engine::{EndReason, Engine};
 use smb_session::ids::ConnId;
 use smb_usertcp::smoltcp::socket::tcp::State;
 use smb_usertcp::smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
-use smb_usertcp::{Egress, FlowId, Ingress, LinkAddr, StackConfig, TcpStack};
+use smb_usertcp::{
+    Egress, FlowId, Ingress, LinkAddr, StackConfig, StackStats, TcpStack, TimerHost,
+};
 
 use super::eventfd::EventFd;
 use crate::shard::{Fed, ShardCore, ShardHandle, ShardWaker, SocketIo, OUTPUT_HIGH_WATER};
 use crate::Shared;
 use keepalive::KeepAliveWatch;
+pub use xsk::XskCounters;
 use xsk::XskPort;
 
 /// Receive and send buffer of each TCP connection (each way).
 pub const TCP_BUFFER: usize = 4096;
+
+/// A connection idle this long has its TCP socket and buffers parked
+/// (freed; rebuilt at its next segment or write, `smb-usertcp`), so an
+/// idle connection costs a few hundred bytes of TCP state.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// The interface facts the transport needs.
 #[derive(Debug, Clone)]
@@ -66,6 +81,51 @@ pub struct XdpOptions {
     /// Most connections a shard holds in TCP (half-open and closing
     /// included).
     pub max_flows: usize,
+}
+
+/// One shard's drop and refusal counters (`ctl stats` "xdp", `/metrics`
+/// `smbcore_xdp_*`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XdpCounters {
+    /// The AF_XDP socket's.
+    pub xsk: XskCounters,
+    /// The TCP stack's.
+    pub tcp: StackStats,
+    /// TCP connections held (half-open and closing included).
+    pub flows: usize,
+    /// Of those, half-open.
+    pub half_open: usize,
+    /// Of those, parked (idle: socket and buffers freed).
+    pub parked: usize,
+}
+
+/// The shard's timer wheel (the engine's) as the TCP stack's
+/// [`TimerHost`]: the stack's instants are microseconds since `epoch`.
+struct ShardTimers<'a> {
+    engine: &'a mut Engine,
+    epoch: Instant,
+}
+
+impl keepalive::Wheel for ShardTimers<'_> {
+    fn insert(&mut self, at: Instant) -> u64 {
+        self.engine
+            .schedule_transport(at, keepalive::KEEPALIVE_TOKEN)
+    }
+
+    fn cancel(&mut self, key: u64) {
+        self.engine.cancel_transport(key);
+    }
+}
+
+impl TimerHost for ShardTimers<'_> {
+    fn insert(&mut self, at: SmolInstant, token: u32) -> u64 {
+        let at = self.epoch + Duration::from_micros(at.total_micros().max(0) as u64);
+        self.engine.schedule_transport(at, token)
+    }
+
+    fn cancel(&mut self, key: u64) {
+        self.engine.cancel_transport(key);
+    }
 }
 
 /// The program, its map and its attachment; dropping it detaches the
@@ -184,6 +244,8 @@ pub(crate) struct XdpShard {
     pin_cpu: Option<usize>,
     to_close: Vec<ConnId>,
     fired: Vec<FlowId>,
+    /// Transport timers the engine's wheel handed back (token, key).
+    due: Vec<(u32, u64)>,
     touched: Vec<FlowId>,
     /// Frames wait in the receive ring for transmit frames to come back.
     starved: bool,
@@ -218,6 +280,11 @@ impl XdpShard {
         cfg.rx_buffer = TCP_BUFFER;
         cfg.tx_buffer = TCP_BUFFER;
         cfg.max_flows = opts.max_flows;
+        // A SYN flood holds at most a quarter of the slots (RFC 4987).
+        cfg.max_half_open = (opts.max_flows / 4).max(1);
+        cfg.isn_secret = crate::rng::os_random()?;
+        cfg.own_timers = false;
+        cfg.park_after = Some(SmolDuration::from_micros(PARK_AFTER.as_micros() as u64));
         // smoltcp's keep-alive is started by the watch (keepalive.rs).
         cfg.keep_alive = None;
         cfg.timeout = opts
@@ -238,6 +305,7 @@ impl XdpShard {
                 pin_cpu,
                 to_close: Vec::new(),
                 fired: Vec::new(),
+                due: Vec::new(),
                 touched: Vec::new(),
                 starved: false,
                 keepalive: opts
@@ -253,16 +321,32 @@ impl XdpShard {
         SmolInstant::from_micros(now.saturating_duration_since(self.epoch).as_micros() as i64)
     }
 
-    /// How long to wait: the engine's deadline or the next TCP timer.
+    /// File the TCP timers the stack asked for in the shard's wheel.
+    fn file_timers(&mut self) {
+        let mut host = ShardTimers {
+            engine: &mut self.core.engine,
+            epoch: self.epoch,
+        };
+        self.stack.file_timers(&mut host);
+    }
+
+    /// Publish the drop counters for `ctl stats` and `/metrics`.
+    fn publish_counters(&self) {
+        let xsk = self.port.counters().unwrap_or_default();
+        let c = XdpCounters {
+            xsk,
+            tcp: self.stack.stats(),
+            flows: self.stack.len(),
+            half_open: self.stack.half_open(),
+            parked: self.stack.parked(),
+        };
+        self.core.shared.xdp_counters.lock().insert(self.core.id, c);
+    }
+
+    /// How long to wait: until the shard's wheel (sessions and TCP timers
+    /// alike) is next due.
     fn timeout(&self, now: Instant) -> Duration {
         let mut t = self.core.wait_timeout(now);
-        if let Some(at) = self.stack.next_deadline() {
-            let at = self.epoch + Duration::from_micros(at.total_micros().max(0) as u64);
-            t = t.min(at.saturating_duration_since(now));
-        }
-        if let Some(at) = self.keepalive.as_ref().and_then(|k| k.next_deadline()) {
-            t = t.min(at.saturating_duration_since(now));
-        }
         if self.stack.has_blocked() || self.starved {
             // Waiting for transmit frames to come back: the completion
             // ring wakes nobody, so look again soon.
@@ -307,25 +391,49 @@ impl XdpShard {
     pub(crate) fn run(mut self) {
         self.core.tune_thread(self.pin_cpu);
         tracing::debug!(shard = self.core.id, transport = "xdp", "shard started");
+        self.publish_counters();
         while !self.core.stopping {
+            self.file_timers();
             let timeout = self.timeout(Instant::now());
             let woken = self.wait(timeout);
             // Dated after the wait: a read is never dated before it arrived.
             let now = Instant::now();
             if woken {
+                // Fresh counters before an admin query is answered.
+                self.publish_counters();
                 crate::shard::drain_commands(&mut self, now);
             }
             self.receive();
+            // One wheel: sessions' deadlines and TCP's timers come due
+            // together.
             let now = Instant::now();
+            self.core.engine.handle_timeout(now);
             let snow = self.smol(now);
+            let mut due = std::mem::take(&mut self.due);
             let mut fired = std::mem::take(&mut self.fired);
-            self.stack.poll_timers(snow, &mut self.port.tx, &mut fired);
+            self.core.engine.take_transport_timers(&mut due);
+            let mut probe = std::mem::take(&mut self.probe);
+            for (token, key) in due.drain(..) {
+                if token == keepalive::KEEPALIVE_TOKEN {
+                    if let Some(k) = &mut self.keepalive {
+                        let mut wheel = ShardTimers {
+                            engine: &mut self.core.engine,
+                            epoch: self.epoch,
+                        };
+                        k.fired(key, now, &mut wheel, &mut probe);
+                    }
+                    continue;
+                }
+                self.stack
+                    .timer_fired(snow, token, key, &mut self.port.tx, &mut fired);
+            }
+            self.probe = probe;
             for id in fired.drain(..) {
                 self.service(id, now);
             }
+            self.due = due;
             self.fired = fired;
             self.start_probes(now);
-            self.core.engine.handle_timeout(Instant::now());
             crate::shard::drain_engine_events(&mut self);
             self.flush_tx();
         }
@@ -408,7 +516,7 @@ impl XdpShard {
         let Some(flow) = self.stack.flow_mut(id) else {
             return;
         };
-        let state = flow.socket().state();
+        let state = flow.state();
         if flow.user.is_none() {
             match state {
                 State::Closed => {
@@ -421,7 +529,11 @@ impl XdpShard {
                             self.core.count_socket(true);
                             self.by_conn.insert(conn, id);
                             if let Some(k) = &mut self.keepalive {
-                                k.watch(id, now);
+                                let mut wheel = ShardTimers {
+                                    engine: &mut self.core.engine,
+                                    epoch: self.epoch,
+                                };
+                                k.watch(id, now, &mut wheel);
                             }
                             if let Some(f) = self.stack.flow_mut(id) {
                                 f.user = Some(XConn {
@@ -573,10 +685,14 @@ impl XdpShard {
     fn detach(&mut self, conn: ConnId, now: Instant) {
         if let Some(id) = self.by_conn.remove(&conn) {
             if let Some(k) = &mut self.keepalive {
-                k.forget(id);
+                let mut wheel = ShardTimers {
+                    engine: &mut self.core.engine,
+                    epoch: self.epoch,
+                };
+                k.forget(id, &mut wheel);
             }
-            if let Some(f) = self.stack.flow_mut(id) {
-                f.user = None;
+            if let Some(u) = self.stack.user_mut(id) {
+                *u = None;
             }
             self.core.count_socket(false);
             self.core.closed(conn, now);
@@ -600,7 +716,7 @@ impl XdpShard {
         if self
             .stack
             .flow(id)
-            .is_some_and(|f| f.socket().state() == State::Closed)
+            .is_some_and(|f| f.state() == State::Closed)
         {
             self.stack.remove(id);
         }
@@ -608,23 +724,32 @@ impl XdpShard {
 
     /// The peer of `id` was heard from: stop probing it if it was.
     fn heard(&mut self, id: FlowId, now: Instant) {
-        if self.keepalive.as_mut().is_some_and(|k| k.heard(id, now)) {
+        let mut wheel = ShardTimers {
+            engine: &mut self.core.engine,
+            epoch: self.epoch,
+        };
+        if self
+            .keepalive
+            .as_mut()
+            .is_some_and(|k| k.heard(id, now, &mut wheel))
+        {
             if let Some(f) = self.stack.flow_mut(id) {
                 f.socket_mut().set_keep_alive(None);
             }
         }
     }
 
-    /// Connections silent for the keep-alive idle time: smoltcp probes
-    /// each at once and then every interval, and its timeout (idle +
-    /// interval x count of silence) ends it if nothing answers.
+    /// Connections silent for the keep-alive idle time (their watch's
+    /// timers came due on the wheel this turn): smoltcp probes each at once
+    /// and then every interval, and its timeout (idle + interval x count of
+    /// silence) ends it if nothing answers. A probing socket is not parked
+    /// (`smb-usertcp`'s park rules), so its probes go on.
     fn start_probes(&mut self, now: Instant) {
-        let Some(k) = &mut self.keepalive else {
+        let Some(k) = &self.keepalive else {
             return;
         };
         let every = SmolDuration::from_micros(k.interval().as_micros() as u64);
         let mut probe = std::mem::take(&mut self.probe);
-        k.due(now, &mut probe);
         let snow = self.smol(now);
         for id in probe.drain(..) {
             if let Some(f) = self.stack.flow_mut(id) {
@@ -648,6 +773,8 @@ impl XdpShard {
             self.stack.poll(snow, id, &mut self.port.tx);
         }
         self.flush_tx();
+        self.file_timers();
+        self.publish_counters();
         tracing::info!(shard = self.core.id, xsk = %self.port.statistics(), "shard stopped");
     }
 }

@@ -246,6 +246,25 @@ impl XskPort {
         }
     }
 
+    /// The kernel's counters of this socket (getsockopt `XDP_STATISTICS`,
+    /// `struct xdp_statistics` of linux/if_xdp.h), with the transmit
+    /// frames this side dropped for want of room.
+    pub(crate) fn counters(&self) -> std::io::Result<XskCounters> {
+        let s = self
+            ._user
+            .statistics_v2()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(XskCounters {
+            rx_dropped: s.rx_dropped,
+            rx_invalid_descs: s.rx_invalid_descs,
+            tx_invalid_descs: s.tx_invalid_descs,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+            tx_ring_empty_descs: s.tx_ring_empty_descs,
+            tx_dropped_here: self.tx.dropped,
+        })
+    }
+
     /// The socket's descriptor (for the XSKMAP and for waiting).
     pub(crate) fn fd(&self) -> i32 {
         self.rx.rx.as_raw_fd()
@@ -420,4 +439,26 @@ mod tests {
         assert!(ipv4_payload(&f).is_none());
         assert!(ipv4_payload(&f[..13]).is_none());
     }
+}
+
+/// An AF_XDP socket's drop counters: the kernel's (`struct
+/// xdp_statistics`, linux/if_xdp.h; the last three since Linux 5.9) and
+/// the transmit frames dropped here when no frame was free.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XskCounters {
+    /// Frames the kernel dropped for reasons other than invalid
+    /// descriptors (e.g. the receive ring full, in older kernels).
+    pub rx_dropped: u64,
+    /// Receive descriptors the kernel found invalid.
+    pub rx_invalid_descs: u64,
+    /// Transmit descriptors the kernel found invalid.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the receive ring was full.
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty when a frame came.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the kernel found the transmit ring empty when kicked.
+    pub tx_ring_empty_descs: u64,
+    /// Frames this side could not send for want of a free UMEM frame.
+    pub tx_dropped_here: u64,
 }

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Memory per connection with one idle IPC$ session, TCP state and SMB
+# together (issue 14), the same way for the kernel's TCP (mio, io-uring) and
+# for AF_XDP + user-space TCP (xdp), in one AF_XDP lab (scripts/xdp-lab):
+# smb-loadgen opens N one-session connections from the client namespace and
+# holds them idle; once the server counts all N, this script reads
+#
+# - the server's RSS growth (VmRSS after - before) / N. For xdp the UMEM (a
+#   fixed area per shard, resident from the start) is read from
+#   /proc/PID/smaps and reported apart, not per connection;
+# - the kernel's slab memory (sum of active objects x object size over
+#   /proc/slabinfo) growth / N, and the caches that grew most. Slab is
+#   global: it holds the client's sockets too. The xdp run has no kernel
+#   socket on the server's side, so its slab growth is the client's alone,
+#   and the kernel path's server-side socket cost is its growth minus the
+#   xdp run's (printed as "server kernel/conn");
+# - TCP sockets in use and TCP memory pages of /proc/net/sockstat in the
+#   server's namespace (`mem` pages are global and count queued data only).
+#
+# A kernel-path server holds one descriptor per connection, so it stops
+# below the 20,000 open-files limit: its counts are capped at KERNEL_MAX
+# (19,000). Other builds on the machine move the global slab figures a little;
+# compare figures of one run.
+#
+#   scripts/bench-xdp-memory.sh [TRANSPORTS...]     (default: xdp mio io-uring)
+#   COUNTS="10000 50000" scripts/bench-xdp-memory.sh xdp
+#
+# Bounded: each step under `timeout`; the lab is removed at the end, also on
+# failure. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNTS="${COUNTS:-10000 50000}"
+KERNEL_MAX="${KERNEL_MAX:-19000}"
+PORT=4450
+transports=("$@")
+[ ${#transports[@]} -gt 0 ] || transports=(xdp mio io-uring)
+
+cargo build --release --quiet --bin smbcore --bin smb-loadgen
+lab="xmem$$"
+dir="$(mktemp -d)"
+chmod 700 "$dir"
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "${smb_pid:-$server_pid}" 2>/dev/null || true
+  scripts/xdp-lab -n "$lab" down
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+eval "$(scripts/xdp-lab -n "$lab" up --clients 4)"
+cli() { scripts/xdp-lab -n "$lab" exec client "$@"; }
+srv() { scripts/xdp-lab -n "$lab" exec server "$@"; }
+srv sysctl -qw net.ipv4.tcp_max_syn_backlog=65536 net.core.somaxconn=65536
+
+slab_bytes() { awk 'NR > 2 {s += $2 * $4} END {print s}' /proc/slabinfo; }
+slab_snap() { awk 'NR > 2 {print $1, $2 * $4}' /proc/slabinfo | sort; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# The UMEM's resident KiB, read before any load: mappings of exactly
+# 64 MiB (xsk.rs: 2 x 16,384 frames of 2 KiB) wholly resident (it is mapped
+# with MAP_POPULATE, so it is in the baseline and never in the growth;
+# malloc's 64 MiB arenas are not resident then); 0 on the kernel path.
+umem_kib() {
+  awk '/^Size:/ {z = $2} /^Rss:/ && z == 65536 && $2 == 65536 {s += $2} END {print s + 0}' "/proc/$1/smaps"
+}
+sockstat() { srv awk '/^TCP:/ {print "inuse=" $3 " mem_pages=" $NF}' /proc/net/sockstat; }
+
+declare -A client_slab
+for t in "${transports[@]}"; do
+  for n in $COUNTS; do
+    if [ "$t" != xdp ] && [ "$n" -gt "$KERNEL_MAX" ]; then
+      echo "== $t $n: capped at $KERNEL_MAX (one descriptor per connection, 20,000 at most per process)"
+      n="$KERNEL_MAX"
+    fi
+    admin="$dir/admin.sock"
+    extra=()
+    [ "$t" = xdp ] && extra=(--xdp-interface "$SERVER_IF")
+    srv timeout 900 target/release/smbcore serve --transport "$t" "${extra[@]}" \
+      --listen "$SERVER_ADDR:$PORT" --threads 1 --autodisconnect 10m \
+      --max-connections "$((n + 1000))" --admin-socket "$admin" >"$dir/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do [ -S "$admin" ] && break; sleep 0.1; done
+    [ -S "$admin" ] || { cat "$dir/server.log"; exit 1; }
+    # The smbcore process itself (under `timeout`, run from a subshell): the
+    # one in the server namespace named smbcore.
+    smb_pid="$(for p in $(ip netns pids "$lab-srv"); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = smbcore ] && echo "$p"; done | head -1)"
+    [ -n "$smb_pid" ] || { echo "no smbcore process in $lab-srv"; exit 1; }
+    ctl() { target/release/smbcore ctl --admin-socket "$admin" "$@"; }
+    sleep 1
+    rss0="$(rss_kib "$smb_pid")"
+    umem0="$(umem_kib "$smb_pid")"
+    slab0="$(slab_bytes)"
+    slab_snap >"$dir/slab0"
+    ss0="$(sockstat)"
+    # The sessions stay open (10 minute autodisconnect) until this script
+    # ends the load generator.
+    cli timeout 600 target/release/smb-loadgen --target "$SERVER_ADDR:$PORT" --no-progress \
+      --sessions "$n" --workers "$(((n + 17999) / 18000))" --source-ips 198.18.1.1-198.18.1.4 \
+      --autodisconnect 10m --probes 0 --baseline 0s >"$dir/loadgen.log" 2>&1 &
+    lg=$!
+    got=0
+    for _ in $(seq 600); do
+      got="$(ctl stats --json 2>/dev/null | jq -r '"\(.connections) \(.sessions)"' || echo "0 0")"
+      read -r c s <<<"$got"
+      [ "$c" -ge "$n" ] && [ "$s" -ge "$n" ] && break
+      kill -0 "$lg" 2>/dev/null || break
+      sleep 1
+    done
+    sleep 2 # the last answers and ACKs settle
+    read -r c s <<<"$(ctl stats --json | jq -r '"\(.connections) \(.sessions)"')"
+    rss1="$(rss_kib "$smb_pid")"
+    slab1="$(slab_bytes)"
+    slab_snap >"$dir/slab1"
+    ss1="$(sockstat)"
+    top="$(join "$dir/slab0" "$dir/slab1" | awk -v n="$c" '{d = $3 - $2; if (d > 0) printf "%d %s %.0f\n", d, $1, d / n}' |
+      sort -rn | head -6 | awk '{printf "%s %s B/conn, ", $2, $3}')"
+    # End the load (its workers too) before the server: no reaping here.
+    for p in $(ip netns pids "$lab-cli"); do kill "$p" 2>/dev/null || true; done
+    wait "$lg" 2>/dev/null || true
+    kill "$smb_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+    rm -f "$admin"
+    if [ "$c" -lt "$n" ]; then
+      echo "== $t $n: only $c connections, $s sessions opened:"
+      grep -iE "error|open:" "$dir/loadgen.log" | head -5
+    fi
+    rss_pc=$(((rss1 - rss0) * 1024 / c))
+    slab_pc=$(((slab1 - slab0) / c))
+    line="== $t connections=$c sessions=$s: server RSS/conn (UMEM apart)=$rss_pc B; slab/conn (client and server)=$slab_pc B"
+    if [ "$t" = xdp ]; then
+      client_slab[$n]="$slab_pc"
+      client_slab[any]="$slab_pc"
+      line+="; UMEM $((umem0 / 1024)) MiB resident from the start (fixed per shard, not in the growth)"
+      line+="; total/conn = $rss_pc B"
+    elif [ -n "${client_slab[$n]:-${client_slab[any]:-}}" ]; then
+      k=$((slab_pc - ${client_slab[$n]:-${client_slab[any]}}))
+      line+="; server kernel/conn (minus the xdp run's client-only slab)=$k B; total/conn = $((rss_pc + k)) B"
+    fi
+    echo "$line"
+    echo "   RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB; sockstat (server ns) before: $ss0, after: $ss1"
+    echo "   slab grew most: ${top%, }"
+  done
+done

@@ -13,7 +13,11 @@
 #   global: it holds the client's sockets too. The xdp run has no kernel
 #   socket on the server's side, so its slab growth is the client's alone,
 #   and the kernel path's server-side socket cost is its growth minus the
-#   xdp run's (printed as "server kernel/conn");
+#   xdp run's, summed over the caches a socket uses (SOCK_CACHES: the
+#   socket, its inode, file, dentry, epoll item, io_uring's and the small
+#   kmalloc caches; printed as "server kernel/conn" with each cache's
+#   share). Other caches (proc inodes read by the sampling, ...) are left
+#   out of that figure;
 # - TCP sockets in use and TCP memory pages of /proc/net/sockstat in the
 #   server's namespace (`mem` pages are global and count queued data only).
 #
@@ -65,6 +69,12 @@ umem_kib() {
 }
 sockstat() { srv awk '/^TCP:/ {print "inuse=" $3 " mem_pages=" $NF}' /proc/net/sockstat; }
 
+# The caches a connected TCP socket with a descriptor takes from.
+SOCK_CACHES="TCP request_sock_TCP sock_inode_cache filp dentry eventpoll_epi eventpoll_pwq skbuff_head_cache kmalloc-32 kmalloc-64 kmalloc-96 kmalloc-128 kmalloc-192 kmalloc-256 kmalloc-512 kmalloc-1k kmalloc-2k kmalloc-4k kmalloc-cg-32 kmalloc-cg-64 kmalloc-cg-96 kmalloc-cg-128 kmalloc-cg-192 kmalloc-cg-256 kmalloc-cg-512 kmalloc-cg-1k kmalloc-cg-2k kmalloc-cg-4k"
+# Growth per connection of each socket cache: "name bytes" lines.
+sock_growth() {
+  join "$1" "$2" | awk -v n="$3" -v list=" $SOCK_CACHES " 'index(list, " " $1 " ") {printf "%s %.0f\n", $1, ($3 - $2) / n}' | sort
+}
 declare -A client_slab
 for t in "${transports[@]}"; do
   for n in $COUNTS; do
@@ -131,11 +141,18 @@ for t in "${transports[@]}"; do
     if [ "$t" = xdp ]; then
       client_slab[$n]="$slab_pc"
       client_slab[any]="$slab_pc"
+      sock_growth "$dir/slab0" "$dir/slab1" "$c" >"$dir/xdp-sock.$n"
+      cp "$dir/xdp-sock.$n" "$dir/xdp-sock.any"
       line+="; UMEM $((umem0 / 1024)) MiB resident from the start (fixed per shard, not in the growth)"
       line+="; total/conn = $rss_pc B"
-    elif [ -n "${client_slab[$n]:-${client_slab[any]:-}}" ]; then
-      k=$((slab_pc - ${client_slab[$n]:-${client_slab[any]}}))
-      line+="; server kernel/conn (minus the xdp run's client-only slab)=$k B; total/conn = $((rss_pc + k)) B"
+    elif [ -f "$dir/xdp-sock.any" ]; then
+      ref="$dir/xdp-sock.$n"
+      [ -f "$ref" ] || ref="$dir/xdp-sock.any"
+      sock_growth "$dir/slab0" "$dir/slab1" "$c" | join - "$ref" |
+        awk '{d = $2 - $3; if (d > 16 || d < -16) printf "%s %d\n", $1, d}' | sort -k2 -rn >"$dir/server-sock"
+      k="$(awk '{s += $2} END {print s + 0}' "$dir/server-sock")"
+      line+="; server kernel/conn (socket caches, minus the xdp run's client-only growth)=$k B; total/conn = $((rss_pc + k)) B"
+      line+=$'\n'"   server kernel by cache: $(awk '{printf "%s %s B, ", $1, $2}' "$dir/server-sock" | sed 's/, $//')"
     fi
     echo "$line"
     echo "   RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB; sockstat (server ns) before: $ss0, after: $ss1"

@@ -142,7 +142,7 @@ sampler_pid=""
 
 # The peak: the sample with the most connections (the first such).
 read -r peak_t peak_conns peak_sess peak_fds peak_rss peak_tcp < <(
-  awk '$2 ~ /^[0-9]+$/ && $2 > m {m = $2; l = $0} END {print l}' "$dir/samples.txt")
+  awk '$2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ && $2 + $3 > m {m = $2 + $3; l = $0} END {print l}' "$dir/samples.txt")
 max_fds="$(awk '$4 ~ /^[0-9]+$/ && $4 > m {m = $4} END {print m + 0}' "$dir/samples.txt")"
 max_rss="$(awk '$5 ~ /^[0-9]+$/ && $5 > m {m = $5} END {print m + 0}' "$dir/samples.txt")"
 first_rss="$(awk '$5 ~ /^[0-9]+$/ {print $5; exit}' "$dir/samples.txt")"

@@ -58,7 +58,7 @@ ip netns exec "$srv" ethtool -K xl-srv gro off >/dev/null 2>&1 || true
 ip -n "$srv" link set xl-srv up
 ip -n "$cli" link set xl-cli up
 ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
-echo "== veth with $QUEUES queues: $(ls /sys/class/net 2>/dev/null >/dev/null; ip netns exec "$srv" ls /sys/class/net/xl-srv/queues | tr '\n' ' ')"
+echo "== veth with $QUEUES queues: $(ip netns exec "$srv" ls /sys/class/net/xl-srv/queues | tr '\n' ' ')"
 
 ip netns exec "$srv" timeout 300 target/release/smbcore serve --transport xdp --xdp-interface xl-srv \
   --listen 198.18.0.1:$PORT --threads "$QUEUES" --autodisconnect 10s \
@@ -66,13 +66,13 @@ ip netns exec "$srv" timeout 300 target/release/smbcore serve --transport xdp --
 for _ in $(seq 100); do [ -S "$dir/admin.sock" ] && break; sleep 0.1; done
 [ -S "$dir/admin.sock" ] || { cat "$dir/server.log"; exit 1; }
 ctl() { ip netns exec "$srv" target/release/smbcore ctl --admin-socket "$dir/admin.sock" "$@"; }
-echo "  shards: $(ctl stats --json | jq .shards), XDP mode: $(sed 's/\x1b\[[0-9;]*m//g' "$dir/server.log" | grep -o 'mode=[a-z]*' | head -1)"
+echo "  shards: $(ctl stats --json | jq .shards), XDP mode: $(sed 's/\x1b\[[0-9;]*m//g' "$dir/server.log" | grep -o 'mode=[^ ]*' | head -1)"
 rxq() {
   ip netns exec "$srv" ethtool -S xl-srv 2>/dev/null | grep -E 'rx_queue_[0-9]+_(xdp_packets|packets)' | tr -s ' ' | paste -sd' ' || true
 }
 before="$(rxq)"
 ip netns exec "$cli" timeout 120 target/release/smb-loadgen --target 198.18.0.1:$PORT --no-progress \
-  --sessions "$SESSIONS" --source-ips "198.18.1.1-198.18.1.$CLIENTS" --autodisconnect 10s \
+  --sessions "$SESSIONS" --workers "$(((SESSIONS + 17999) / 18000))" --source-ips "198.18.1.1-198.18.1.$CLIENTS" --autodisconnect 10s \
   --probes 0 --baseline 0s --json "$dir/idle.json" >"$dir/loadgen.log" 2>&1 &
 lg=$!
 # Once every session is open: how they spread over the shards.

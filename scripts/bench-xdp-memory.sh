@@ -60,12 +60,13 @@ srv sysctl -qw net.ipv4.tcp_max_syn_backlog=65536 net.core.somaxconn=65536
 slab_bytes() { awk 'NR > 2 {s += $2 * $4} END {print s}' /proc/slabinfo; }
 slab_snap() { awk 'NR > 2 {print $1, $2 * $4}' /proc/slabinfo | sort; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-# The UMEM's resident KiB, read before any load: mappings of exactly
-# 64 MiB (xsk.rs: 2 x 16,384 frames of 2 KiB) wholly resident (it is mapped
-# with MAP_POPULATE, so it is in the baseline and never in the growth;
-# malloc's 64 MiB arenas are not resident then); 0 on the kernel path.
+# The UMEM's resident KiB, read before any load: 64 MiB per mapping with
+# at least that much resident (xsk.rs: 2 x 16,384 frames of 2 KiB, mapped
+# with MAP_POPULATE, so it is in the baseline and never in the growth; the
+# kernel may merge it with a neighbouring mapping; nothing else of a fresh
+# server is that large); 0 on the kernel path.
 umem_kib() {
-  awk '/^Size:/ {z = $2} /^Rss:/ && z == 65536 && $2 == 65536 {s += $2} END {print s + 0}' "/proc/$1/smaps"
+  awk '/^Rss:/ && $2 >= 65536 {s += 65536} END {print s}' "/proc/$1/smaps"
 }
 sockstat() { srv awk '/^TCP:/ {print "inuse=" $3 " mem_pages=" $NF}' /proc/net/sockstat; }
 

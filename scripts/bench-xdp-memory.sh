@@ -26,8 +26,15 @@
 # (19,000). Other builds on the machine move the global slab figures a little;
 # compare figures of one run.
 #
+# RSS is a high-water mark: memory a connection frees once idle (a parked
+# connection's TCP buffers, on a build that parks them) goes back to
+# malloc, not to the system. RATE (setups/s, open loop) keeps the
+# connections that are new, and not idle yet, few; SETTLE (seconds, default
+# 2) is how long after the last setup the figures are read.
+#
 #   scripts/bench-xdp-memory.sh [TRANSPORTS...]     (default: xdp mio io-uring)
 #   COUNTS="10000 50000" scripts/bench-xdp-memory.sh xdp
+#   RATE=2000 SETTLE=5 scripts/bench-xdp-memory.sh xdp
 #
 # Bounded: each step under `timeout`; the lab is removed at the end, also on
 # failure. Needs root.
@@ -36,6 +43,10 @@ cd "$(dirname "$0")/.."
 
 COUNTS="${COUNTS:-10000 50000}"
 KERNEL_MAX="${KERNEL_MAX:-19000}"
+RATE="${RATE:-}"
+SETTLE="${SETTLE:-2}"
+rate=()
+[ -n "$RATE" ] && rate=(--rate "$RATE")
 PORT=4450
 transports=("$@")
 [ ${#transports[@]} -gt 0 ] || transports=(xdp mio io-uring)
@@ -107,7 +118,7 @@ for t in "${transports[@]}"; do
     # ends the load generator.
     cli timeout 600 target/release/smb-loadgen --target "$SERVER_ADDR:$PORT" --no-progress \
       --sessions "$n" --workers "$(((n + 17999) / 18000))" --source-ips 198.18.1.1-198.18.1.4 \
-      --autodisconnect 10m --probes 0 --baseline 0s >"$dir/loadgen.log" 2>&1 &
+      --autodisconnect 10m --probes 0 --baseline 0s "${rate[@]}" >"$dir/loadgen.log" 2>&1 &
     lg=$!
     got=0
     for _ in $(seq 600); do
@@ -117,7 +128,7 @@ for t in "${transports[@]}"; do
       kill -0 "$lg" 2>/dev/null || break
       sleep 1
     done
-    sleep 2 # the last answers and ACKs settle
+    sleep "$SETTLE" # the last answers and ACKs settle
     read -r c s <<<"$(ctl stats --json | jq -r '"\(.connections) \(.sessions)"')"
     rss1="$(rss_kib "$smb_pid")"
     slab1="$(slab_bytes)"
@@ -133,12 +144,14 @@ for t in "${transports[@]}"; do
     server_pid=""
     rm -f "$admin"
     if [ "$c" -lt "$n" ]; then
-      echo "== $t $n: only $c connections, $s sessions opened:"
-      grep -iE "error|open:" "$dir/loadgen.log" | head -5
+      echo "== $t $n: only $c connections, $s sessions opened; the load generator's and the server's last lines:"
+      tail -3 "$dir/loadgen.log"
+      tail -3 "$dir/server.log" | sed 's/\x1b\[[0-9;]*m//g'
+      continue
     fi
     rss_pc=$(((rss1 - rss0) * 1024 / c))
     slab_pc=$(((slab1 - slab0) / c))
-    line="== $t connections=$c sessions=$s: server RSS/conn (UMEM apart)=$rss_pc B; slab/conn (client and server)=$slab_pc B"
+    line="== $t connections=$c sessions=$s${RATE:+ (opened at $RATE/s)}: server RSS/conn (UMEM apart)=$rss_pc B; slab/conn (client and server)=$slab_pc B"
     if [ "$t" = xdp ]; then
       client_slab[$n]="$slab_pc"
       client_slab[any]="$slab_pc"

@@ -160,6 +160,8 @@ if [[ "$peak_conns" =~ ^[0-9]+$ ]] && [ "$peak_conns" -gt 0 ]; then
 fi
 echo "loadgen: opened=$(j .opened)/$(j .sessions) setup_failed=$(j .setup_failed) setup/s=$(j .setup_per_sec) open_seconds=$(j .open_seconds) reaped=$(j .reaped) early=$(j .reaped_early) never=$(j .never_reaped) lateness_ms p50/p99/max=$(j .lateness_ms.p50)/$(j .lateness_ms.p99)/$(j .lateness_ms.max) first_error=$(j .first_error)"
 echo "server: max_connections=$(awk '$1 == "max-connections" {print $2; exit}' "$dir/config.txt") sessions_timed_out=$(jq -r .sessions_timed_out "$dir/stats.json" 2>/dev/null) connections_refused=$(jq -r .connections_refused "$dir/stats.json" 2>/dev/null) protocol_errors=$(jq -r .protocol_errors "$dir/stats.json" 2>/dev/null)"
+# The xdp shards' TCP and AF_XDP counters, where the build reports them.
+jq -c '.xdp[]? | del(.shard)' "$dir/stats.json" 2>/dev/null | sed 's/^/  xdp shard: /' || true
 grep -h "shard stopped" "$dir/server.log" | sed 's/\x1b\[[0-9;]*m//g; s/^.*shard stopped/  shard stopped/' || true
 [ -n "${OUT:-}" ] && echo "logs, samples (time connections sessions fds rss_kib client_tcp) and JSON in $dir"
 

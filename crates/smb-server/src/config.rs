@@ -83,7 +83,7 @@ pub const KEYS: &[KeySpec] = &[
     },
     KeySpec {
         name: "max-connections",
-        accepts: "a positive integer",
+        accepts: "a positive integer (automatically the open-files limit less 100, one descriptor per connection; on the xdp transport, which takes none, a quarter of physical memory at 16 KiB per connection)",
         live: true,
     },
     KeySpec {
@@ -236,6 +236,12 @@ pub fn key_spec(name: &str) -> Result<&'static KeySpec, ConfigError> {
         ))
     })
 }
+
+/// What the automatic `max-connections` of the xdp transport counts per
+/// connection: its TCP state and 4 KiB buffers each way in user space and
+/// one idle session, about 9.6 KiB measured (scripts/bench-xdp-memory.sh),
+/// with room for a second session or a request in flight.
+pub const XDP_CONNECTION_BYTES: u64 = 16 << 10;
 
 /// Facts about the machine the automatic values are computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,6 +486,14 @@ impl Settings {
             // A quarter of physical memory, in whole MiB.
             "memory-budget" => format_size((m.memory_bytes / 4) & !((1 << 20) - 1)),
             // Leave headroom for listeners, pollers, the admin socket, logs.
+            // One descriptor per kernel socket; leave headroom for
+            // listeners, pollers, the admin socket, logs. The xdp transport
+            // holds a connection in memory only (TCP in user space), so its
+            // bound is memory: a quarter of it at XDP_CONNECTION_BYTES each.
+            "max-connections" if self.get("transport").0 == "xdp" => ((m.memory_bytes / 4)
+                / XDP_CONNECTION_BYTES)
+                .max(16)
+                .to_string(),
             "max-connections" => m.open_files.saturating_sub(100).max(16).to_string(),
             "max-sessions-per-connection" => "1024".to_string(),
             // Nine tenths of the connections in force: one address cannot
@@ -867,6 +881,26 @@ mod tests {
         assert_eq!(e.max_connections, 19_900);
         assert_eq!(e.autodisconnect.to_string(), "15");
         assert!(s.show().iter().all(|k| !k.explicit));
+    }
+
+    #[test]
+    fn xdp_connections_are_bounded_by_memory_not_descriptors() {
+        // The xdp transport takes no descriptor per connection: 200,000
+        // connections fit a 20,000 open-files limit (issue 14).
+        let mut s = machine(2, 20_000);
+        s.set(Source::CommandLine, "transport", "xdp").unwrap();
+        let e = s.effective().unwrap();
+        assert_eq!(e.max_connections, (8u64 << 30) / 4 / XDP_CONNECTION_BYTES);
+        assert_eq!(e.max_connections, 131_072);
+        assert_eq!(e.max_connections_per_client, 131_072 - 13_107);
+        // An explicit value still rules, and the kernel transports keep the
+        // descriptor bound.
+        s.set(Source::CommandLine, "max-connections", "250000")
+            .unwrap();
+        assert_eq!(s.effective().unwrap().max_connections, 250_000);
+        let mut k = machine(2, 20_000);
+        k.set(Source::CommandLine, "transport", "mio").unwrap();
+        assert_eq!(k.effective().unwrap().max_connections, 19_900);
     }
 
     #[test]

@@ -345,9 +345,10 @@ impl TxSide {
         self.free.len()
     }
 
-    /// Descriptors on the transmit ring the kernel has not taken yet.
+    /// Packets not yet sent: descriptors on the transmit ring the kernel
+    /// has not taken, and built packets waiting for room on the ring.
     pub(crate) fn unsent(&self) -> u32 {
-        self.tx.pending()
+        self.tx.pending() + self.pending.len() as u32
     }
 
     /// Put the packets built since the last flush on the transmit ring and
@@ -358,12 +359,13 @@ impl TxSide {
             let mut w = self.tx.transmit(self.pending.len() as u32);
             let n = w.insert(self.pending.iter().copied()) as usize;
             w.commit();
-            // Frames of descriptors the ring had no room for go back.
-            for d in self.pending.drain(n..) {
-                self.free.push(d.addr);
-                self.dropped += 1;
-            }
-            self.pending.clear();
+            // Descriptors the ring had no room for stay pending, in order,
+            // for the next flush: they are built packets (a FIN, an ACK),
+            // and dropping them costs their connection a retransmission
+            // timeout (what made reaping 200,000 connections up to 0.8 s
+            // late). They hold frames taken from `free`, so what waits is
+            // bounded by the transmit half of the UMEM.
+            self.pending.drain(..n);
         }
         if self.tx.needs_wakeup() || self.tx.pending() > 0 {
             self.tx.wake();

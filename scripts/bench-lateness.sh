@@ -10,6 +10,7 @@
 # Prints the histogram (microseconds) and smb-loadgen's early / never-reaped line. Needs a
 # release build (cargo build --release --bin smbcore --bin smb-loadgen) and python3.
 #
+# ECHO_NICE=N runs the echo load at that nice value (a server given the CPU first).
 # With SCHED=1 it also records the scheduler (`perf sched record`, system-wide, while the idle
 # sessions are opened and reaped) and prints the shard threads' scheduling delay: how long a
 # shard thread that was woken waited for a CPU (`perf sched timehist`, "sch delay"). A reap
@@ -23,7 +24,7 @@ P=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print
 W=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$W"' EXIT
 "$BIN" serve --listen 127.0.0.1:$P --admin-socket $W/a.sock --transport $T --autodisconnect 6s >$W/log 2>&1 &
 PID=$!; sleep 0.5
-( end=$((SECONDS+14)); while [ $SECONDS -lt $end ]; do $LG --target 127.0.0.1:$P --scenario echo --connections 100 --queue-depth 4 --duration 4s --no-progress >/dev/null 2>&1; done ) &
+( end=$((SECONDS+14)); while [ $SECONDS -lt $end ]; do nice -n "${ECHO_NICE:-0}" $LG --target 127.0.0.1:$P --scenario echo --connections 100 --queue-depth 4 --duration 4s --no-progress >/dev/null 2>&1; done ) &
 EP=$!
 sleep 1
 if [ "${SCHED:-0}" = 1 ]; then

@@ -270,16 +270,9 @@ impl LabServer {
     pub fn wait_sessions(
         &self,
         timeout: Duration,
-        mut cond: impl FnMut(&[serde_json::Value]) -> bool,
+        cond: impl FnMut(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.sessions();
-            if cond(&s) || Instant::now() > deadline {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::poll_until(timeout, Duration::from_millis(50), || self.sessions(), cond)
     }
 }
 

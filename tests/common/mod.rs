@@ -257,16 +257,9 @@ impl TestServer {
     pub fn wait_sessions(
         &self,
         timeout: Duration,
-        mut cond: impl FnMut(&[serde_json::Value]) -> bool,
+        cond: impl FnMut(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.sessions();
-            if cond(&s) || Instant::now() > deadline {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        poll_until(timeout, Duration::from_millis(25), || self.sessions(), cond)
     }
 
     /// Send SIGTERM and wait for a clean exit.
@@ -501,4 +494,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Calls `read` until `cond` holds on what it returned or `timeout` passed
+/// (then the last reading), `every` apart: how tests wait for the server's
+/// state (`ctl sessions`) to change.
+pub fn poll_until<E>(
+    timeout: Duration,
+    every: Duration,
+    mut read: impl FnMut() -> Vec<E>,
+    mut cond: impl FnMut(&[E]) -> bool,
+) -> Vec<E> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = read();
+        if cond(&s) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(every);
+    }
 }

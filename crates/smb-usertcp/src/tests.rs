@@ -66,9 +66,10 @@ impl Pair {
         panic!("the pair never went quiet");
     }
 
-    fn connect(&mut self, port: u16) -> (FlowId, FlowId) {
-        let c = self
-            .client
+    /// The client's SYN from `port` to the server, queued, not yet
+    /// delivered.
+    fn start_connect(&mut self, port: u16) -> FlowId {
+        self.client
             .connect(
                 self.now,
                 SocketAddrV4::new(CLIENT, port),
@@ -77,7 +78,12 @@ impl Pair {
                 &mut self.to_server,
                 0,
             )
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A connection from `port`, handshake done: (client's, server's).
+    fn connect(&mut self, port: u16) -> (FlowId, FlowId) {
+        let c = self.start_connect(port);
         self.run();
         let s = self
             .server
@@ -191,17 +197,7 @@ fn bad_checksums_and_garbage_make_no_flow_and_harm_no_connection() {
     let mut p = Pair::new();
     let (c, s) = p.connect(40000);
     // A SYN from another port, with its checksum broken.
-    let c2 = p
-        .client
-        .connect(
-            p.now,
-            SocketAddrV4::new(CLIENT, 40001),
-            SocketAddrV4::new(SERVER, 445),
-            [2; 6],
-            &mut p.to_server,
-            0,
-        )
-        .unwrap();
+    let c2 = p.start_connect(40001);
     let mut syn = p.to_server.packets.pop().unwrap();
     syn[36] ^= 0xff; // the TCP checksum's first byte
     let ev = p

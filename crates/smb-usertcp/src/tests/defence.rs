@@ -79,17 +79,7 @@ fn a_syn_flood_holds_only_the_half_open_table_and_real_handshakes_complete() {
     // A real client's handshake in the middle of the flood (the flood goes
     // on while its SYN-ACK is on the way, at fewer SYNs than the table
     // holds in one round trip).
-    let c1 = p
-        .client
-        .connect(
-            p.now,
-            SocketAddrV4::new(CLIENT, 40001),
-            SocketAddrV4::new(SERVER, 445),
-            [2; 6],
-            &mut p.to_server,
-            0,
-        )
-        .unwrap();
+    let c1 = p.start_connect(40001);
     for syn in std::mem::take(&mut p.to_server.packets) {
         p.server
             .ingress(p.now, [1; 6], &syn, &mut p.to_client, || 7);

@@ -490,3 +490,65 @@ impl Drop for HostLab {
             .status();
     }
 }
+
+/// Where a test server ([`super::TestServer`], [`super::memfs::MemfsServer`])
+/// runs: on loopback, or, with `SMBCORE_TEST_TRANSPORT=xdp` (and no
+/// `--transport` of the test's own), on the xdp transport in a
+/// [`HostLab`] of its own.
+#[derive(Debug)]
+pub struct ServerPlace {
+    /// The server's namespace and veth pair (xdp only).
+    pub lab: Option<HostLab>,
+}
+
+impl ServerPlace {
+    /// The place for a server started with `extra` arguments.
+    pub fn new(extra: &[&str]) -> ServerPlace {
+        let own_transport = extra.contains(&"--transport");
+        ServerPlace {
+            lab: (super::transport_is_xdp() && !own_transport).then(HostLab::up),
+        }
+    }
+
+    /// The server's address (`127.0.0.1` on loopback).
+    pub fn host(&self) -> String {
+        self.lab
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |l| l.server_addr.to_string())
+    }
+
+    /// `--transport T` (from `SMBCORE_TEST_TRANSPORT`, unless `extra`
+    /// names one) and, in a lab, `--xdp-interface` for its server end.
+    pub fn transport_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = Vec::new();
+        if !extra.contains(&"--transport") {
+            args.extend(super::transport_args());
+        }
+        if self.lab.is_some() {
+            args.extend(["--xdp-interface".to_string(), "xl-srv".to_string()]);
+        }
+        args
+    }
+
+    /// `extra` with each `127.0.0.1:PORT` (something else the server
+    /// listens on, as `--metrics`) moved to the server's address: in a lab
+    /// the server's own loopback is not reachable from here.
+    pub fn map_args(&self, extra: &[&str]) -> Vec<String> {
+        let host = self.host();
+        extra
+            .iter()
+            .map(|s| match s.strip_prefix("127.0.0.1:") {
+                Some(port) if self.lab.is_some() => format!("{host}:{port}"),
+                _ => s.to_string(),
+            })
+            .collect()
+    }
+
+    /// A command that runs `program` where the server runs.
+    pub fn command(&self, program: &std::path::Path) -> Command {
+        match &self.lab {
+            Some(l) => l.server_command(program),
+            None => Command::new(program),
+        }
+    }
+}

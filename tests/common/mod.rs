@@ -113,37 +113,20 @@ impl TestServer {
         let log = dir.join("server.log");
         let logf = std::fs::File::create(&log).expect("log file");
         // xdp: a server namespace and a veth pair of the server's own.
-        let lab = (transport_is_xdp() && !extra.contains(&"--transport")).then(lab::HostLab::up);
-        let host = lab
-            .as_ref()
-            .map_or("127.0.0.1".to_string(), |l| l.server_addr.to_string());
-        let listen = format!("{host}:{port}");
+        let place = lab::ServerPlace::new(extra);
+        let host = place.host();
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen".into(),
-            listen,
+            format!("{host}:{port}"),
             "--users".into(),
             users.display().to_string(),
             "--admin-socket".into(),
             admin_socket.display().to_string(),
         ];
-        if !extra.contains(&"--transport") {
-            args.extend(transport_args());
-        }
-        if lab.is_some() {
-            args.extend(["--xdp-interface".to_string(), "xl-srv".to_string()]);
-        }
-        // xdp: the server's own loopback is not reachable from here; what
-        // a test has it listen on there (--metrics) goes on its veth
-        // address instead (see `TestServer::here`).
-        args.extend(extra.iter().map(|s| match s.strip_prefix("127.0.0.1:") {
-            Some(port) if lab.is_some() => format!("{host}:{port}"),
-            _ => s.to_string(),
-        }));
-        let mut cmd = match &lab {
-            Some(l) => l.server_command(&smbcore_bin()),
-            None => Command::new(smbcore_bin()),
-        };
+        args.extend(place.transport_args(extra));
+        args.extend(place.map_args(extra));
+        let mut cmd = place.command(&smbcore_bin());
         let child = cmd
             .args(&args)
             .env(
@@ -163,7 +146,7 @@ impl TestServer {
             admin_socket,
             dir,
             log,
-            lab,
+            lab: place.lab,
         };
         s.wait_ready();
         s

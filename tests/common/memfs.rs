@@ -3,7 +3,7 @@
 //! by `cargo test --tests`, and `CARGO_BIN_EXE_` names binaries only),
 //! started on a free loopback port with the test users, on the transport
 //! `SMBCORE_TEST_TRANSPORT` names (with `xdp`, in a namespace of its own
-//! behind a veth pair, as [`super::TestServer`]: [`super::lab::ServerPlace`]),
+//! behind a veth pair, as [`super::TestServer`]: [`super::lab::lab_for`]),
 //! and killed on drop.
 
 use std::net::{SocketAddr, TcpStream};
@@ -65,8 +65,8 @@ impl MemfsServer {
         let port = free_port();
         let log = dir.join("memfs.log");
         let logf = std::fs::File::create(&log).expect("log file");
-        let place = lab::ServerPlace::new(extra);
-        let host = place.host();
+        let lab = lab::lab_for(extra);
+        let host = lab::server_host(lab.as_ref());
         let mut args: Vec<String> = vec![
             "--listen".into(),
             format!("{host}:{port}"),
@@ -75,10 +75,8 @@ impl MemfsServer {
             "--user".into(),
             format!("{}:{}", USER.0, USER.1),
         ];
-        args.extend(place.transport_args(extra));
-        args.extend(place.map_args(extra));
-        let child = place
-            .command(&bin)
+        args.extend(lab::server_args(lab.as_ref(), extra));
+        let child = lab::server_command(lab.as_ref(), &bin)
             .args(&args)
             .env(
                 "RUST_LOG",
@@ -96,7 +94,7 @@ impl MemfsServer {
             addr,
             dir,
             log,
-            lab: place.lab,
+            lab,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

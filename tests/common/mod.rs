@@ -113,8 +113,8 @@ impl TestServer {
         let log = dir.join("server.log");
         let logf = std::fs::File::create(&log).expect("log file");
         // xdp: a server namespace and a veth pair of the server's own.
-        let place = lab::ServerPlace::new(extra);
-        let host = place.host();
+        let lab = lab::lab_for(extra);
+        let host = lab::server_host(lab.as_ref());
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen".into(),
@@ -124,9 +124,8 @@ impl TestServer {
             "--admin-socket".into(),
             admin_socket.display().to_string(),
         ];
-        args.extend(place.transport_args(extra));
-        args.extend(place.map_args(extra));
-        let mut cmd = place.command(&smbcore_bin());
+        args.extend(lab::server_args(lab.as_ref(), extra));
+        let mut cmd = lab::server_command(lab.as_ref(), &smbcore_bin());
         let child = cmd
             .args(&args)
             .env(
@@ -146,7 +145,7 @@ impl TestServer {
             admin_socket,
             dir,
             log,
-            lab: place.lab,
+            lab,
         };
         s.wait_ready();
         s
@@ -340,22 +339,31 @@ pub fn transport_is_xdp() -> bool {
 /// The uid tests run other users' programs as (`nobody`).
 pub const OTHER_UID: u32 = 65534;
 
-/// `smbcore serve ARGS...` that is expected to refuse to start: its output,
-/// once it has exited (a server that starts instead fails the test after
-/// `timeout`, and is killed).
+/// `smbcore serve ARGS...` on loopback that is expected to refuse to start:
+/// its output, once it has exited (a server that starts instead fails the
+/// test after `timeout`, and is killed).
 pub fn serve_refused(args: &[&str], timeout: Duration) -> Output {
-    run_with_timeout(
-        Command::new(smbcore_bin())
+    serve_refused_in(None, args, timeout)
+}
+
+/// [`serve_refused`] where `lab` places it ([`lab::lab_for`]: in a lab, on
+/// the xdp transport on the lab's server end, whose XDP program, or want of
+/// one, the refused start must leave as it found it).
+pub fn serve_refused_in(lab: Option<&lab::HostLab>, args: &[&str], timeout: Duration) -> Output {
+    let attached = lab.map(lab::HostLab::xdp_attached);
+    let out = run_with_timeout(
+        lab::server_command(lab, &smbcore_bin())
             .arg("serve")
-            .args(if args.contains(&"--transport") {
-                Vec::new()
-            } else {
-                transport_args()
-            })
-            .args(args)
+            .args(lab::server_args(lab, args))
             .env("RUST_LOG", "info"),
         timeout,
-    )
+    );
+    assert_eq!(
+        lab.map(lab::HostLab::xdp_attached),
+        attached,
+        "the refused start changed the XDP program's attachment"
+    );
+    out
 }
 
 /// stderr of a finished command, which must be exactly one line: that line.

@@ -105,7 +105,8 @@ impl Server {
     /// `impacket_client.py MODE PORT USER PASS ARGS...`: its stdout lines.
     fn impacket(&self, mode: &str, who: (&str, &str), args: &[&str]) -> Vec<String> {
         let mut cmd = Command::new(IMPACKET_PYTHON);
-        cmd.arg(client_script("impacket_client.py"))
+        cmd.env("SMBCORE_TEST_HOST", self.memfs.host())
+            .arg(client_script("impacket_client.py"))
             .arg(mode)
             .arg(self.memfs.port.to_string())
             .arg(who.0)
@@ -125,7 +126,7 @@ impl Server {
 
     fn rpcclient(&self, who: (&str, &str), command: &str) -> String {
         let mut cmd = Command::new("rpcclient");
-        cmd.arg("127.0.0.1")
+        cmd.arg(self.memfs.host())
             .arg("-p")
             .arg(self.memfs.port.to_string())
             .arg("-U")
@@ -147,6 +148,7 @@ struct Holder {
 impl Holder {
     fn start(server: &Server, who: (&str, &str), path: &str, locks: u32) -> Holder {
         let mut child = Command::new(IMPACKET_PYTHON)
+            .env("SMBCORE_TEST_HOST", server.memfs.host())
             .arg(client_script("impacket_client.py"))
             .arg("holdfile")
             .arg(server.memfs.port.to_string())

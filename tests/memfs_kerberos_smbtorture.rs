@@ -12,7 +12,10 @@
 //! Kerberos to `localhost` or an address. The test uses this machine's own
 //! host name (memfs's automatic `kerberos-service` is `cifs/<host name>`,
 //! its `keytab` setting `$KRB5_KTNAME`) and skips, saying so, when that name
-//! does not resolve to a loopback address.
+//! does not resolve to a loopback address. On the xdp transport
+//! (`SMBCORE_TEST_TRANSPORT=xdp`, the server in a lab of its own) smbtorture
+//! runs in a mount namespace of its own whose `/etc/hosts` gives that name
+//! the server's lab address.
 
 mod common;
 
@@ -22,7 +25,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::memfs::MemfsServer;
-use common::{have, output_text, run_capture};
+use common::{have, output_text, run_capture, TempDir};
 
 const TESTS: [&str; 6] = [
     "smb2.session.expire1n",
@@ -82,8 +85,30 @@ fn smbtorture_session_expiry_with_kerberos() {
     let mut failed = Vec::new();
     for t in TESTS {
         let server = MemfsServer::start(&[]);
+        let hosts = TempDir::new("krb-hosts");
+        let mut smbtorture = match &server.lab {
+            None => Command::new("smbtorture"),
+            Some(lab) => {
+                let file = hosts.join("hosts");
+                std::fs::write(
+                    &file,
+                    format!("127.0.0.1 localhost\n{} {host}\n", lab.server_addr),
+                )
+                .expect("write hosts");
+                let mut c = Command::new("unshare");
+                c.args([
+                    "-m",
+                    "sh",
+                    "-c",
+                    "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+                ])
+                .arg(file)
+                .arg("smbtorture");
+                c
+            }
+        };
         let out = run_capture(
-            Command::new("smbtorture")
+            smbtorture
                 .arg(format!("//{host}/mem"))
                 .arg("-p")
                 .arg(server.port.to_string())

@@ -14,7 +14,7 @@ use common::{have, output_text, run_capture, TempDir, USER};
 
 const DIALECTS: [&str; 5] = ["SMB2_02", "SMB2_10", "SMB3_00", "SMB3_02", "SMB3_11"];
 
-/// `smbclient //127.0.0.1/mem` as USER at `dialect`, signing required,
+/// `smbclient //HOST/mem` as USER at `dialect`, signing required,
 /// running `commands`; returns its output (it must succeed).
 fn smbclient(server: &MemfsServer, dialect: &str, commands: &str) -> String {
     smbclient_with(server, dialect, commands, &[])
@@ -26,7 +26,7 @@ fn smbclient_with(server: &MemfsServer, dialect: &str, commands: &str, options: 
     for o in options {
         cmd.arg(format!("--option={o}"));
     }
-    cmd.arg("//127.0.0.1/mem")
+    cmd.arg(format!("//{}/mem", server.host()))
         .arg("-p")
         .arg(server.port.to_string())
         .arg("-U")

@@ -31,7 +31,7 @@ fn torture(test: &str) -> Result<(), String> {
 fn torture_with(test: &str, extra: &[&str]) -> Result<(), String> {
     let server = MemfsServer::start(&[]);
     let mut cmd = Command::new("smbtorture");
-    cmd.arg("//127.0.0.1/mem")
+    cmd.arg(format!("//{}/mem", server.host()))
         .arg("-p")
         .arg(server.port.to_string())
         .arg("-U")

@@ -8,7 +8,8 @@
 //! counters.
 //!
 //! Samba's clients refuse Kerberos to `localhost` or an address, so they
-//! name the server `smbserver.smbcore.test` and connect with `-I 127.0.0.1`.
+//! name the server `smbserver.smbcore.test` and connect with `-I` and the
+//! server's address (`127.0.0.1`, or its lab address on xdp).
 //! One test function: the krb5 environment (KRB5_CONFIG, ccaches) is the
 //! process's.
 
@@ -72,7 +73,7 @@ fn smbclient(server: &TestServer, cc: &str, dialect: &str, args: &[&str]) -> (bo
     let mut cmd = Command::new("smbclient");
     cmd.args(args)
         .arg("-I")
-        .arg("127.0.0.1")
+        .arg(server.host())
         .arg("-p")
         .arg(server.port.to_string())
         .arg("-m")
@@ -87,7 +88,7 @@ fn smbclient(server: &TestServer, cc: &str, dialect: &str, args: &[&str]) -> (bo
 fn rpcclient(server: &TestServer, cc: &str, cmds: &str) -> (bool, String) {
     let mut cmd = Command::new("rpcclient");
     cmd.arg("-I")
-        .arg("127.0.0.1")
+        .arg(server.host())
         .arg("-p")
         .arg(server.port.to_string())
         .arg(HOST)
@@ -146,10 +147,11 @@ fn kerberos_logons_from_real_clients() {
     if have_impacket() {
         let script = format!(
             "from impacket.smbconnection import SMBConnection\n\
-             c = SMBConnection('{HOST}', '127.0.0.1', sess_port={port})\n\
+             c = SMBConnection('{HOST}', '{addr}', sess_port={port})\n\
              c.kerberosLogin('alice', '', domain='SMBCORE.TEST', useCache=True)\n\
              c.connectTree('IPC$')\n\
              print('shares', [s['shi1_netname'][:-1] for s in c.listShares()])\n",
+            addr = server.host(),
             port = server.port
         );
         let out = run_capture(
@@ -169,7 +171,7 @@ fn kerberos_logons_from_real_clients() {
     // A session held open shows its method and ticket in ctl sessions.
     let mut hold = Command::new("smbclient");
     hold.arg(&unc_ipc)
-        .args(["-I", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-I", &server.host(), "-p", &server.port.to_string()])
         .arg("--use-kerberos=required")
         .arg(format!("--use-krb5-ccache={alice}"))
         .env("KRB5CCNAME", &alice)
@@ -210,7 +212,7 @@ fn kerberos_logons_from_real_clients() {
         let script = format!(
             "import time\n\
              from impacket.smbconnection import SMBConnection\n\
-             c = SMBConnection('{HOST}', '127.0.0.1', sess_port={port})\n\
+             c = SMBConnection('{HOST}', '{addr}', sess_port={port})\n\
              c.kerberosLogin('alice', '', domain='SMBCORE.TEST', useCache=True)\n\
              c.connectTree('IPC$')\n\
              time.sleep(9)\n\
@@ -219,6 +221,7 @@ fn kerberos_logons_from_real_clients() {
              \x20   print('still served')\n\
              except Exception as e:\n\
              \x20   print('refused', e)\n",
+            addr = server.host(),
             port = server.port
         );
         let out = run_capture(

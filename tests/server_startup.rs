@@ -2,15 +2,17 @@
 //! address (a second instance, or any other program's SO_REUSEPORT listener
 //! on the port, makes `serve` refuse to start instead of silently sharing the
 //! port), and a start that fails leaves nothing behind. Each test starts the
-//! real binary on a free loopback port.
+//! real binary on a free loopback port (with `SMBCORE_TEST_TRANSPORT=xdp`,
+//! on the xdp transport in a lab of its own: `common::lab::lab_for`).
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::client::{Client, Login};
-use common::{one_line_of_stderr, serve_refused, TempDir, TestServer};
+use common::lab::{lab_for, server_host, ForeignListener};
+use common::{one_line_of_stderr, serve_refused_in, TempDir, TestServer};
 
 const REFUSAL_WAIT: Duration = Duration::from_secs(15);
 
@@ -20,7 +22,8 @@ fn a_second_instance_on_the_same_address_refuses_to_start_and_the_first_keeps_ev
     let dir = TempDir::new("second");
     let admin = dir.join("admin.sock");
     let listen = srv.addr.to_string();
-    let out = serve_refused(
+    let out = serve_refused_in(
+        srv.lab.as_ref(),
         &[
             "--listen",
             &listen,
@@ -41,7 +44,7 @@ fn a_second_instance_on_the_same_address_refuses_to_start_and_the_first_keeps_ev
         "the refused instance left its admin socket"
     );
 
-    // Every connection reaches the first server (both of its shards).
+    // Every connection reaches the first server (each of its shards).
     let mut held = Vec::new();
     for i in 0..32 {
         let mut c = Client::connect(srv.addr).unwrap();
@@ -49,21 +52,19 @@ fn a_second_instance_on_the_same_address_refuses_to_start_and_the_first_keeps_ev
         held.push((c, sid));
     }
     assert_eq!(srv.sessions().len(), 32);
-    assert_eq!(srv.ctl_json(&["stats"])["shards"], 2);
+    // On xdp a shard per receive queue at most: the lab's veth has one.
+    let shards = if srv.lab.is_some() { 1 } else { 2 };
+    assert_eq!(srv.ctl_json(&["stats"])["shards"], shards);
 }
 
 #[test]
 fn another_programs_reuseport_listener_on_the_port_is_refused() {
-    use socket2::{Domain, Socket, Type};
-    let foreign = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    foreign.set_reuse_port(true).unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    foreign.bind(&any.into()).unwrap();
-    foreign.listen(16).unwrap();
-    let addr = foreign.local_addr().unwrap().as_socket().unwrap();
+    let lab = lab_for(&[]);
+    let (_foreign, addr) = ForeignListener::start(lab.as_ref(), true);
     let dir = TempDir::new("foreign");
     let admin = dir.join("admin.sock");
-    let out = serve_refused(
+    let out = serve_refused_in(
+        lab.as_ref(),
         &[
             "--listen",
             &addr.to_string(),
@@ -84,13 +85,15 @@ fn another_programs_reuseport_listener_on_the_port_is_refused() {
 
 #[test]
 fn metrics_port_in_use_fails_the_start_and_leaves_no_listener_or_admin_socket() {
-    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let busy_addr = busy.local_addr().unwrap().to_string();
+    let lab = lab_for(&[]);
+    let (_busy, busy_addr) = ForeignListener::start(lab.as_ref(), false);
+    let busy_addr = busy_addr.to_string();
     let port = common::free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!("{}:{port}", server_host(lab.as_ref()));
     let dir = TempDir::new("metrics-busy");
     let admin = dir.join("admin.sock");
-    let out = serve_refused(
+    let out = serve_refused_in(
+        lab.as_ref(),
         &[
             "--listen",
             &listen,
@@ -121,9 +124,11 @@ fn an_admin_socket_that_cannot_be_created_fails_the_start_with_one_line_naming_i
     let file = dir.join("not-a-dir");
     common::write_file(&file, "x");
     let admin = file.join("admin.sock");
+    let lab = lab_for(&[]);
     let port = common::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let out = serve_refused(
+    let listen = format!("{}:{port}", server_host(lab.as_ref()));
+    let out = serve_refused_in(
+        lab.as_ref(),
         &[
             "--listen",
             &listen,

@@ -466,6 +466,22 @@ impl HostLab {
         lab
     }
 
+    /// Whether an XDP program is attached to the server's end now.
+    pub fn xdp_attached(&self) -> bool {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &format!("{}-srv", self.name),
+                "link",
+                "show",
+                "xl-srv",
+            ])
+            .output()
+            .expect("ip link show");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    }
+
     /// A command run in the server's namespace.
     pub fn server_command(&self, program: &std::path::Path) -> Command {
         let mut c = Command::new("ip");
@@ -488,5 +504,118 @@ impl Drop for HostLab {
         let _ = Command::new("ip")
             .args(["link", "del", &self.name])
             .status();
+    }
+}
+
+/// Where a test server ([`super::TestServer`], [`super::memfs::MemfsServer`],
+/// one [`super::serve_refused_in`] expects to refuse) runs: on loopback
+/// (`None`), or, with `SMBCORE_TEST_TRANSPORT=xdp` and no `--transport` in
+/// its `extra` arguments, on the xdp transport in a [`HostLab`] of its own.
+pub fn lab_for(extra: &[&str]) -> Option<HostLab> {
+    (super::transport_is_xdp() && !extra.contains(&"--transport")).then(HostLab::up)
+}
+
+/// The address of a server placed by [`lab_for`] (`127.0.0.1` on loopback).
+pub fn server_host(lab: Option<&HostLab>) -> String {
+    lab.map_or("127.0.0.1".to_string(), |l| l.server_addr.to_string())
+}
+
+/// The arguments a server placed by [`lab_for`] gets besides its own:
+/// `--transport T` (from `SMBCORE_TEST_TRANSPORT`, unless `extra` names
+/// one), in a lab `--xdp-interface` for its server end, then `extra`, each
+/// `127.0.0.1:PORT` in it (something else the server listens on, as
+/// `--metrics`) moved to the server's address, since in a lab the server's
+/// own loopback is not reachable from here.
+pub fn server_args(lab: Option<&HostLab>, extra: &[&str]) -> Vec<String> {
+    let mut args = Vec::new();
+    if !extra.contains(&"--transport") {
+        args.extend(super::transport_args());
+    }
+    if lab.is_some() {
+        args.extend(["--xdp-interface".to_string(), "xl-srv".to_string()]);
+    }
+    let host = server_host(lab);
+    args.extend(extra.iter().map(|s| match s.strip_prefix("127.0.0.1:") {
+        Some(port) if lab.is_some() => format!("{host}:{port}"),
+        _ => s.to_string(),
+    }));
+    args
+}
+
+/// A command that runs `program` where [`lab_for`] placed a server.
+pub fn server_command(lab: Option<&HostLab>, program: &std::path::Path) -> Command {
+    match lab {
+        Some(l) => l.server_command(program),
+        None => Command::new(program),
+    }
+}
+
+/// A listener of another program on the address where [`lab_for`] places a
+/// server, on a port the kernel chose; closed on drop.
+#[derive(Debug)]
+pub enum ForeignListener {
+    /// On loopback, in this process.
+    Here(socket2::Socket),
+    /// In a lab's server namespace: a `python3` that listens until killed.
+    InLab(Child),
+}
+
+impl ForeignListener {
+    /// Listen (with SO_REUSEPORT when `reuseport`): the listener and its
+    /// address.
+    pub fn start(
+        lab: Option<&HostLab>,
+        reuseport: bool,
+    ) -> (ForeignListener, std::net::SocketAddr) {
+        use std::io::{BufRead, BufReader};
+        let Some(l) = lab else {
+            use socket2::{Domain, Socket, Type};
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            s.set_reuse_port(reuseport).unwrap();
+            let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+            s.bind(&any.into()).unwrap();
+            s.listen(16).unwrap();
+            let addr = s.local_addr().unwrap().as_socket().unwrap();
+            return (ForeignListener::Here(s), addr);
+        };
+        let script = format!(
+            "import socket, sys\n\
+             s = socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, {})\n\
+             s.bind(('{}', 0))\n\
+             s.listen(16)\n\
+             print(s.getsockname()[1], flush=True)\n\
+             sys.stdin.read()\n",
+            u8::from(reuseport),
+            l.server_addr
+        );
+        let mut child = l
+            .server_command(std::path::Path::new("python3"))
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python3 in the lab");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the port");
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("python3 printed no port: {line:?}"));
+        (
+            ForeignListener::InLab(child),
+            std::net::SocketAddr::new(l.server_addr.into(), port),
+        )
+    }
+}
+
+impl Drop for ForeignListener {
+    fn drop(&mut self) {
+        if let ForeignListener::InLab(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! test binary with the cargo that runs the tests (an example is not built
 //! by `cargo test --tests`, and `CARGO_BIN_EXE_` names binaries only),
 //! started on a free loopback port with the test users, on the transport
-//! `SMBCORE_TEST_TRANSPORT` names, and killed on drop.
+//! `SMBCORE_TEST_TRANSPORT` names (with `xdp`, in a namespace of its own
+//! behind a veth pair, as [`super::TestServer`]: [`super::lab::lab_for`]),
+//! and killed on drop.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{free_port, transport_args, TempDir, ADMIN, USER};
+use super::{free_port, lab, TempDir, ADMIN, USER};
 
 /// The memfs binary: `SMBCORE_MEMFS_BIN`, or the example built now into
 /// this test run's target directory and profile.
@@ -50,6 +52,9 @@ pub struct MemfsServer {
     pub addr: SocketAddr,
     pub dir: TempDir,
     pub log: PathBuf,
+    /// With `SMBCORE_TEST_TRANSPORT=xdp`: the server's namespace and the
+    /// veth pair to it (dropped after the server is killed).
+    pub lab: Option<lab::HostLab>,
 }
 
 impl MemfsServer {
@@ -60,19 +65,18 @@ impl MemfsServer {
         let port = free_port();
         let log = dir.join("memfs.log");
         let logf = std::fs::File::create(&log).expect("log file");
+        let lab = lab::lab_for(extra);
+        let host = lab::server_host(lab.as_ref());
         let mut args: Vec<String> = vec![
             "--listen".into(),
-            format!("127.0.0.1:{port}"),
+            format!("{host}:{port}"),
             "--user".into(),
             format!("{}:{}:admin", ADMIN.0, ADMIN.1),
             "--user".into(),
             format!("{}:{}", USER.0, USER.1),
         ];
-        if !extra.contains(&"--transport") {
-            args.extend(transport_args());
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(&bin)
+        args.extend(lab::server_args(lab.as_ref(), extra));
+        let child = lab::server_command(lab.as_ref(), &bin)
             .args(&args)
             .env(
                 "RUST_LOG",
@@ -83,13 +87,14 @@ impl MemfsServer {
             .stderr(logf)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let addr: SocketAddr = format!("{host}:{port}").parse().expect("addr");
         let mut s = MemfsServer {
             child,
             port,
             addr,
             dir,
             log,
+            lab,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -107,6 +112,11 @@ impl MemfsServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         s
+    }
+
+    /// The server's address for clients (`127.0.0.1` on loopback).
+    pub fn host(&self) -> String {
+        self.addr.ip().to_string()
     }
 
     /// The server's log so far.

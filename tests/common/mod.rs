@@ -113,37 +113,19 @@ impl TestServer {
         let log = dir.join("server.log");
         let logf = std::fs::File::create(&log).expect("log file");
         // xdp: a server namespace and a veth pair of the server's own.
-        let lab = (transport_is_xdp() && !extra.contains(&"--transport")).then(lab::HostLab::up);
-        let host = lab
-            .as_ref()
-            .map_or("127.0.0.1".to_string(), |l| l.server_addr.to_string());
-        let listen = format!("{host}:{port}");
+        let lab = lab::lab_for(extra);
+        let host = lab::server_host(lab.as_ref());
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen".into(),
-            listen,
+            format!("{host}:{port}"),
             "--users".into(),
             users.display().to_string(),
             "--admin-socket".into(),
             admin_socket.display().to_string(),
         ];
-        if !extra.contains(&"--transport") {
-            args.extend(transport_args());
-        }
-        if lab.is_some() {
-            args.extend(["--xdp-interface".to_string(), "xl-srv".to_string()]);
-        }
-        // xdp: the server's own loopback is not reachable from here; what
-        // a test has it listen on there (--metrics) goes on its veth
-        // address instead (see `TestServer::here`).
-        args.extend(extra.iter().map(|s| match s.strip_prefix("127.0.0.1:") {
-            Some(port) if lab.is_some() => format!("{host}:{port}"),
-            _ => s.to_string(),
-        }));
-        let mut cmd = match &lab {
-            Some(l) => l.server_command(&smbcore_bin()),
-            None => Command::new(smbcore_bin()),
-        };
+        args.extend(lab::server_args(lab.as_ref(), extra));
+        let mut cmd = lab::server_command(lab.as_ref(), &smbcore_bin());
         let child = cmd
             .args(&args)
             .env(
@@ -357,22 +339,31 @@ pub fn transport_is_xdp() -> bool {
 /// The uid tests run other users' programs as (`nobody`).
 pub const OTHER_UID: u32 = 65534;
 
-/// `smbcore serve ARGS...` that is expected to refuse to start: its output,
-/// once it has exited (a server that starts instead fails the test after
-/// `timeout`, and is killed).
+/// `smbcore serve ARGS...` on loopback that is expected to refuse to start:
+/// its output, once it has exited (a server that starts instead fails the
+/// test after `timeout`, and is killed).
 pub fn serve_refused(args: &[&str], timeout: Duration) -> Output {
-    run_with_timeout(
-        Command::new(smbcore_bin())
+    serve_refused_in(None, args, timeout)
+}
+
+/// [`serve_refused`] where `lab` places it ([`lab::lab_for`]: in a lab, on
+/// the xdp transport on the lab's server end, whose XDP program, or want of
+/// one, the refused start must leave as it found it).
+pub fn serve_refused_in(lab: Option<&lab::HostLab>, args: &[&str], timeout: Duration) -> Output {
+    let attached = lab.map(lab::HostLab::xdp_attached);
+    let out = run_with_timeout(
+        lab::server_command(lab, &smbcore_bin())
             .arg("serve")
-            .args(if args.contains(&"--transport") {
-                Vec::new()
-            } else {
-                transport_args()
-            })
-            .args(args)
+            .args(lab::server_args(lab, args))
             .env("RUST_LOG", "info"),
         timeout,
-    )
+    );
+    assert_eq!(
+        lab.map(lab::HostLab::xdp_attached),
+        attached,
+        "the refused start changed the XDP program's attachment"
+    );
+    out
 }
 
 /// stderr of a finished command, which must be exactly one line: that line.

@@ -453,12 +453,6 @@ impl Server {
         let _ = shared.shards.set(handles);
         if let Some((_, attachment)) = xdp.as_mut() {
             attachment.attach()?;
-            tracing::info!(
-                interface = %eff.xdp_interface,
-                mode = attachment.mode,
-                shards = eff.threads,
-                "XDP program attached"
-            );
         }
         // The admin socket comes last: once it exists, everything is bound
         // and the XDP program (if any) attached (scripts and tests wait for
@@ -469,6 +463,16 @@ impl Server {
             .as_deref()
             .map(AdminSocket::bind)
             .transpose()?;
+        // Said once everything is claimed: a start refused for want of a
+        // resource says one line, its error (and detaches the program).
+        if let Some((_, attachment)) = xdp.as_ref() {
+            tracing::info!(
+                interface = %eff.xdp_interface,
+                mode = attachment.mode,
+                shards = eff.threads,
+                "XDP program attached"
+            );
+        }
 
         let mut server = Server {
             shared,

@@ -61,7 +61,7 @@ ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
 echo "== veth with $QUEUES queues: $(ip netns exec "$srv" ls /sys/class/net/xl-srv/queues | tr '\n' ' ')"
 
 ip netns exec "$srv" timeout 300 target/release/smbcore serve --transport xdp --xdp-interface xl-srv \
-  --listen 198.18.0.1:$PORT --threads "$QUEUES" --autodisconnect 10s \
+  --listen 198.18.0.1:$PORT --threads 1 --autodisconnect 10s \
   --admin-socket "$dir/admin.sock" >"$dir/server.log" 2>&1 &
 for _ in $(seq 100); do [ -S "$dir/admin.sock" ] && break; sleep 0.1; done
 [ -S "$dir/admin.sock" ] || { cat "$dir/server.log"; exit 1; }

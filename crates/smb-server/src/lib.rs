@@ -290,14 +290,27 @@ impl Server {
             .effective()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let transport_kind = choose_transport(&eff)?;
-        // AF_XDP: one shard per receive queue at most, TCP in user space on
+        // AF_XDP: one shard per receive queue, TCP in user space on
         // the listen address; the program is loaded now and attached once
         // every shard's socket is in its map.
         let mut xdp = None;
         if transport_kind == TransportKind::Xdp {
             let addr = transport::xdp::listen_addr(opts.listen)?;
-            let queues = transport::xdp::rx_queues(&eff.xdp_interface)?;
-            eff.threads = eff.threads.clamp(1, queues as usize);
+            // One shard per receive queue, exactly: an AF_XDP socket takes
+            // frames of its own queue only, and a queue without one would
+            // pass the port's segments to the kernel, which has no socket
+            // for them and answers with RSTs.
+            let queues = transport::xdp::rx_queues(&eff.xdp_interface)?.max(1) as usize;
+            if eff.threads != queues {
+                tracing::info!(
+                    interface = %eff.xdp_interface,
+                    queues,
+                    threads = eff.threads,
+                    "xdp: one shard per receive queue of the interface, whatever `threads` says \
+                     (`ethtool -L IFACE combined N` changes the queues)"
+                );
+            }
+            eff.threads = queues;
             xdp = Some((
                 addr,
                 transport::xdp::Attachment::load(&eff.xdp_interface, addr)?,

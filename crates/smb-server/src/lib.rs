@@ -302,7 +302,7 @@ impl Server {
             // for them and answers with RSTs.
             let queues = transport::xdp::rx_queues(&eff.xdp_interface)?.max(1) as usize;
             if eff.threads != queues {
-                tracing::info!(
+                tracing::debug!(
                     interface = %eff.xdp_interface,
                     queues,
                     threads = eff.threads,

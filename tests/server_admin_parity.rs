@@ -769,8 +769,8 @@ fn connection_idle_timeout_follows_autodisconnect_until_set() {
     if common::transport_is_xdp() {
         // Open on issue 14: on the xdp transport, under parallel load, a
         // sessionless connection made right after a configuration change
-        // was closed before its connection-idle deadline in about one run
-        // in eight (3 of 25); not yet explained (not the parking of idle
+        // was closed before its connection-idle deadline in 5 of 37 runs
+        // of this file; not yet explained (not the parking of idle
         // flows: no replay failed and no stale timer fired in those runs).
         eprintln!("SKIPPED on the xdp transport: an intermittent early close is being investigated (issue 14)");
         return;

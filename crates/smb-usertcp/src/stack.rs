@@ -426,29 +426,43 @@ fn bare_segment<E: Egress>(
         return;
     }
     p.fill(0);
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&40u16.to_be_bytes());
-    p[6] = 0x40; // DF
-    p[8] = 64;
-    p[9] = 6;
-    p[12..16].copy_from_slice(&key.local.ip().octets());
-    p[16..20].copy_from_slice(&key.remote.ip().octets());
-    p[20..22].copy_from_slice(&key.local.port().to_be_bytes());
-    p[22..24].copy_from_slice(&key.remote.port().to_be_bytes());
-    p[24..28].copy_from_slice(&seq.to_be_bytes());
-    p[28..32].copy_from_slice(&ack.to_be_bytes());
-    p[32] = 0x50;
-    p[33] = flags;
-    p[34..36].copy_from_slice(&wnd.to_be_bytes());
-    checksum40(p);
+    write_ip_tcp(p, key.local, key.remote, seq, ack, flags, wnd, &[]);
     egress.commit(link, 40);
 }
 
-/// Fill in the IPv4 header checksum (RFC 791 section 3.1) and the TCP
-/// checksum (RFC 9293 section 3.1) of a 20-byte IPv4 header followed by a
-/// 20-byte TCP header.
-fn checksum40(p: &mut [u8]) {
-    checksum_ip_tcp(p);
+/// Write an IPv4 header (RFC 791, DF, TTL 64) and a TCP header (RFC 9293
+/// section 3.1) with `opts` from `src` to `dst` into the zeroed `p`
+/// (`40 + opts.len()` bytes, `opts` a multiple of 4), checksums included:
+/// the segments this crate builds itself (bare ACKs and RSTs, the replayed
+/// handshake of a parked flow).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_ip_tcp(
+    p: &mut [u8],
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    wnd: u16,
+    opts: &[u8],
+) {
+    let len = 40 + opts.len();
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[6] = 0x40; // DF
+    p[8] = 64;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&src.ip().octets());
+    p[16..20].copy_from_slice(&dst.ip().octets());
+    p[20..22].copy_from_slice(&src.port().to_be_bytes());
+    p[22..24].copy_from_slice(&dst.port().to_be_bytes());
+    p[24..28].copy_from_slice(&seq.to_be_bytes());
+    p[28..32].copy_from_slice(&ack.to_be_bytes());
+    p[32] = ((20 + opts.len()) as u8 / 4) << 4;
+    p[33] = flags;
+    p[34..36].copy_from_slice(&wnd.to_be_bytes());
+    p[40..len].copy_from_slice(opts);
+    checksum_ip_tcp(&mut p[..len]);
 }
 
 /// Fill in the IPv4 header checksum (RFC 791 section 3.1) and the TCP

@@ -14,7 +14,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpListenEndpoint};
 
-use super::{checksum_ip_tcp, make_iface, Flow, TcpStack};
+use super::{make_iface, write_ip_tcp, Flow, TcpStack};
 use crate::device::{Discard, OnePacket};
 use crate::flow::FlowKey;
 
@@ -22,24 +22,8 @@ use crate::flow::FlowKey;
 /// socket to restore a parked flow (never sent; checksums are right all
 /// the same).
 fn replayed(key: &FlowKey, seq: u32, ack: u32, flags: u8, wnd: u16, opts: &[u8]) -> Vec<u8> {
-    let len = 40 + opts.len();
-    let mut p = vec![0u8; len];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[6] = 0x40;
-    p[8] = 64;
-    p[9] = 6;
-    p[12..16].copy_from_slice(&key.remote.ip().octets());
-    p[16..20].copy_from_slice(&key.local.ip().octets());
-    p[20..22].copy_from_slice(&key.remote.port().to_be_bytes());
-    p[22..24].copy_from_slice(&key.local.port().to_be_bytes());
-    p[24..28].copy_from_slice(&seq.to_be_bytes());
-    p[28..32].copy_from_slice(&ack.to_be_bytes());
-    p[32] = ((20 + opts.len()) as u8 / 4) << 4;
-    p[33] = flags;
-    p[34..36].copy_from_slice(&wnd.to_be_bytes());
-    p[40..].copy_from_slice(opts);
-    checksum_ip_tcp(&mut p);
+    let mut p = vec![0u8; 40 + opts.len()];
+    write_ip_tcp(&mut p, key.remote, key.local, seq, ack, flags, wnd, opts);
     p
 }
 

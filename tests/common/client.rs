@@ -113,17 +113,14 @@ impl Client {
         if !self.buf.is_empty() {
             return false;
         }
-        let _ = self.stream.set_read_timeout(Some(wait));
         let mut b = [0u8; 1];
-        let silent = match self.stream.read(&mut b) {
-            Ok(_) => false,
-            Err(e) => matches!(
+        matches!(
+            super::read_within(&mut self.stream, &mut b, wait),
+            Err(e) if matches!(
                 e.kind(),
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-        };
-        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(10)));
-        silent
+            )
+        )
     }
 
     /// The underlying stream (for half-close and similar).
@@ -175,7 +172,11 @@ impl Client {
                 });
             }
             let mut tmp = [0u8; 65536];
-            let n = self.stream.read(&mut tmp)?;
+            let n = match self.stream.read(&mut tmp) {
+                // Not the peer: see [`super::read_within`].
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
@@ -185,18 +186,7 @@ impl Client {
 
     /// Whether the server closed the connection (EOF or reset) within `wait`.
     pub fn is_closed(&mut self, wait: Duration) -> bool {
-        let _ = self.stream.set_read_timeout(Some(wait));
-        let mut b = [0u8; 1];
-        let closed = match self.stream.read(&mut b) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => !matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-        };
-        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(10)));
-        closed
+        super::closed_within(&mut self.stream, wait)
     }
 
     /// Log a session in; returns its id.

@@ -505,3 +505,52 @@ pub fn poll_until<E>(
         std::thread::sleep(every);
     }
 }
+
+/// One `read` from `stream` that waits at most `wait`: `Ok(0)` at EOF,
+/// `Err(TimedOut)` (or `WouldBlock`) when nothing came.
+///
+/// A read on a socket with a receive timeout fails with EINTR whenever the
+/// thread is woken for a signal-like reason, even one that delivers no
+/// signal (socket(7), signal(7); seen here as two sockets of one test
+/// process failing within milliseconds, with no signal generated for it).
+/// That is not the peer closing: the read is retried with what is left of
+/// the wait, so that no test takes an interruption for a close.
+pub fn read_within(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    wait: Duration,
+) -> std::io::Result<usize> {
+    use std::io::Read;
+    let deadline = Instant::now() + wait;
+    let restore = stream.read_timeout().ok().flatten();
+    let got = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                eprintln!("read interrupted (EINTR), retried");
+                continue;
+            }
+            other => break other,
+        }
+    };
+    let _ = stream.set_read_timeout(restore);
+    got
+}
+
+/// Whether the peer closed `stream` (EOF, or a reset) within `wait`;
+/// `false` when data came instead or nothing did.
+pub fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut b = [0u8; 1];
+    match read_within(stream, &mut b, wait) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}

@@ -86,14 +86,7 @@ fn lossy_run(transport: &str, tag: &str) {
     let st = server.ctl_json(&["stats"]);
     assert_eq!(st["sessions_ended"]["timed_out"], SESSIONS, "{st}");
     assert_eq!(st["sessions_ended"]["dead_transport"], 0, "{st}");
-    // Open on issue 14: once in five CI runs, on xdp, one connection
-    // beside the 200 (every session's connection ended `timed_out`) ended
-    // as `dead_transport` under the loss; not yet explained. More than one
-    // fails the test.
-    assert!(
-        st["connections_ended"]["dead_transport"].as_u64() <= Some(1),
-        "{st}"
-    );
+    assert_eq!(st["connections_ended"]["dead_transport"], 0, "{st}");
     eprintln!(
         "{transport}: server's reaping lateness (us) {}",
         st["lateness_us_by_reason"]["timed_out"]

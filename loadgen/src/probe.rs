@@ -3,6 +3,11 @@
 //! each ECHO's planned send time, so a stalled server is charged for every ECHO it delayed
 //! (coordinated omission corrected); samples go to the histogram of the phase the ECHO was
 //! planned in (baseline without idle sessions, opening, idle, reaping).
+//!
+//! At the end each probe closes as a client should: it waits for the answer to the ECHO it has
+//! outstanding, sends FIN (`shutdown(Write)`) and reads to the server's EOF, all within
+//! [`CLOSE_WAIT`]. Dropping a socket with an answer still on its way would make the kernel answer
+//! it with a RST, and the server would count the probe's connection as a dead transport.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -18,6 +23,10 @@ use crate::net::{self, ReadOutcome};
 use crate::proto::{ClientConfig, ClientConn, Event};
 use crate::run::phase;
 use crate::stats;
+
+/// How long the probes take at most to close cleanly once stopped (an ECHO answer that a lost
+/// segment holds up comes one retransmission later).
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// What the probes measured.
 #[derive(Debug, Clone)]
@@ -43,6 +52,8 @@ struct Probe {
     outstanding: Option<(Instant, u8)>,
     /// Planned time of the next ECHO.
     next: Instant,
+    /// FIN sent (stopping): reading to the server's EOF.
+    shut: bool,
 }
 
 /// A running set of probes.
@@ -131,6 +142,7 @@ fn run(
             connected: false,
             outstanding: None,
             next: start + interval.mul_f64(i as f64 / count.max(1) as f64),
+            shut: false,
         })
         .collect();
     for (i, p) in probes.iter_mut().enumerate() {
@@ -140,14 +152,31 @@ fn run(
         }
     }
     let mut events = Events::with_capacity(64);
+    let mut stop_by: Option<Instant> = None;
     loop {
         let cur = ph.load(Ordering::SeqCst);
-        if cur == phase::STOP {
-            return res;
-        }
         let now = Instant::now();
+        if cur == phase::STOP {
+            let by = *stop_by.get_or_insert(now + CLOSE_WAIT);
+            // Close each probe once it has no answer outstanding; done when every one
+            // has seen the server's EOF (or the time is up).
+            for p in probes.iter_mut() {
+                let Some(s) = p.stream.as_ref() else { continue };
+                if !p.shut && (p.outstanding.is_none() || !p.ready) {
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    p.shut = true;
+                }
+            }
+            if now >= by || probes.iter().all(|p| p.stream.is_none()) {
+                return res;
+            }
+        }
+        let stopping = stop_by.is_some();
         // Send due ECHOs.
         for p in probes.iter_mut() {
+            if stopping {
+                break;
+            }
             if !p.ready {
                 // Not measuring yet: keep the schedule moving.
                 while p.next <= now {
@@ -170,6 +199,7 @@ fn run(
             .map(|p| p.next)
             .min();
         let timeout = next
+            .filter(|_| !stopping)
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_millis(20))
             .min(Duration::from_millis(20));
@@ -189,7 +219,7 @@ fn run(
                     }
                 }
             }
-            let mut dead = net::flush(s, &mut p.out, &mut p.out_pos).is_err();
+            let mut dead = !p.shut && net::flush(s, &mut p.out, &mut p.out_pos).is_err();
             match net::read_available(s, &mut p.inbuf, 1 << 20, r) {
                 Ok(ReadOutcome::Open) => {}
                 _ => dead = true,
@@ -209,7 +239,7 @@ fn run(
                             stats::record(&mut res.by_phase[usize::from(phz)], lat);
                         }
                         // Catch up on ECHOs planned while this one was outstanding.
-                        if p.next <= now {
+                        if p.next <= now && !stopping {
                             let cur = ph.load(Ordering::SeqCst);
                             p.outstanding = Some((p.next, cur));
                             p.next += interval;
@@ -225,7 +255,11 @@ fn run(
                 }
             }
             p.inbuf.drain(..used.min(p.inbuf.len()));
-            if let Some(s) = p.stream.as_mut() {
+            if p.shut {
+                // Nothing more goes after our FIN.
+                p.out.clear();
+                p.out_pos = 0;
+            } else if let Some(s) = p.stream.as_mut() {
                 if net::flush(s, &mut p.out, &mut p.out_pos).is_err() {
                     dead = true;
                 }
@@ -233,6 +267,10 @@ fn run(
             if dead {
                 if let Some(mut s) = p.stream.take() {
                     let _ = poll.registry().deregister(&mut s);
+                }
+                if stopping {
+                    // Closed (the server's EOF after our FIN): no reconnect.
+                    continue;
                 }
                 res.reconnects += 1;
                 if res.reconnects < 1000 {

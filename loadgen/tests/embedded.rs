@@ -201,3 +201,31 @@ fn a_refused_connection_is_a_clear_error() {
     let e = smb_loadgen::run(&a).unwrap_err();
     assert!(e.contains("refused"), "{e}");
 }
+
+/// Probes busy with ECHOs to the last moment close as a client should: the answer outstanding
+/// is read, then FIN, then the server's EOF. Dropping the sockets instead would reset the
+/// connections whose answer was on its way, and the server would count dead transports.
+#[test]
+fn busy_probes_close_cleanly_at_the_end() {
+    let a = args(&[
+        "--sessions",
+        "20",
+        "--autodisconnect",
+        "300ms",
+        "--hold",
+        "1s",
+        "--probes",
+        "4",
+        "--probe-rate",
+        "1000",
+        "--baseline",
+        "200ms",
+    ]);
+    let report = smb_loadgen::run(&a).expect("run");
+    assert!(report.ok(), "first error: {:?}", report.result.first_error);
+    let server = report.server.as_ref().expect("embedded server stats");
+    let ended = &server["connections_ended"];
+    assert_eq!(ended["dead_transport"], 0, "{server:#}");
+    assert_eq!(ended["client_closed"], 4, "{server:#}");
+    assert_eq!(ended["timed_out"], 20, "{server:#}");
+}

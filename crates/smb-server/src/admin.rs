@@ -598,6 +598,8 @@ pub(crate) fn xdp_json(shard: u16, c: &crate::transport::xdp::XdpCounters) -> Va
         "parked": c.parked,
         "tcp_parks": t.parks,
         "tcp_restores": t.restores,
+        "tcp_reset_by_peer": t.reset_by_peer,
+        "tcp_timed_out": t.timed_out,
         "rx_dropped": x.rx_dropped,
         "rx_invalid_descs": x.rx_invalid_descs,
         "tx_invalid_descs": x.tx_invalid_descs,

@@ -222,6 +222,15 @@ pub fn render(stats: &Value) -> String {
                 sh["tcp_restores"].as_u64().unwrap_or(0)
             ));
         }
+        out.push_str("# HELP smbcore_xdp_aborted_total TCP connections an xdp shard lost other than by the close handshake: reset by the peer, or timed out (retransmissions or keep-alive probes unanswered).\n# TYPE smbcore_xdp_aborted_total counter\n");
+        for sh in shards {
+            let id = sh["shard"].as_u64().unwrap_or(0);
+            out.push_str(&format!(
+                "smbcore_xdp_aborted_total{{shard=\"{id}\",reason=\"reset_by_peer\"}} {}\nsmbcore_xdp_aborted_total{{shard=\"{id}\",reason=\"timed_out\"}} {}\n",
+                sh["tcp_reset_by_peer"].as_u64().unwrap_or(0),
+                sh["tcp_timed_out"].as_u64().unwrap_or(0)
+            ));
+        }
         out.push_str("# HELP smbcore_xdp_dropped_total Frames and segments an xdp shard dropped, refused or answered without acting on them (challenge ACKs, RSTs to no connection), by reason.\n# TYPE smbcore_xdp_dropped_total counter\n");
         for sh in shards {
             let id = sh["shard"].as_u64().unwrap_or(0);
@@ -229,7 +238,14 @@ pub fn render(stats: &Value) -> String {
                 for (reason, v) in m {
                     if matches!(
                         reason.as_str(),
-                        "shard" | "flows" | "half_open" | "parked" | "tcp_parks" | "tcp_restores"
+                        "shard"
+                            | "flows"
+                            | "half_open"
+                            | "parked"
+                            | "tcp_parks"
+                            | "tcp_restores"
+                            | "tcp_reset_by_peer"
+                            | "tcp_timed_out"
                     ) {
                         continue;
                     }
@@ -351,6 +367,7 @@ mod tests {
             tcp: smb_usertcp::StackStats {
                 bad_checksum: 3,
                 half_open_evicted: 9,
+                reset_by_peer: 4,
                 ..Default::default()
             },
             flows: 12,
@@ -368,9 +385,13 @@ mod tests {
             "smbcore_xdp_dropped_total{shard=\"1\",reason=\"tcp_bad_checksum\"} 3\n",
             "smbcore_xdp_dropped_total{shard=\"1\",reason=\"tcp_half_open_evicted\"} 9\n",
             "smbcore_xdp_dropped_total{shard=\"1\",reason=\"rx_dropped\"} 0\n",
+            "smbcore_xdp_aborted_total{shard=\"1\",reason=\"reset_by_peer\"} 4\n",
+            "smbcore_xdp_aborted_total{shard=\"1\",reason=\"timed_out\"} 0\n",
         ] {
             assert!(text.contains(line), "{line} missing from {text}");
         }
+        // Connections lost are not counted as drops.
+        assert!(!text.contains("reason=\"tcp_reset_by_peer\""), "{text}");
         // Nothing of the kind on the other transports.
         assert!(!render(&serde_json::json!({ "xdp": [] })).contains("smbcore_xdp"));
     }

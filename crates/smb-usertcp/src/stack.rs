@@ -149,6 +149,31 @@ pub struct StackStats {
     pub parks: u64,
     /// Parked connections restored (a segment, a write, a keep-alive).
     pub restores: u64,
+    /// Connections the peer reset: a RST accepted at RCV.NXT in a
+    /// synchronized state (RFC 9293 section 3.10.7.4) closed them.
+    pub reset_by_peer: u64,
+    /// Connections TCP gave up on: data, a FIN or keep-alive probes went
+    /// unanswered for the timeout ([`StackConfig::timeout`]).
+    pub timed_out: u64,
+}
+
+/// How a poll ended a connection other than by the close handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aborted {
+    /// A RST from the peer.
+    Reset,
+    /// smoltcp's timeout: the peer stayed silent.
+    TimedOut,
+}
+
+impl StackStats {
+    fn count(&mut self, aborted: Option<Aborted>) {
+        match aborted {
+            Some(Aborted::Reset) => self.reset_by_peer += 1,
+            Some(Aborted::TimedOut) => self.timed_out += 1,
+            None => {}
+        }
+    }
 }
 
 /// Names a flow; stale once the flow is gone (its slot may be reused under
@@ -360,6 +385,10 @@ impl<T> std::fmt::Debug for TcpStack<T> {
 /// (RFC 9293 section 3.4; the application cannot read during a poll, and
 /// its reads move smoltcp's `remote_seq_no` and the queue by the same
 /// amount, so their sum, RCV.NXT, changes only here).
+///
+/// Returns how the poll ended the connection when it was neither the
+/// caller (an abort closes at once, before the poll) nor the close
+/// handshake: a RST from the peer, or smoltcp's timeout.
 fn poll_flow<T, E: Egress>(
     iface: &mut Interface,
     flow: &mut Flow<T>,
@@ -368,7 +397,7 @@ fn poll_flow<T, E: Egress>(
     egress: &mut E,
     scratch: &mut Vec<u8>,
     mtu: usize,
-) {
+) -> Option<Aborted> {
     let (q0, st0, acks0) = {
         let sock = flow.set.get::<tcp::Socket<'_>>(flow.handle);
         (sock.recv_queue(), sock.state(), flow.sent.acks)
@@ -404,6 +433,20 @@ fn poll_flow<T, E: Egress>(
         );
         let grew = sock.recv_queue().saturating_sub(q0) as u32;
         flow.rcv_nxt = Some(n.wrapping_add(grew).wrapping_add(u32::from(fin)));
+    }
+    let st1 = flow.set.get::<tcp::Socket<'_>>(flow.handle).state();
+    let open = !matches!(
+        st0,
+        tcp::State::Closed | tcp::State::Listen | tcp::State::SynSent | tcp::State::TimeWait
+    );
+    if !open || st1 != tcp::State::Closed {
+        return None;
+    }
+    match packet.and_then(SegmentInfo::parse) {
+        Some(seg) if seg.rst() => Some(Aborted::Reset),
+        // LAST-ACK ends at the ACK of our FIN (RFC 9293 section 3.10.7.4).
+        Some(_) if st0 == tcp::State::LastAck => None,
+        _ => Some(Aborted::TimedOut),
     }
 }
 
@@ -1021,7 +1064,7 @@ impl<T> TcpStack<T> {
                 // The peer's window, for a parked flow's restoration.
                 flow.peer_wnd = seg.window_field(packet);
             }
-            poll_flow(
+            let aborted = poll_flow(
                 &mut self.iface,
                 flow,
                 now,
@@ -1030,6 +1073,7 @@ impl<T> TcpStack<T> {
                 &mut self.scratch,
                 self.cfg.mtu,
             );
+            self.stats.count(aborted);
             if flow.socket().state() == tcp::State::Listen {
                 // A RST in SYN-RECEIVED sends smoltcp's socket back to
                 // LISTEN (RFC 9293 section 3.10.7.4); here a flow is one
@@ -1209,7 +1253,7 @@ impl<T> TcpStack<T> {
             return; // nothing queued: writing to it restores it first
         }
         let sent = flow.sent;
-        poll_flow(
+        let aborted = poll_flow(
             &mut self.iface,
             flow,
             now,
@@ -1218,6 +1262,7 @@ impl<T> TcpStack<T> {
             &mut self.scratch,
             self.cfg.mtu,
         );
+        self.stats.count(aborted);
         if touch && flow.sent != sent {
             // The caller's poll sent something (a write, a close): the
             // flow was busy. A poll that sends nothing (a runtime that

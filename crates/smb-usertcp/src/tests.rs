@@ -169,6 +169,10 @@ fn a_connection_opens_carries_bytes_both_ways_and_closes_through_the_hash() {
     p.client.poll_timers(p.now, &mut p.to_server, &mut fired);
     assert!(fired.contains(&c));
     assert_eq!(p.client.flow(c).unwrap().socket().state(), State::Closed);
+    // The close handshake (LAST-ACK, TIME-WAIT) ends nothing abnormally.
+    for st in [p.server.stats(), p.client.stats()] {
+        assert_eq!((st.reset_by_peer, st.timed_out), (0, 0), "{st:?}");
+    }
 }
 
 #[test]

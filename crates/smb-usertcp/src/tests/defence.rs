@@ -636,6 +636,9 @@ fn dead_peer_found_after(park: bool) -> Duration {
         }
     }
     assert_eq!(p.server.flow(s).unwrap().state(), State::Closed);
+    // Counted as timed out, not as reset.
+    let st = p.server.stats();
+    assert_eq!((st.timed_out, st.reset_by_peer), (1, 0), "{st:?}");
     p.now - start
 }
 

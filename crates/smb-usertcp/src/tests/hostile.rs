@@ -571,6 +571,10 @@ fn a_rst_at_exactly_rcv_nxt_resets_only_its_connection() {
     assert_eq!(lab.feed(Some(1), &p).0, Ingress::Flow(lab.conns[1].s));
     assert_eq!(lab.state(1), State::Closed);
     lab.exchange(2);
+    // Both counted as reset by the peer; the dropped and challenged RSTs
+    // not.
+    let st = lab.p.server.stats();
+    assert_eq!((st.reset_by_peer, st.timed_out), (2, 0), "{st:?}");
 }
 
 #[test]

@@ -567,9 +567,11 @@ impl XdpShard {
             return;
         }
         if state == State::Closed {
-            // Reset by the peer, or timed out.
+            // Reset by the peer, or timed out (counted apart in the
+            // stack's stats).
             let conn = flow.user.as_ref().map(|x| x.conn);
             if let Some(conn) = conn {
+                tracing::debug!(shard = self.core.id, peer = %flow.key().remote, "connection lost in TCP");
                 self.core.mark(conn, EndReason::DeadTransport);
                 self.detach(conn, now);
             }

@@ -67,20 +67,27 @@ impl Lab {
     /// Bring a lab up with `clients` client addresses; `tag` makes the name
     /// (with this process's id) unique among parallel tests.
     pub fn up(tag: &str, clients: u32) -> Lab {
-        Lab::up_with(tag, clients, None)
+        Lab::up_with(tag, clients, None, 1)
+    }
+
+    /// As [`Lab::up`], with `queues` receive and transmit queues on each
+    /// veth (`xdp-lab up --queues`).
+    pub fn up_queues(tag: &str, clients: u32, queues: u32) -> Lab {
+        Lab::up_with(tag, clients, None, queues)
     }
 
     /// As [`Lab::up`], with the impairing forwarder between client and
     /// server (`impair` as for `xdp-lab up --impair`, e.g.
     /// `loss=1,reorder=5`).
     pub fn up_impaired(tag: &str, clients: u32, impair: &str) -> Lab {
-        Lab::up_with(tag, clients, Some(impair))
+        Lab::up_with(tag, clients, Some(impair), 1)
     }
 
-    fn up_with(tag: &str, clients: u32, impair: Option<&str>) -> Lab {
+    fn up_with(tag: &str, clients: u32, impair: Option<&str>, queues: u32) -> Lab {
         let name = format!("{tag}{}", std::process::id());
         let mut cmd = Command::new(script());
         cmd.args(["-n", &name, "up", "--clients", &clients.to_string()]);
+        cmd.args(["--queues", &queues.to_string()]);
         if let Some(spec) = impair {
             cmd.args(["--impair", spec]);
         }

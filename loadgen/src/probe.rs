@@ -6,7 +6,7 @@
 //!
 //! At the end each probe closes as a client should: it waits for the answer to the ECHO it has
 //! outstanding, sends FIN (`shutdown(Write)`) and reads to the server's EOF, all within
-//! [`CLOSE_WAIT`]. Dropping a socket with an answer still on its way would make the kernel answer
+//! `CLOSE_WAIT`. Dropping a socket with an answer still on its way would make the kernel answer
 //! it with a RST, and the server would count the probe's connection as a dead transport.
 
 use std::net::SocketAddr;

@@ -24,8 +24,13 @@
 # open before the first is due: 20 s + 1 s per 4,000 connections, below the
 # 2 minute TCP keep-alive), HOLD (5s),
 # RATE (open-loop setups/s over all workers; empty: as fast as possible),
-# LIMIT_S (the whole run is killed past it; 600 + 1 s per 1,000), OUT (a
-# directory to keep the logs, the samples and the JSON in).
+# LIMIT_S (the whole run is killed past it; 600 + 1 s per 1,000), LIST
+# (1: count `ctl sessions` at the peak, whose listing adds to the RSS; 0:
+# not), OUT (a directory to keep the logs, the samples and the JSON in).
+#
+# Besides the RSS at the peak it prints the most RSS while sessions were
+# being reaped (the samples after the peak): what the connections closing
+# (and then in TIME-WAIT) add.
 #
 # Bounded: every process runs under `timeout`; the lab is removed at the
 # end, also on failure or Ctrl-C. Needs root. Exit status 0 when every
@@ -127,7 +132,7 @@ last=0
 while kill -0 "$loadgen_pid" 2>/dev/null; do
   sleep 2
   now="$(tail -1 "$dir/samples.txt" 2>/dev/null | awk '{print $3}')"
-  if [ -z "$listed" ] && [[ "$now" =~ ^[0-9]+$ ]] && [ "$now" -ge "$CONNECTIONS" ] && [ "$now" = "$last" ]; then
+  if [ "${LIST:-1}" = 1 ] && [ -z "$listed" ] && [[ "$now" =~ ^[0-9]+$ ]] && [ "$now" -ge "$CONNECTIONS" ] && [ "$now" = "$last" ]; then
     t0="$(date +%s%N)"
     listed="$(ctl sessions 2>/dev/null | grep -c 'IPC\$' || true)"
     echo "  ctl sessions at the peak: $listed IPC\$ sessions listed in $((($(date +%s%N) - t0) / 1000000)) ms"
@@ -155,6 +160,8 @@ max_rss="$(awk '$5 ~ /^[0-9]+$/ && $5 > m {m = $5} END {print m + 0}' "$dir/samp
 first_rss="$(awk '$5 ~ /^[0-9]+$/ {print $5; exit}' "$dir/samples.txt")"
 j() { jq -r "$1 // \"null\"" "$dir/loadgen.json" 2>/dev/null || echo null; }
 echo "peak: connections=$peak_conns sessions=$peak_sess (ctl sessions listed ${listed:-not counted}) server_fds=$peak_fds (max $max_fds) server_rss=$((peak_rss / 1024)) MiB (max $((max_rss / 1024)) MiB with the \`ctl sessions\` listing, at start $((first_rss / 1024)) MiB) client_tcp_inuse=$peak_tcp"
+reap_rss="$(awk -v t="$peak_t" '$1 > t && $5 ~ /^[0-9]+$/ && $5 > m {m = $5} END {print m + 0}' "$dir/samples.txt")"
+echo "server RSS while reaping: max $((reap_rss / 1024)) MiB (at the peak of connections $((peak_rss / 1024)) MiB)"
 if [[ "$peak_conns" =~ ^[0-9]+$ ]] && [ "$peak_conns" -gt 0 ]; then
   echo "server RSS per connection at the peak: $(((peak_rss - first_rss) * 1024 / peak_conns)) bytes (RSS growth since the start over connections; the UMEM, $((umem / 1024)) MiB, was resident from the start)"
 fi

@@ -13,6 +13,9 @@
 //! (the shard's session table and timer wheel included); the client side
 //! is dropped and the engine's live bytes are counted.
 //!
+//! The same for connections in TIME-WAIT after the server closed them
+//! (what reaping leaves behind) and for half-open ones under a SYN flood.
+//!
 //! `cargo test --test usertcp_memory` (no libtest harness: dhat counts
 //! every thread's allocations).
 
@@ -106,6 +109,67 @@ fn tcp_bytes(n: usize) -> (f64, f64) {
     let parked = (live() - before) as f64 / n as f64;
     drop(server);
     (established, parked)
+}
+
+/// Live server bytes per connection in TIME-WAIT: `n` connections that
+/// the server closes first (as when it reaps idle sessions) and the
+/// client then closes, so that each holds its 4-tuple on the server for
+/// `smb_usertcp::TIME_WAIT`.
+fn time_wait_bytes(n: usize) -> f64 {
+    let now = Instant::from_secs(1);
+    let before = live();
+    let mut cfg = StackConfig::new(vec![SERVER], Some(445), 12);
+    cfg.rx_buffer = 4096;
+    cfg.tx_buffer = 4096;
+    cfg.keep_alive = Some(Duration::from_secs(60));
+    let mut server: TcpStack<XConn> = TcpStack::new(cfg, now).unwrap();
+    {
+        let mut ccfg = StackConfig::new(CLIENTS.to_vec(), None, 11);
+        ccfg.rx_buffer = 256;
+        ccfg.tx_buffer = 256;
+        let mut client: TcpStack<()> = TcpStack::new(ccfg, now).unwrap();
+        let (mut to_server, mut to_client) = (Queue::default(), Queue::default());
+        let remote = SocketAddrV4::new(SERVER, 445);
+        let run = |server: &mut TcpStack<XConn>,
+                   client: &mut TcpStack<()>,
+                   to_server: &mut Queue,
+                   to_client: &mut Queue| {
+            while !to_server.0.is_empty() || !to_client.0.is_empty() {
+                for p in std::mem::take(&mut to_server.0) {
+                    server.ingress(now, [0; 6], &p, to_client, || None);
+                }
+                for p in std::mem::take(&mut to_client.0) {
+                    client.ingress(now, [0; 6], &p, to_server, || ());
+                }
+            }
+        };
+        for i in 0..n {
+            let local = SocketAddrV4::new(CLIENTS[i % 2], 1024 + (i / 2) as u16);
+            let c = client
+                .connect(now, local, remote, [0; 6], &mut to_server, ())
+                .unwrap();
+            run(&mut server, &mut client, &mut to_server, &mut to_client);
+            let s = server
+                .find(&smb_usertcp::FlowKey {
+                    remote: local,
+                    local: remote,
+                })
+                .unwrap();
+            // The server closes first; then the client.
+            server.flow_mut(s).unwrap().socket_mut().close();
+            server.poll(now, s, &mut to_client);
+            run(&mut server, &mut client, &mut to_server, &mut to_client);
+            client.flow_mut(c).unwrap().socket_mut().close();
+            client.poll(now, c, &mut to_server);
+            run(&mut server, &mut client, &mut to_server, &mut to_client);
+            client.remove(c);
+        }
+    }
+    assert_eq!(server.len(), n);
+    assert_eq!(server.time_wait(), n, "every connection in TIME-WAIT");
+    let per = (live() - before) as f64 / n as f64;
+    drop(server);
+    per
 }
 
 /// Live server bytes per half-open connection under a flood of `n`
@@ -210,4 +274,9 @@ fn main() {
     let half_open = half_open_bytes(n);
     println!("{n:>7} half-open (spoofed SYNs): {half_open:.0} B per connection");
     assert!(half_open < 4096.0, "{half_open}");
+    // Reaping: the server closes first and holds each 4-tuple in
+    // TIME-WAIT, without its socket or buffers.
+    let time_wait = time_wait_bytes(n);
+    println!("{n:>7} in TIME-WAIT (the server closed first): {time_wait:.0} B per connection");
+    assert!(time_wait < 512.0, "{time_wait}");
 }

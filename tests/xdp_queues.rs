@@ -76,6 +76,22 @@ fn two_receive_queues_get_a_shard_each_and_both_serve_and_reap() {
         .map(|sh| sh["tcp_parks"].as_u64().unwrap_or(0))
         .collect();
     eprintln!("connections parked per shard: {parks:?}");
+    // What is left is TIME-WAIT (the server closed first), without sockets.
+    let sum = |k: &str| -> u64 {
+        st["xdp"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|sh| sh[k].as_u64().unwrap_or(0))
+            .sum()
+    };
+    eprintln!(
+        "flows left {}, in TIME-WAIT {}",
+        sum("flows"),
+        sum("time_wait")
+    );
+    assert_eq!(sum("flows"), sum("time_wait"), "{st}");
+    assert_eq!(sum("tcp_timed_out") + sum("tcp_reset_by_peer"), 0, "{st}");
     assert!(parks.iter().sum::<u64>() >= SESSIONS, "{st}");
     assert!(parks.iter().all(|&n| n >= 100), "{parks:?}");
     // No queue handed the port's segments to the kernel (it would answer

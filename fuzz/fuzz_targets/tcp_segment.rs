@@ -4,8 +4,10 @@
 //! 4-tuple the input may use, and a bystander whose 4-tuple it may not.
 //!
 //! The server parks idle connections after 500 ms (freeing the socket,
-//! restoring it at the next segment or write) and holds at most
-//! `MAX_FLOWS / 2` half-open connections.
+//! restoring it at the next segment or write), holds at most
+//! `MAX_FLOWS / 2` half-open connections, and keeps the connections it
+//! closed first in TIME-WAIT without their sockets (answering FINs, RSTs
+//! and SYNs for them itself).
 //!
 //! Checks that nothing panics, that the server never holds more than
 //! `max_flows` connections (half-open ones at most `max_half_open`) nor
@@ -28,8 +30,9 @@
 //!   bit 4 is set) and both stacks run their timers;
 //! - 4: the bystander sends a few bytes both ways; they must arrive;
 //! - 5: the victim's client sends a few bytes;
-//! - 6: the server application reads every flow, drops those that closed,
-//!   and closes the victim when the arg byte is odd;
+//! - 6: the server application reads every flow, drops those that closed
+//!   (by the flow's state: one in TIME-WAIT stays to its end), and closes
+//!   the victim when the arg byte is odd;
 //! - 7: the client opens another connection (a fresh victim).
 //!
 //! Run: `cd fuzz && cargo +nightly fuzz run tcp_segment corpus/tcp_segment
@@ -418,7 +421,9 @@ impl Lab {
                     if close_victim {
                         sock.close();
                     }
-                    if sock.state() == State::Closed {
+                    // The flow's state, not its socket's: one in TIME-WAIT
+                    // has a CLOSED placeholder and stays to its end.
+                    if f.state() == State::Closed {
                         gone.push(id);
                     }
                 }

@@ -207,10 +207,11 @@ pub fn render(stats: &Value) -> String {
         for sh in shards {
             let id = sh["shard"].as_u64().unwrap_or(0);
             out.push_str(&format!(
-                "smbcore_xdp_flows{{shard=\"{id}\"}} {}\nsmbcore_xdp_flows{{shard=\"{id}\",state=\"half_open\"}} {}\nsmbcore_xdp_flows{{shard=\"{id}\",state=\"parked\"}} {}\n",
+                "smbcore_xdp_flows{{shard=\"{id}\"}} {}\nsmbcore_xdp_flows{{shard=\"{id}\",state=\"half_open\"}} {}\nsmbcore_xdp_flows{{shard=\"{id}\",state=\"parked\"}} {}\nsmbcore_xdp_flows{{shard=\"{id}\",state=\"time_wait\"}} {}\n",
                 sh["flows"].as_u64().unwrap_or(0),
                 sh["half_open"].as_u64().unwrap_or(0),
-                sh["parked"].as_u64().unwrap_or(0)
+                sh["parked"].as_u64().unwrap_or(0),
+                sh["time_wait"].as_u64().unwrap_or(0)
             ));
         }
         out.push_str("# HELP smbcore_xdp_parks_total Idle TCP connections parked (socket and buffers freed) and restored.\n# TYPE smbcore_xdp_parks_total counter\n");
@@ -242,6 +243,8 @@ pub fn render(stats: &Value) -> String {
                             | "flows"
                             | "half_open"
                             | "parked"
+                            | "time_wait"
+                            | "tcp_time_wait_reopened"
                             | "tcp_parks"
                             | "tcp_restores"
                             | "tcp_reset_by_peer"
@@ -373,6 +376,7 @@ mod tests {
             flows: 12,
             half_open: 2,
             parked: 7,
+            time_wait: 3,
         };
         let v = serde_json::json!({ "xdp": [crate::admin::xdp_json(1, &c)] });
         let text = render(&v);
@@ -380,6 +384,7 @@ mod tests {
             "smbcore_xdp_flows{shard=\"1\"} 12\n",
             "smbcore_xdp_flows{shard=\"1\",state=\"half_open\"} 2\n",
             "smbcore_xdp_flows{shard=\"1\",state=\"parked\"} 7\n",
+            "smbcore_xdp_flows{shard=\"1\",state=\"time_wait\"} 3\n",
             "smbcore_xdp_parks_total{shard=\"1\",event=\"park\"} 0\n",
             "smbcore_xdp_dropped_total{shard=\"1\",reason=\"rx_ring_full\"} 5\n",
             "smbcore_xdp_dropped_total{shard=\"1\",reason=\"tcp_bad_checksum\"} 3\n",

@@ -171,6 +171,11 @@ impl SegmentInfo {
     pub fn syn(&self) -> bool {
         self.flags & 0x02 != 0
     }
+
+    /// The segment carries FIN.
+    pub fn fin(&self) -> bool {
+        self.flags & 0x01 != 0
+    }
 }
 
 /// What a SYN offered (RFC 9293 section 3.2 / 3.7.1, RFC 7323 section

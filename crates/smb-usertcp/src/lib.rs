@@ -27,7 +27,7 @@ mod timers;
 pub use device::Egress;
 pub use flow::{FlowKey, SegmentInfo};
 pub use smoltcp;
-pub use stack::{Flow, FlowId, Ingress, StackConfig, StackStats, TcpStack};
+pub use stack::{Flow, FlowId, Ingress, StackConfig, StackStats, TcpStack, TIME_WAIT};
 pub use timers::TimerHost;
 
 /// The link-layer (Ethernet) address of a peer, learned from the last frame

@@ -18,6 +18,10 @@ use crate::timers::{OwnTimers, TimerHost};
 use crate::{Egress, LinkAddr};
 
 mod park;
+mod time_wait;
+
+pub use time_wait::TIME_WAIT;
+use time_wait::{TimeWait, TimeWaitSegment};
 
 /// How a stack is set up.
 #[derive(Debug, Clone)]
@@ -155,6 +159,9 @@ pub struct StackStats {
     /// Connections TCP gave up on: data, a FIN or keep-alive probes went
     /// unanswered for the timeout ([`StackConfig::timeout`]).
     pub timed_out: u64,
+    /// Connections in TIME-WAIT ended by a SYN that opened a new one on
+    /// the same 4-tuple (RFC 6191).
+    pub time_wait_reopened: u64,
 }
 
 /// How a poll ended a connection other than by the close handshake.
@@ -200,10 +207,13 @@ pub struct Flow<T> {
     dirty: bool,
     /// Opened by a SYN and not yet established (in the half-open table).
     half_open: bool,
-    /// When the flow was made (micros).
+    /// When the flow was made (micros); in TIME-WAIT without a socket,
+    /// when that ends (`stack/time_wait.rs`).
     born: i64,
     /// The socket is parked: freed with its buffers, `set` empty.
     parked: bool,
+    /// In TIME-WAIT with its socket freed (`set` empty), or past it.
+    time_wait: TimeWait,
     /// What the peer's SYN offered (flows opened by a SYN; only those
     /// are parked).
     syn: Option<SynOptions>,
@@ -247,19 +257,22 @@ impl<T> Flow<T> {
     /// The smoltcp socket.
     ///
     /// # Panics
-    /// On a parked flow ([`StackConfig::park_after`]); a flow from
-    /// [`TcpStack::flow_mut`] never is, and [`Flow::state`] answers for
-    /// either.
+    /// On a parked flow ([`StackConfig::park_after`]) or one in TIME-WAIT
+    /// without its socket ([`TIME_WAIT`]); a flow from
+    /// [`TcpStack::flow_mut`] has a socket, and [`Flow::state`] answers
+    /// for every flow.
     pub fn socket(&self) -> &tcp::Socket<'static> {
         self.set.get(self.handle)
     }
 
-    /// The TCP state (a parked flow is ESTABLISHED).
+    /// The TCP state (a parked flow is ESTABLISHED; one whose TIME-WAIT
+    /// holds no socket is TIME-WAIT, then CLOSED).
     pub fn state(&self) -> tcp::State {
-        if self.parked {
-            tcp::State::Established
-        } else {
-            self.socket().state()
+        match (self.parked, self.time_wait) {
+            (true, _) => tcp::State::Established,
+            (_, TimeWait::Waiting) => tcp::State::TimeWait,
+            (_, TimeWait::Over) => tcp::State::Closed,
+            (false, TimeWait::No) => self.socket().state(),
         }
     }
 
@@ -355,6 +368,8 @@ pub struct TcpStack<T> {
     stats: StackStats,
     /// Flows parked.
     parked_len: usize,
+    /// Flows in TIME-WAIT without a socket.
+    time_wait_len: usize,
     /// The latest instant the stack was given (to restore a parked flow
     /// in [`TcpStack::flow_mut`]).
     last_now: Instant,
@@ -587,6 +602,7 @@ impl<T> TcpStack<T> {
             half_open_len: 0,
             stats: StackStats::default(),
             parked_len: 0,
+            time_wait_len: 0,
             last_now: now,
             scratch: Vec::new(),
             blocked: Vec::new(),
@@ -612,10 +628,15 @@ impl<T> TcpStack<T> {
     }
 
     /// The flow `id`, if it still exists; a parked flow's socket is
-    /// restored first (so its socket can be read, written or closed).
+    /// restored first (so its socket can be read, written or closed), and
+    /// one in TIME-WAIT without its socket gets a CLOSED placeholder
+    /// ([`Flow::state`] still says TIME-WAIT).
     pub fn flow_mut(&mut self, id: FlowId) -> Option<&mut Flow<T>> {
-        if self.flow(id)?.parked {
+        let flow = self.flow(id)?;
+        if flow.parked {
             self.unpark(id.index, self.last_now);
+        } else if flow.time_wait != TimeWait::No && flow.set.iter().next().is_none() {
+            self.time_wait_placeholder(id.index);
         }
         self.flows.get_mut(id.index).filter(|f| f.gen == id.gen)
     }
@@ -631,6 +652,11 @@ impl<T> TcpStack<T> {
     /// Flows parked ([`StackConfig::park_after`]).
     pub fn parked(&self) -> usize {
         self.parked_len
+    }
+
+    /// Flows in TIME-WAIT, their sockets freed ([`TIME_WAIT`]).
+    pub fn time_wait(&self) -> usize {
+        self.time_wait_len
     }
 
     /// The flow of a 4-tuple.
@@ -699,6 +725,7 @@ impl<T> TcpStack<T> {
             half_open: false,
             born: 0,
             parked: false,
+            time_wait: TimeWait::No,
             syn: None,
             peer_wnd: 0,
             touched: 0,
@@ -731,6 +758,11 @@ impl<T> TcpStack<T> {
                 gen: flow.gen,
             });
         }
+        if flow.time_wait != TimeWait::No || self.enter_time_wait(index, now) {
+            // No socket: its one timer is TIME-WAIT's end.
+            return;
+        }
+        let flow = &mut self.flows[index];
         let state = flow.socket().state();
         if flow.half_open && state != tcp::State::SynReceived {
             flow.half_open = false;
@@ -826,6 +858,10 @@ impl<T> TcpStack<T> {
             gen: flow.gen,
         };
         self.last_now = now;
+        if flow.time_wait != TimeWait::No {
+            self.time_wait_fired(index, now, fired);
+            return;
+        }
         if flow.half_open
             && now.total_micros().saturating_sub(flow.born)
                 >= self.cfg.half_open_timeout.total_micros() as i64
@@ -963,6 +999,15 @@ impl<T> TcpStack<T> {
             return Ingress::Dropped;
         }
         self.last_now = now;
+        if let Some(&index) = self.by_key.get(&seg.key) {
+            if self.flows[index].time_wait != TimeWait::No {
+                match self.time_wait_segment(index, &seg, link, now, egress) {
+                    TimeWaitSegment::Done(ingress) => return ingress,
+                    // Gone: the SYN opens a new connection below.
+                    TimeWaitSegment::Reopen => {}
+                }
+            }
+        }
         if let Some(&index) = self.by_key.get(&seg.key) {
             if self.flows[index].parked {
                 self.unpark(index, now);
@@ -1249,8 +1294,10 @@ impl<T> TcpStack<T> {
         let Some(flow) = self.flows.get_mut(id.index).filter(|f| f.gen == id.gen) else {
             return;
         };
-        if flow.parked {
-            return; // nothing queued: writing to it restores it first
+        if flow.parked || flow.time_wait != TimeWait::No {
+            // Nothing queued: writing to a parked flow restores it first;
+            // one in TIME-WAIT sends only its ACKs.
+            return;
         }
         let sent = flow.sent;
         let aborted = poll_flow(
@@ -1335,6 +1382,9 @@ impl<T> TcpStack<T> {
         self.by_key.remove(&flow.key);
         if flow.parked {
             self.parked_len -= 1;
+        }
+        if flow.time_wait == TimeWait::Waiting {
+            self.time_wait_len -= 1;
         }
         if let Some((_, key)) = flow.timer {
             match self.own.as_mut() {

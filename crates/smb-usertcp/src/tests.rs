@@ -162,13 +162,15 @@ fn a_connection_opens_carries_bytes_both_ways_and_closes_through_the_hash() {
     assert_eq!(p.server.flow(s).unwrap().socket().state(), State::Closed);
     assert_eq!(p.server.remove(s), Some(7));
     assert!(p.server.flow(s).is_none(), "a removed id is stale");
-    // The client waits out TIME-WAIT on its timers.
-    assert_eq!(p.client.flow(c).unwrap().socket().state(), State::TimeWait);
+    // The client waits out TIME-WAIT on its timers, its socket freed.
+    assert_eq!(p.client.flow(c).unwrap().state(), State::TimeWait);
+    assert_eq!(p.client.time_wait(), 1);
     p.now += Duration::from_secs(30);
     let mut fired = Vec::new();
     p.client.poll_timers(p.now, &mut p.to_server, &mut fired);
     assert!(fired.contains(&c));
-    assert_eq!(p.client.flow(c).unwrap().socket().state(), State::Closed);
+    assert_eq!(p.client.flow(c).unwrap().state(), State::Closed);
+    assert_eq!(p.client.time_wait(), 0);
     // The close handshake (LAST-ACK, TIME-WAIT) ends nothing abnormally.
     for st in [p.server.stats(), p.client.stats()] {
         assert_eq!((st.reset_by_peer, st.timed_out), (0, 0), "{st:?}");
@@ -509,3 +511,4 @@ fn with_no_room_to_send_tcp_holds_its_data_and_sends_it_once_room_returns() {
 
 mod defence;
 mod hostile;
+mod time_wait;

@@ -39,6 +39,7 @@ impl<T> TcpStack<T> {
     pub(super) fn parkable(&self, flow: &Flow<T>) -> bool {
         if self.cfg.park_after.is_none()
             || flow.parked
+            || flow.time_wait != super::TimeWait::No
             || flow.probing
             || flow.syn.is_none()
             || flow.blocked

@@ -59,7 +59,7 @@ fn fix(p: &mut [u8]) {
 }
 
 /// An IPv4 TCP segment from `src` to `dst`, checksums right.
-fn segment(
+pub(super) fn segment(
     src: SocketAddrV4,
     dst: SocketAddrV4,
     seq: u32,
@@ -90,15 +90,15 @@ fn segment(
 
 /// The fields of a segment the server sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Out {
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    len: usize,
+pub(super) struct Out {
+    pub(super) dport: u16,
+    pub(super) seq: u32,
+    pub(super) ack: u32,
+    pub(super) flags: u8,
+    pub(super) len: usize,
 }
 
-fn read(p: &[u8]) -> Out {
+pub(super) fn read(p: &[u8]) -> Out {
     let t = &p[20..];
     Out {
         dport: u16::from_be_bytes([t[2], t[3]]),

@@ -97,6 +97,8 @@ pub struct XdpCounters {
     pub half_open: usize,
     /// Of those, parked (idle: socket and buffers freed).
     pub parked: usize,
+    /// Of those, in TIME-WAIT (socket and buffers freed).
+    pub time_wait: usize,
 }
 
 /// The shard's timer wheel (the engine's) as the TCP stack's
@@ -339,6 +341,7 @@ impl XdpShard {
             flows: self.stack.len(),
             half_open: self.stack.half_open(),
             parked: self.stack.parked(),
+            time_wait: self.stack.time_wait(),
         };
         self.core.shared.xdp_counters.lock().insert(self.core.id, c);
     }

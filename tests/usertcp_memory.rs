@@ -53,22 +53,32 @@ const CLIENTS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 1), Ipv4Addr::new(198,
 /// the engine's connection id, a frame's partial bytes, a flag).
 type XConn = Option<(u64, Vec<u8>, bool)>;
 
+/// A server stack as the xdp transport makes it: 4 KiB buffers each way,
+/// keep-alive, and (`park`) parking after 1 s idle.
+fn xdp_server(now: Instant, park: bool) -> TcpStack<XConn> {
+    let mut cfg = StackConfig::new(vec![SERVER], Some(445), 12);
+    cfg.rx_buffer = 4096;
+    cfg.tx_buffer = 4096;
+    cfg.keep_alive = Some(Duration::from_secs(60));
+    cfg.park_after = park.then(|| Duration::from_secs(1));
+    TcpStack::new(cfg, now).unwrap()
+}
+
+/// The client side: small buffers (it is dropped before the count).
+fn client_stack(now: Instant) -> TcpStack<()> {
+    let mut cfg = StackConfig::new(CLIENTS.to_vec(), None, 11);
+    cfg.rx_buffer = 256;
+    cfg.tx_buffer = 256;
+    TcpStack::new(cfg, now).unwrap()
+}
+
 /// Live server bytes per connection: (established, parked).
 fn tcp_bytes(n: usize) -> (f64, f64) {
     let mut now = Instant::from_secs(1);
     let before = live();
-    let mut cfg = StackConfig::new(vec![SERVER], Some(445), 12);
-    // As the xdp transport: 4 KiB each way, keep-alive, parking after 1 s.
-    cfg.rx_buffer = 4096;
-    cfg.tx_buffer = 4096;
-    cfg.keep_alive = Some(Duration::from_secs(60));
-    cfg.park_after = Some(Duration::from_secs(1));
-    let mut server: TcpStack<XConn> = TcpStack::new(cfg, now).unwrap();
+    let mut server = xdp_server(now, true);
     {
-        let mut ccfg = StackConfig::new(CLIENTS.to_vec(), None, 11);
-        ccfg.rx_buffer = 256;
-        ccfg.tx_buffer = 256;
-        let mut client: TcpStack<()> = TcpStack::new(ccfg, now).unwrap();
+        let mut client = client_stack(now);
         let (mut to_server, mut to_client) = (Queue::default(), Queue::default());
         let remote = SocketAddrV4::new(SERVER, 445);
         for i in 0..n {
@@ -118,16 +128,9 @@ fn tcp_bytes(n: usize) -> (f64, f64) {
 fn time_wait_bytes(n: usize) -> f64 {
     let now = Instant::from_secs(1);
     let before = live();
-    let mut cfg = StackConfig::new(vec![SERVER], Some(445), 12);
-    cfg.rx_buffer = 4096;
-    cfg.tx_buffer = 4096;
-    cfg.keep_alive = Some(Duration::from_secs(60));
-    let mut server: TcpStack<XConn> = TcpStack::new(cfg, now).unwrap();
+    let mut server = xdp_server(now, false);
     {
-        let mut ccfg = StackConfig::new(CLIENTS.to_vec(), None, 11);
-        ccfg.rx_buffer = 256;
-        ccfg.tx_buffer = 256;
-        let mut client: TcpStack<()> = TcpStack::new(ccfg, now).unwrap();
+        let mut client = client_stack(now);
         let (mut to_server, mut to_client) = (Queue::default(), Queue::default());
         let remote = SocketAddrV4::new(SERVER, 445);
         let run = |server: &mut TcpStack<XConn>,

@@ -91,15 +91,7 @@ fn lossy_run(transport: &str, tag: &str) {
         "{transport}: server's reaping lateness (us) {}",
         st["lateness_us_by_reason"]["timed_out"]
     );
-    let mut cmd = lab.command("client", "smbclient");
-    cmd.args(["-L", &format!("//{}", lab.server_addr), "-U%", "-p"])
-        .arg(common::lab::LAB_PORT.to_string());
-    let out = run_capture(&mut cmd, Duration::from_secs(60));
-    assert!(
-        output_text(&out).contains("Remote IPC"),
-        "{}",
-        output_text(&out)
-    );
+    common::lab::assert_smbclient_lists(&lab);
 }
 
 #[test]

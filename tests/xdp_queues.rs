@@ -96,13 +96,5 @@ fn two_receive_queues_get_a_shard_each_and_both_serve_and_reap() {
     assert!(parks.iter().all(|&n| n >= 100), "{parks:?}");
     // No queue handed the port's segments to the kernel (it would answer
     // with RSTs, and connections would fail): and a real client is served.
-    let mut cmd = lab.command("client", "smbclient");
-    cmd.args(["-L", &format!("//{}", lab.server_addr), "-U%", "-p"])
-        .arg(common::lab::LAB_PORT.to_string());
-    let out = run_capture(&mut cmd, Duration::from_secs(60));
-    assert!(
-        output_text(&out).contains("Remote IPC"),
-        "{}",
-        output_text(&out)
-    );
+    common::lab::assert_smbclient_lists(&lab);
 }

@@ -378,6 +378,17 @@ pub fn loadgen(lab: &Lab, server: &LabServer) -> Command {
     c
 }
 
+/// `smbclient -L` anonymously from the lab's client namespace lists the
+/// server's shares (the server serves a real client).
+pub fn assert_smbclient_lists(lab: &Lab) {
+    let mut cmd = lab.command("client", "smbclient");
+    cmd.args(["-L", &format!("//{}", lab.server_addr), "-U%", "-p"])
+        .arg(LAB_PORT.to_string());
+    let out = super::run_capture(&mut cmd, Duration::from_secs(60));
+    let text = super::output_text(&out);
+    assert!(text.contains("Remote IPC"), "{text}");
+}
+
 /// A server namespace of its own joined by a veth pair to the namespace
 /// the tests run in (for `SMBCORE_TEST_TRANSPORT=xdp`): the server's end,
 /// `xl-srv`, in `NAME-srv`, the other end (named NAME) here, each with an

@@ -793,7 +793,15 @@ impl<T> TcpStack<T> {
         if flow.timer.is_some_and(|(at, _)| at <= want) || flow.want.is_some_and(|w| w <= want) {
             return;
         }
-        flow.want = Some(want);
+        self.want_timer(index, want);
+    }
+
+    /// Ask for flow `index`'s timer at `at` (micros): filed in the host's
+    /// wheel at the next [`TcpStack::file_timers`] (at once with the
+    /// stack's own).
+    fn want_timer(&mut self, index: usize, at: i64) {
+        let flow = &mut self.flows[index];
+        flow.want = Some(at);
         if !flow.dirty {
             flow.dirty = true;
             self.dirty.push((index, flow.gen));

@@ -72,15 +72,7 @@ impl<T> TcpStack<T> {
             // Due when smoltcp's would have been: keep-alive after the
             // last activity (RFC 9293 section 3.8.4).
             let due = flow.touched.saturating_add(ka.total_micros() as i64);
-            flow.want = Some(due.max(now.total_micros()));
-            if !flow.dirty {
-                flow.dirty = true;
-                self.dirty.push((index, flow.gen));
-            }
-            if let Some(mut own) = self.own.take() {
-                self.file_timers(&mut own);
-                self.own = Some(own);
-            }
+            self.want_timer(index, due.max(now.total_micros()));
         }
     }
 

@@ -102,15 +102,7 @@ impl<T> TcpStack<T> {
             // An earlier timer stays; when it fires, this one is filed.
             return;
         }
-        flow.want = Some(until);
-        if !flow.dirty {
-            flow.dirty = true;
-            self.dirty.push((index, flow.gen));
-        }
-        if let Some(mut own) = self.own.take() {
-            self.file_timers(&mut own);
-            self.own = Some(own);
-        }
+        self.want_timer(index, until);
     }
 
     /// The timer of a flow in TIME-WAIT came due: over at its deadline

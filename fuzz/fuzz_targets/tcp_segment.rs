@@ -31,8 +31,10 @@
 //! - 4: the bystander sends a few bytes both ways; they must arrive;
 //! - 5: the victim's client sends a few bytes;
 //! - 6: the server application reads every flow, drops those that closed
-//!   (by the flow's state: one in TIME-WAIT stays to its end), and closes
-//!   the victim when the arg byte is odd;
+//!   (by the flow's state: one in TIME-WAIT stays to its end), and, when
+//!   the arg byte is odd, closes every flow but the bystander's, after
+//!   which the victim's client closes too (so the server's side enters
+//!   TIME-WAIT);
 //! - 7: the client opens another connection (a fresh victim).
 //!
 //! Run: `cd fuzz && cargo +nightly fuzz run tcp_segment corpus/tcp_segment
@@ -429,6 +431,25 @@ impl Lab {
                 }
                 for id in gone {
                     self.server.remove(id);
+                }
+                if close_victim {
+                    // The server's FINs go, and the victim's client closes
+                    // at the EOF as a real one does: the server's side
+                    // waits out TIME-WAIT without its socket.
+                    let ids: Vec<FlowId> = self.server.flow_ids().collect();
+                    for id in ids {
+                        self.server.poll(self.now, id, &mut self.to_client);
+                    }
+                    self.run();
+                    if let Some(v) = self.victim {
+                        if self.client.flow(v).is_some_and(|f| f.state() == State::CloseWait) {
+                            if let Some(f) = self.client.flow_mut(v) {
+                                f.socket_mut().close();
+                            }
+                            self.client.poll(self.now, v, &mut self.to_server);
+                            self.run();
+                        }
+                    }
                 }
                 self.check();
             }

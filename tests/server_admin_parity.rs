@@ -493,6 +493,14 @@ fn dry_run_lists_and_changes_nothing() {
     assert_eq!(r["computer"], "DRYWS");
     let rows = server.ctl_json(&["sessions", "--idle-over", "1h"]);
     assert_eq!(rows.as_array().map(Vec::len), Some(0));
+    // The listing is streamed; a bad request still gets its error.
+    let out = server.ctl(&["sessions", "--sort", "shoe-size"]);
+    assert!(!out.status.success(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("unknown sort key 'shoe-size'"),
+        "{}",
+        output_text(&out)
+    );
     // The real one goes, counted as an administrator's.
     assert!(server
         .ctl(&["disconnect", "--user", USER.0])

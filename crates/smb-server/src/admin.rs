@@ -642,24 +642,54 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("bad client address '{s}'"))
 }
 
+/// The sessions an admin `sessions` request selects (by user, computer,
+/// client address, idle time), in its order.
+fn session_rows(shared: &Shared, req: &Value) -> Result<Vec<SessionRow>, String> {
+    let filter = AdminFilter {
+        user: opt_str(req, "user"),
+        computer: opt_str(req, "computer"),
+        client_ip: opt_str(req, "client").map(|c| parse_ip(&c)).transpose()?,
+    };
+    let mut rows = all_sessions(shared, &filter);
+    sort_sessions(&mut rows, req)?;
+    Ok(rows)
+}
+
+/// The answer to a `sessions` request, written to `out` a row at a time
+/// as [`handle_request`] would give it (`{"ok":true,"data":[...]}`), so
+/// that a listing of 200,000 sessions never exists whole as JSON values
+/// or text in the server (the socket's own buffer and one row do). `Err`
+/// (nothing written): the request was bad.
+pub fn write_sessions(
+    shared: &Shared,
+    req: &Value,
+    out: &mut impl std::io::Write,
+) -> Result<std::io::Result<()>, String> {
+    let rows = session_rows(shared, req)?;
+    let mut write = || -> std::io::Result<()> {
+        out.write_all(b"{\"ok\":true,\"data\":[")?;
+        for (i, r) in rows.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, &session_json(r, shared.transport))?;
+        }
+        out.write_all(b"]}\n")?;
+        out.flush()
+    };
+    Ok(write())
+}
+
 /// Handle one admin request (the JSON body of a socket line).
 pub fn handle_request(shared: &Shared, req: &Value) -> Result<Value, String> {
     let op = req.get("op").and_then(|o| o.as_str()).unwrap_or("");
     match op {
-        "sessions" => {
-            let filter = AdminFilter {
-                user: opt_str(req, "user"),
-                computer: opt_str(req, "computer"),
-                client_ip: opt_str(req, "client").map(|c| parse_ip(&c)).transpose()?,
-            };
-            let mut rows = all_sessions(shared, &filter);
-            sort_sessions(&mut rows, req)?;
-            Ok(Value::Array(
-                rows.iter()
-                    .map(|r| session_json(r, shared.transport))
-                    .collect(),
-            ))
-        }
+        "sessions" => Ok(Value::Array(
+            session_rows(shared, req)?
+                .iter()
+                .map(|r| session_json(r, shared.transport))
+                .collect(),
+        )),
         "trees" => Ok(Value::Array(
             all_trees(shared)
                 .iter()

@@ -198,6 +198,14 @@ fn serve_client(mut stream: UnixStream, shared: &Shared) {
         }
     };
     let answer = match serde_json::from_slice::<Value>(&line) {
+        Ok(req) if req.get("op").and_then(Value::as_str) == Some("sessions") => {
+            // Streamed: the listing is never whole in memory.
+            let mut out = io::BufWriter::with_capacity(64 << 10, &mut stream);
+            match crate::admin::write_sessions(shared, &req, &mut out) {
+                Ok(_) => return,
+                Err(e) => error_reply(&e),
+            }
+        }
         Ok(req) => match handle_request(shared, &req) {
             Ok(data) => json!({ "ok": true, "data": data }),
             Err(e) => error_reply(&e),

@@ -26,24 +26,13 @@ mod mem_client;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use smb_usertcp::smoltcp::time::{Duration, Instant};
-use smb_usertcp::{Egress, LinkAddr, StackConfig, TcpStack};
+use smb_usertcp::{PacketQueue, StackConfig, TcpStack};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
 fn live() -> usize {
     dhat::HeapStats::get().curr_bytes
-}
-
-#[derive(Default)]
-struct Queue(Vec<Vec<u8>>);
-
-impl Egress for Queue {
-    fn buffer(&mut self, _: LinkAddr, len: usize) -> Option<&mut [u8]> {
-        self.0.push(vec![0; len]);
-        self.0.last_mut().map(|p| &mut p[..])
-    }
-    fn commit(&mut self, _: LinkAddr, _: usize) {}
 }
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -79,18 +68,18 @@ fn tcp_bytes(n: usize) -> (f64, f64) {
     let mut server = xdp_server(now, true);
     {
         let mut client = client_stack(now);
-        let (mut to_server, mut to_client) = (Queue::default(), Queue::default());
+        let (mut to_server, mut to_client) = (PacketQueue::default(), PacketQueue::default());
         let remote = SocketAddrV4::new(SERVER, 445);
         for i in 0..n {
             let local = SocketAddrV4::new(CLIENTS[i % 2], 1024 + (i / 2) as u16);
             client
                 .connect(now, local, remote, [0; 6], &mut to_server, ())
                 .unwrap();
-            while !to_server.0.is_empty() || !to_client.0.is_empty() {
-                for p in std::mem::take(&mut to_server.0) {
+            while !to_server.packets.is_empty() || !to_client.packets.is_empty() {
+                for p in std::mem::take(&mut to_server.packets) {
                     server.ingress(now, [0; 6], &p, &mut to_client, || None);
                 }
-                for p in std::mem::take(&mut to_client.0) {
+                for p in std::mem::take(&mut to_client.packets) {
                     client.ingress(now, [0; 6], &p, &mut to_server, || ());
                 }
             }
@@ -100,7 +89,7 @@ fn tcp_bytes(n: usize) -> (f64, f64) {
     let established = (live() - before) as f64 / n as f64;
     // Idle past park_after: every connection parks.
     let until = now + Duration::from_secs(2);
-    let mut out = Queue::default();
+    let mut out = PacketQueue::default();
     let mut fired = Vec::new();
     while now < until {
         now = match server.next_deadline() {
@@ -111,7 +100,7 @@ fn tcp_bytes(n: usize) -> (f64, f64) {
         server.poll_timers(now, &mut out, &mut fired);
         fired.clear();
     }
-    assert!(out.0.is_empty(), "parking sends nothing");
+    assert!(out.packets.is_empty(), "parking sends nothing");
     drop(out);
     drop(fired);
     assert_eq!(server.parked(), n, "every idle connection parked");
@@ -131,17 +120,17 @@ fn time_wait_bytes(n: usize) -> f64 {
     let mut server = xdp_server(now, false);
     {
         let mut client = client_stack(now);
-        let (mut to_server, mut to_client) = (Queue::default(), Queue::default());
+        let (mut to_server, mut to_client) = (PacketQueue::default(), PacketQueue::default());
         let remote = SocketAddrV4::new(SERVER, 445);
         let run = |server: &mut TcpStack<XConn>,
                    client: &mut TcpStack<()>,
-                   to_server: &mut Queue,
-                   to_client: &mut Queue| {
-            while !to_server.0.is_empty() || !to_client.0.is_empty() {
-                for p in std::mem::take(&mut to_server.0) {
+                   to_server: &mut PacketQueue,
+                   to_client: &mut PacketQueue| {
+            while !to_server.packets.is_empty() || !to_client.packets.is_empty() {
+                for p in std::mem::take(&mut to_server.packets) {
                     server.ingress(now, [0; 6], &p, to_client, || None);
                 }
-                for p in std::mem::take(&mut to_client.0) {
+                for p in std::mem::take(&mut to_client.packets) {
                     client.ingress(now, [0; 6], &p, to_server, || ());
                 }
             }
@@ -183,13 +172,13 @@ fn half_open_bytes(n: usize) -> f64 {
     let mut cfg = StackConfig::new(vec![SERVER], Some(445), 12);
     cfg.max_half_open = n;
     let mut server: TcpStack<XConn> = TcpStack::new(cfg, now).unwrap();
-    let mut out = Queue::default();
+    let mut out = PacketQueue::default();
     for i in 0..n {
         let syn = spoofed_syn(i as u32);
         server.ingress(now, [0; 6], &syn, &mut out, || None);
-        out.0.clear();
+        out.packets.clear();
     }
-    out.0.shrink_to_fit();
+    out.packets.shrink_to_fit();
     assert_eq!(server.half_open(), n);
     let per = (live() - before) as f64 / n as f64;
     drop(server);

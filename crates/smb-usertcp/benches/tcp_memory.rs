@@ -15,21 +15,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use smb_usertcp::smoltcp::socket::tcp;
 use smb_usertcp::smoltcp::time::Instant;
-use smb_usertcp::{Egress, LinkAddr, StackConfig, TcpStack};
+use smb_usertcp::{PacketQueue, StackConfig, TcpStack};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
-
-#[derive(Default)]
-struct Queue(Vec<Vec<u8>>);
-
-impl Egress for Queue {
-    fn buffer(&mut self, _: LinkAddr, len: usize) -> Option<&mut [u8]> {
-        self.0.push(vec![0; len]);
-        self.0.last_mut().map(|p| &mut p[..])
-    }
-    fn commit(&mut self, _: LinkAddr, _: usize) {}
-}
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const CLIENTS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 1), Ipv4Addr::new(198, 18, 1, 2)];
@@ -48,19 +37,19 @@ fn server_bytes(n: usize, buffer: usize) -> usize {
         ccfg.rx_buffer = 256;
         ccfg.tx_buffer = 256;
         let mut client: TcpStack<()> = TcpStack::new(ccfg, now).unwrap();
-        let mut to_server = Queue::default();
-        let mut to_client = Queue::default();
+        let mut to_server = PacketQueue::default();
+        let mut to_client = PacketQueue::default();
         let remote = SocketAddrV4::new(SERVER, 445);
         for i in 0..n {
             let local = SocketAddrV4::new(CLIENTS[i % 2], 1024 + (i / 2) as u16);
             client
                 .connect(now, local, remote, [0; 6], &mut to_server, ())
                 .unwrap();
-            while !to_server.0.is_empty() || !to_client.0.is_empty() {
-                for p in std::mem::take(&mut to_server.0) {
+            while !to_server.packets.is_empty() || !to_client.packets.is_empty() {
+                for p in std::mem::take(&mut to_server.packets) {
                     server.ingress(now, [0; 6], &p, &mut to_client, || ());
                 }
-                for p in std::mem::take(&mut to_client.0) {
+                for p in std::mem::take(&mut to_client.packets) {
                     client.ingress(now, [0; 6], &p, &mut to_server, || ());
                 }
             }

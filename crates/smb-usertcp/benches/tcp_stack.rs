@@ -25,21 +25,10 @@ use std::time::Duration;
 
 use smb_usertcp::smoltcp::socket::tcp;
 use smb_usertcp::smoltcp::time::Instant;
-use smb_usertcp::{Egress, FlowId, FlowKey, LinkAddr, StackConfig, TcpStack};
+use smb_usertcp::{Egress, FlowId, FlowKey, LinkAddr, PacketQueue, StackConfig, TcpStack};
 
 const SEGMENTS: usize = 20_000;
 const BUDGET: Duration = Duration::from_secs(3);
-
-#[derive(Default)]
-struct Queue(Vec<Vec<u8>>);
-
-impl Egress for Queue {
-    fn buffer(&mut self, _: LinkAddr, len: usize) -> Option<&mut [u8]> {
-        self.0.push(vec![0; len]);
-        self.0.last_mut().map(|p| &mut p[..])
-    }
-    fn commit(&mut self, _: LinkAddr, _: usize) {}
-}
 
 /// Keeps nothing (the server's ACKs are not needed by the measurement).
 struct Sink;
@@ -72,8 +61,8 @@ fn open(n: usize, buffer: usize) -> Lab {
     scfg.tx_buffer = buffer;
     let mut client = TcpStack::new(ccfg, now).unwrap();
     let mut server = TcpStack::new(scfg, now).unwrap();
-    let mut to_server = Queue::default();
-    let mut to_client = Queue::default();
+    let mut to_server = PacketQueue::default();
+    let mut to_client = PacketQueue::default();
     let mut conns = Vec::with_capacity(n);
     let remote = SocketAddrV4::new(SERVER, 445);
     for i in 0..n {
@@ -82,11 +71,11 @@ fn open(n: usize, buffer: usize) -> Lab {
             .connect(now, local, remote, [0; 6], &mut to_server, ())
             .unwrap();
         conns.push(id);
-        while !to_server.0.is_empty() || !to_client.0.is_empty() {
-            for p in std::mem::take(&mut to_server.0) {
+        while !to_server.packets.is_empty() || !to_client.packets.is_empty() {
+            for p in std::mem::take(&mut to_server.packets) {
                 server.ingress(now, [0; 6], &p, &mut to_client, || ());
             }
-            for p in std::mem::take(&mut to_client.0) {
+            for p in std::mem::take(&mut to_client.packets) {
                 client.ingress(now, [0; 6], &p, &mut to_server, || ());
             }
         }
@@ -117,15 +106,15 @@ fn next_segment(lab: &mut Lab, rng: &mut u64) -> (Vec<u8>, FlowKey) {
         .socket_mut()
         .send_slice(b"x")
         .unwrap();
-    let mut q = Queue::default();
+    let mut q = PacketQueue::default();
     lab.client.poll(lab.now, id, &mut q);
-    assert_eq!(q.0.len(), 1);
+    assert_eq!(q.packets.len(), 1);
     // The server's key is the client's turned around.
     let server_key = FlowKey {
         remote: key.local,
         local: key.remote,
     };
-    (q.0.pop().unwrap(), server_key)
+    (q.packets.pop().unwrap(), server_key)
 }
 
 struct Timing {

@@ -205,6 +205,23 @@ impl<E: Egress> phy::Device for OnePacket<'_, E> {
     }
 }
 
+/// An [`Egress`] that keeps every packet it is given, in order, each in
+/// a `Vec` of its own: two stacks joined in memory (tests, benchmarks,
+/// simulations) pass each other's `packets` to `ingress`.
+#[derive(Debug, Default)]
+pub struct PacketQueue {
+    /// The packets sent, oldest first.
+    pub packets: Vec<Vec<u8>>,
+}
+
+impl Egress for PacketQueue {
+    fn buffer(&mut self, _: LinkAddr, len: usize) -> Option<&mut [u8]> {
+        self.packets.push(vec![0; len]);
+        self.packets.last_mut().map(|p| &mut p[..])
+    }
+    fn commit(&mut self, _: LinkAddr, _: usize) {}
+}
+
 /// An [`Egress`] that keeps nothing (to build the interface).
 pub(crate) struct Discard;
 

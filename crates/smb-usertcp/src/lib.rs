@@ -24,7 +24,7 @@ mod isn;
 mod stack;
 mod timers;
 
-pub use device::Egress;
+pub use device::{Egress, PacketQueue};
 pub use flow::{FlowKey, SegmentInfo};
 pub use smoltcp;
 pub use stack::{Flow, FlowId, Ingress, StackConfig, StackStats, TcpStack, TIME_WAIT};

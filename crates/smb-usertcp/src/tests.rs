@@ -8,18 +8,8 @@ use smoltcp::time::{Duration, Instant};
 
 use crate::{Egress, FlowId, Ingress, LinkAddr, StackConfig, TcpStack};
 
-#[derive(Default)]
-struct Wire {
-    packets: Vec<Vec<u8>>,
-}
-
-impl Egress for Wire {
-    fn buffer(&mut self, _: LinkAddr, len: usize) -> Option<&mut [u8]> {
-        self.packets.push(vec![0; len]);
-        self.packets.last_mut().map(|p| &mut p[..])
-    }
-    fn commit(&mut self, _: LinkAddr, _: usize) {}
-}
+/// One direction of the in-memory link.
+type Wire = crate::PacketQueue;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
@@ -96,6 +86,17 @@ impl Pair {
     }
 }
 
+/// Everything flow `id` of `stack` has received and not yet read.
+fn received<T>(stack: &mut TcpStack<T>, id: FlowId) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let sock = stack.flow_mut(id).expect("the flow").socket_mut();
+    while let Ok(n @ 1..) = sock.recv_slice(&mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
 #[test]
 fn a_connection_opens_carries_bytes_both_ways_and_closes_through_the_hash() {
     let mut p = Pair::new();
@@ -124,15 +125,7 @@ fn a_connection_opens_carries_bytes_both_ways_and_closes_through_the_hash() {
     assert_eq!(n, 5);
     p.client.poll(p.now, c, &mut p.to_server);
     p.run();
-    let mut buf = [0u8; 16];
-    let got = p
-        .server
-        .flow_mut(s)
-        .unwrap()
-        .socket_mut()
-        .recv_slice(&mut buf)
-        .unwrap();
-    assert_eq!(&buf[..got], b"hello");
+    assert_eq!(received(&mut p.server, s), b"hello");
     assert!(!p.server.flow(s2).unwrap().socket().can_recv());
     p.server
         .flow_mut(s2)
@@ -142,14 +135,7 @@ fn a_connection_opens_carries_bytes_both_ways_and_closes_through_the_hash() {
         .unwrap();
     p.server.poll(p.now, s2, &mut p.to_client);
     p.run();
-    let got = p
-        .client
-        .flow_mut(c2)
-        .unwrap()
-        .socket_mut()
-        .recv_slice(&mut buf)
-        .unwrap();
-    assert_eq!(&buf[..got], b"pong");
+    assert_eq!(received(&mut p.client, c2), b"pong");
 
     // Close from the client; the server sees the FIN, closes too.
     p.client.flow_mut(c).unwrap().socket_mut().close();
@@ -391,15 +377,7 @@ fn forged_segments_are_dropped_or_answered_per_rfc_9293_and_harm_no_connection()
 
     // The genuine segment still lands, once, in its own connection only.
     feed(&mut p, &good);
-    let mut buf = [0u8; 8];
-    let n = p
-        .server
-        .flow_mut(s)
-        .unwrap()
-        .socket_mut()
-        .recv_slice(&mut buf)
-        .unwrap();
-    assert_eq!(&buf[..n], b"abc");
+    assert_eq!(received(&mut p.server, s), b"abc");
     assert!(!p.server.flow(s2).unwrap().socket().can_recv());
     assert_eq!(p.server.len(), 2);
     let _ = c2;
@@ -492,21 +470,7 @@ fn with_no_room_to_send_tcp_holds_its_data_and_sends_it_once_room_returns() {
     assert!(!p.server.has_blocked());
     p.to_client.packets.append(&mut tight.wire.packets);
     p.run();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = p
-        .client
-        .flow_mut(c)
-        .unwrap()
-        .socket_mut()
-        .recv_slice(&mut buf)
-    {
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert_eq!(got, vec![7u8; 3000]);
+    assert_eq!(received(&mut p.client, c), vec![7u8; 3000]);
 }
 
 mod defence;

@@ -9,7 +9,7 @@ use smb_session::wheel::{TimerKey, TimerWheel};
 use smoltcp::socket::tcp::State;
 use smoltcp::time::{Duration, Instant};
 
-use super::{fix_checksums, seq_of, Pair, Wire, CLIENT, SERVER};
+use super::{fix_checksums, received, seq_of, Pair, Wire, CLIENT, SERVER};
 use crate::{FlowKey, Ingress, StackConfig, TcpStack, TimerHost};
 
 /// A SYN from `src:port` to the server's port 445 (RFC 9293 section 3.1),
@@ -541,18 +541,7 @@ fn an_idle_connection_is_parked_and_restored_without_its_peer_noticing() {
         }
         p.server.poll(p.now, s, &mut p.to_client);
         p.run();
-        while let Ok(n) = p
-            .client
-            .flow_mut(c)
-            .unwrap()
-            .socket_mut()
-            .recv_slice(&mut buf)
-        {
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
+        got.extend_from_slice(&received(&mut p.client, c));
         p.client.poll(p.now, c, &mut p.to_server);
         settle(&mut p, Duration::from_millis(20));
         if got.len() == big.len() {
@@ -573,14 +562,7 @@ fn an_idle_connection_is_parked_and_restored_without_its_peer_noticing() {
         .unwrap();
     p.server.poll(p.now, s, &mut p.to_client);
     p.run();
-    let n = p
-        .client
-        .flow_mut(c)
-        .unwrap()
-        .socket_mut()
-        .recv_slice(&mut buf)
-        .unwrap();
-    assert_eq!(&buf[..n], b"push");
+    assert_eq!(received(&mut p.client, c), b"push");
     assert_eq!(
         p.client.flow(c).unwrap().socket().state(),
         State::Established

@@ -172,11 +172,8 @@ fn run(
             }
         }
         let stopping = stop_by.is_some();
-        // Send due ECHOs.
-        for p in probes.iter_mut() {
-            if stopping {
-                break;
-            }
+        // Send due ECHOs (none once stopping).
+        for p in probes.iter_mut().filter(|_| !stopping) {
             if !p.ready {
                 // Not measuring yet: keep the schedule moving.
                 while p.next <= now {

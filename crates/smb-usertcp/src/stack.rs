@@ -431,11 +431,11 @@ fn poll_flow<T, E: Egress>(
         sent: Some(&mut flow.sent),
     };
     iface.poll(now, &mut dev, &mut flow.set);
+    let st1 = flow.set.get::<tcp::Socket<'_>>(flow.handle).state();
     if flow.sent.acks != acks0 {
         flow.rcv_nxt = flow.sent.ack;
     } else if let Some(n) = flow.rcv_nxt {
         let sock = flow.set.get::<tcp::Socket<'_>>(flow.handle);
-        let st1 = sock.state();
         let fin = matches!(
             st0,
             tcp::State::SynReceived
@@ -449,7 +449,6 @@ fn poll_flow<T, E: Egress>(
         let grew = sock.recv_queue().saturating_sub(q0) as u32;
         flow.rcv_nxt = Some(n.wrapping_add(grew).wrapping_add(u32::from(fin)));
     }
-    let st1 = flow.set.get::<tcp::Socket<'_>>(flow.handle).state();
     let open = !matches!(
         st0,
         tcp::State::Closed | tcp::State::Listen | tcp::State::SynSent | tcp::State::TimeWait
@@ -1007,16 +1006,15 @@ impl<T> TcpStack<T> {
             return Ingress::Dropped;
         }
         self.last_now = now;
-        if let Some(&index) = self.by_key.get(&seg.key) {
-            if self.flows[index].time_wait != TimeWait::No {
-                match self.time_wait_segment(index, &seg, link, now, egress) {
-                    TimeWaitSegment::Done(ingress) => return ingress,
-                    // Gone: the SYN opens a new connection below.
-                    TimeWaitSegment::Reopen => {}
-                }
+        let mut known = self.by_key.get(&seg.key).copied();
+        if let Some(index) = known.filter(|&i| self.flows[i].time_wait != TimeWait::No) {
+            match self.time_wait_segment(index, &seg, link, now, egress) {
+                TimeWaitSegment::Done(ingress) => return ingress,
+                // Gone: the SYN opens a new connection below.
+                TimeWaitSegment::Reopen => known = None,
             }
         }
-        if let Some(&index) = self.by_key.get(&seg.key) {
+        if let Some(index) = known {
             if self.flows[index].parked {
                 self.unpark(index, now);
             }
